@@ -1,0 +1,50 @@
+"""The LLM providers the product supports, as OpenClaw sees them (pure data, no I/O).
+
+This is the single table of provider ids, display names and the environment variable OpenClaw reads
+each provider's key from. ``controlplane.byok`` builds its validation catalog on top of it; the
+OpenClaw config generator refers to keys only through these variable names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: str  # OpenClaw provider id and model-ref prefix ("anthropic" in "anthropic/claude-...")
+    display_name: str
+    env_var: str  # the variable OpenClaw reads the key from (pushed as a Fly app secret)
+
+
+PROVIDERS: dict[str, Provider] = {
+    p.id: p
+    for p in (
+        Provider("anthropic", "Anthropic", "ANTHROPIC_API_KEY"),
+        Provider("openai", "OpenAI", "OPENAI_API_KEY"),
+        Provider("google", "Google Gemini", "GEMINI_API_KEY"),
+        Provider("groq", "Groq", "GROQ_API_KEY"),
+        Provider("openrouter", "OpenRouter", "OPENROUTER_API_KEY"),
+        Provider("mistral", "Mistral", "MISTRAL_API_KEY"),
+        Provider("deepseek", "DeepSeek", "DEEPSEEK_API_KEY"),
+        Provider("moonshot", "Moonshot (Kimi)", "MOONSHOT_API_KEY"),
+        Provider("minimax", "MiniMax", "MINIMAX_API_KEY"),
+        Provider("cohere", "Cohere", "COHERE_API_KEY"),
+        Provider("xai", "xAI", "XAI_API_KEY"),
+    )
+}
+
+PROVIDER_IDS: tuple[str, ...] = tuple(PROVIDERS)
+
+
+def get_provider(provider_id: str) -> Provider:
+    """The provider with this id; ``KeyError`` naming the known ids otherwise."""
+    try:
+        return PROVIDERS[provider_id]
+    except KeyError:
+        raise KeyError(
+            f"unknown provider {provider_id!r}; known: {', '.join(PROVIDER_IDS)}"
+        ) from None
+
+
+__all__ = ["PROVIDERS", "PROVIDER_IDS", "Provider", "get_provider"]

@@ -1,0 +1,476 @@
+"""Typed SQLAlchemy 2 ORM models: the control plane's whole schema.
+
+Desired state lives on :class:`Tenant` (plan, billing, lifecycle, ``desired_rev`` ...); what was last
+seen on Fly lives on :class:`FlyResources`. No column ever holds a plaintext secret: secrets are vault
+ciphertexts in :class:`Secret`, and every other table carries only display metadata (last four
+characters, keyed fingerprint). ``__repr__`` of every model prints ids only.
+
+Schema changes go through a new Alembic migration (``controlplane/db/migrations/versions``); the test
+suite runs ``alembic check`` against both SQLite and PostgreSQL to catch drift.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    """A new opaque row id (UUID4 hex, 32 chars)."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use timezone-aware UTC datetimes")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
+
+    def __repr__(self) -> str:  # ids only: never any column that could hold sensitive data
+        pk = ",".join(str(getattr(self, c.key, "?")) for c in self.__mapper__.primary_key)
+        return f"<{type(self).__name__} {pk}>"
+
+
+# ----------------------------------------------------------------------------------------------
+# Enumerations (stored as strings with a CHECK constraint on every backend)
+
+
+class LifecycleState(str, enum.Enum):
+    pending = "pending"  # paid, no usable model credential yet
+    provisioning = "provisioning"
+    running = "running"
+    sleeping = "sleeping"  # auto-stopped by Fly, wakes on traffic
+    stopped = "stopped"
+    deprovisioning = "deprovisioning"
+    gone = "gone"
+
+
+class DesiredPower(str, enum.Enum):
+    """Whether the tenant's agent should be running, stopped or gone."""
+
+    running = "running"
+    stopped = "stopped"
+    gone = "gone"
+
+
+class BillingStatus(str, enum.Enum):
+    """Stripe subscription statuses (plus ``none`` before the first checkout)."""
+
+    none = "none"
+    trialing = "trialing"
+    active = "active"
+    past_due = "past_due"
+    unpaid = "unpaid"
+    canceled = "canceled"
+    incomplete = "incomplete"
+    incomplete_expired = "incomplete_expired"
+    paused = "paused"
+
+
+class RoutingStrategy(str, enum.Enum):
+    aggressive = "aggressive"  # cheapest that will do
+    balanced = "balanced"
+    quality_first = "quality_first"
+
+
+class KeyVerdict(str, enum.Enum):
+    """The one verdict vocabulary for provider key checks."""
+
+    ok = "ok"
+    invalid_key = "invalid_key"
+    revoked_or_blocked = "revoked_or_blocked"
+    no_credit = "no_credit"
+    spend_limit = "spend_limit"
+    permission = "permission"
+    rate_limited = "rate_limited"
+    overloaded = "overloaded"
+    unknown = "unknown"
+
+
+class KeyStatus(str, enum.Enum):
+    """What the control plane makes of a stored key."""
+
+    usable = "usable"  # verdict ok
+    warning = "warning"  # stored, but no_credit / spend_limit
+    unverified = "unverified"  # transient verdict at save time: re-checked later
+    broken = "broken"  # a later check found it invalid / revoked / without permission
+
+
+class BannerKind(str, enum.Enum):
+    key_invalid = "key_invalid"
+    key_no_credit = "key_no_credit"
+    key_missing = "key_missing"
+    agent_down = "agent_down"
+    agent_crashlooping = "agent_crashlooping"
+    grace_period_ending = "grace_period_ending"
+    payment_failed = "payment_failed"
+
+
+class UsageService(str, enum.Enum):
+    web_search = "web_search"
+    browser_minutes = "browser_minutes"
+    email = "email"
+    phone_minutes = "phone_minutes"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        validate_strings=True,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Tenants and their desired state
+
+
+class Tenant(Base):
+    """One end user: the desired state of their agent."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    external_id: Mapped[str] = mapped_column(String(255), unique=True)
+    plan: Mapped[str] = mapped_column(String(64))
+    billing_status: Mapped[BillingStatus] = mapped_column(
+        _enum(BillingStatus, "billing_status"), default=BillingStatus.none
+    )
+    lifecycle_state: Mapped[LifecycleState] = mapped_column(
+        _enum(LifecycleState, "lifecycle_state"), default=LifecycleState.pending, index=True
+    )
+    desired_power: Mapped[DesiredPower] = mapped_column(
+        _enum(DesiredPower, "desired_power"), default=DesiredPower.running
+    )
+    desired_rev: Mapped[int] = mapped_column(Integer, default=1)
+    region: Mapped[str] = mapped_column(String(16))
+    image_pin: Mapped[str | None] = mapped_column(String(512))
+    model_preference: Mapped[str | None] = mapped_column(String(255))
+    routing_strategy: Mapped[RoutingStrategy] = mapped_column(
+        _enum(RoutingStrategy, "routing_strategy"), default=RoutingStrategy.balanced
+    )
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    billing_grace_until: Mapped[datetime | None]
+    key_grace_until: Mapped[datetime | None]
+    parked_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint("desired_rev >= 1", name="desired_rev_positive"),)
+
+    provider_keys: Mapped[list[ProviderKey]] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan", passive_deletes=True
+    )
+    channels: Mapped[list[Channel]] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan", passive_deletes=True
+    )
+    fly: Mapped[FlyResources | None] = relationship(
+        back_populates="tenant", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Secret(Base):
+    """One vault ciphertext, bound (by AEAD associated data) to its tenant and name.
+
+    ``value`` is the whole stored form ``v1:<key_id>:<base64(nonce|ciphertext|tag)>``; ``key_id`` is
+    duplicated in its own column so rotation can find rows not yet on the primary key, and
+    ``version`` increases on every write so rotation can compare-and-swap.
+    """
+
+    __tablename__ = "secrets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(32), index=True)
+    value: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+
+class ProviderKey(Base):
+    """A tenant's BYOK key for one provider: display metadata and health; ciphertext in Secret."""
+
+    __tablename__ = "provider_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    secret_id: Mapped[str] = mapped_column(ForeignKey("secrets.id", ondelete="CASCADE"), unique=True)
+    last4: Mapped[str] = mapped_column(String(4))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    verdict: Mapped[KeyVerdict] = mapped_column(_enum(KeyVerdict, "key_verdict"))
+    status: Mapped[KeyStatus] = mapped_column(_enum(KeyStatus, "key_status"))
+    message: Mapped[str | None] = mapped_column(Text)
+    region: Mapped[str | None] = mapped_column(String(16))  # Moonshot / MiniMax regional keys
+    last_checked_at: Mapped[datetime | None]
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "provider"),
+        CheckConstraint("consecutive_failures >= 0", name="failures_non_negative"),
+    )
+
+    tenant: Mapped[Tenant] = relationship(back_populates="provider_keys")
+
+
+class Channel(Base):
+    """A chat channel the tenant connected (telegram, discord, slack ...). Tokens live in Secret."""
+
+    __tablename__ = "channels"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(32))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # non-secret options only
+    secret_id: Mapped[str | None] = mapped_column(ForeignKey("secrets.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "kind"),)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="channels")
+
+
+# ----------------------------------------------------------------------------------------------
+# What exists on Fly (observed state)
+
+
+class FlyResources(Base):
+    """The tenant's Fly app, volume and machine, and what was last applied/observed.
+
+    Ids are written the moment Fly returns them (invariant 1). ``machine_create_tag`` is the unique
+    metadata tag of an in-flight create (invariant 2). ``pending_destroy`` records what a two-phase
+    destroy is deleting (invariant 3).
+    """
+
+    __tablename__ = "fly_resources"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    app_name: Mapped[str | None] = mapped_column(String(63), unique=True)
+    volume_id: Mapped[str | None] = mapped_column(String(64))
+    machine_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    instance_id: Mapped[str | None] = mapped_column(String(64))
+    machine_create_tag: Mapped[str | None] = mapped_column(String(64))
+    observed_rev: Mapped[int] = mapped_column(Integer, default=0)
+    config_hash: Mapped[str | None] = mapped_column(String(64))
+    secrets_version: Mapped[int | None] = mapped_column(BigInteger)
+    secrets_digest: Mapped[str | None] = mapped_column(String(64))
+    observed_state: Mapped[str | None] = mapped_column(String(32))
+    observed_at: Mapped[datetime | None]
+    image_ref: Mapped[str | None] = mapped_column(String(512))
+    pending_destroy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    tenant: Mapped[Tenant] = relationship(back_populates="fly")
+
+
+# ----------------------------------------------------------------------------------------------
+# The reconcile queue: tenant keys, not events
+
+
+class ReconcileItem(Base):
+    """One tenant waiting for (or in) reconciliation.
+
+    Marking a tenant that is already waiting is a no-op; marking one that is being reconciled sets
+    ``requeue`` so it is looked at again once the current run ends. A claim takes a lease
+    (``lease_owner``/``lease_expires_at``); terminal writes are conditional on still holding it.
+    """
+
+    __tablename__ = "reconcile_queue"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requeue: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    parked_reason: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_reconcile_queue_due", "parked_reason", "run_after"),)
+
+
+# ----------------------------------------------------------------------------------------------
+# Billing, dashboard, audit
+
+
+class StripeEvent(Base):
+    """A Stripe webhook event seen once (dedupe on ``id``)."""
+
+    __tablename__ = "stripe_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(128))
+    created: Mapped[int] = mapped_column(BigInteger)  # Stripe's event.created (unix seconds)
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="SET NULL"), index=True
+    )
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Banner(Base):
+    """A dashboard banner for a tenant. Raised after several consecutive bad observations and
+    cleared automatically once the cause is gone (``cleared_at`` set; the row is reused)."""
+
+    __tablename__ = "banners"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    kind: Mapped[BannerKind] = mapped_column(_enum(BannerKind, "banner_kind"))
+    message: Mapped[str] = mapped_column(Text, default="")
+    consecutive_bad: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    raised_at: Mapped[datetime | None]
+    cleared_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("tenant_id", "kind"),)
+
+
+class Announcement(Base):
+    """A message for the dashboard (e.g. "your plan moved to pro"); ``tenant_id`` NULL = everyone."""
+
+    __tablename__ = "announcements"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(255))  # e.g. "migration:<id>"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dismissed_at: Mapped[datetime | None]
+
+
+class AuditLog(Base):
+    """Every state transition: who, what, why, before/after. Never secrets (see audit.py)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(32), index=True)  # kept after tenant deletion
+    actor: Mapped[str] = mapped_column(String(128))  # webhook, api, cli:<user>, worker, poller
+    action: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ServiceUsage(Base):
+    """Monthly counter of one metered service for one tenant."""
+
+    __tablename__ = "service_usage"
+
+    tenant_id: Mapped[str] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    service: Mapped[UsageService] = mapped_column(_enum(UsageService, "usage_service"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)  # "YYYY-MM" (UTC)
+    used: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint("used >= 0", name="used_non_negative"),)
+
+
+__all__ = [
+    "Announcement",
+    "AuditLog",
+    "Banner",
+    "BannerKind",
+    "Base",
+    "BillingStatus",
+    "Channel",
+    "DesiredPower",
+    "FlyResources",
+    "KeyStatus",
+    "KeyVerdict",
+    "LifecycleState",
+    "ProviderKey",
+    "ReconcileItem",
+    "RoutingStrategy",
+    "Secret",
+    "ServiceUsage",
+    "StripeEvent",
+    "Tenant",
+    "UsageService",
+    "new_id",
+    "utcnow",
+]

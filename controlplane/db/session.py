@@ -1,0 +1,103 @@
+"""Async engine and sessions for SQLite (embedded default) and PostgreSQL.
+
+SQLite connections get WAL journaling, a busy timeout and foreign keys on. PostgreSQL uses asyncpg
+with a bounded pool. :class:`Database` is what the API, the CLI and the workers hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from controlplane.db.urls import is_sqlite, normalise_database_url
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (the driver's implicit deferred BEGIN is
+    # disabled), and set the pragmas outside any transaction.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def create_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    pg_schema: str | None = None,
+) -> AsyncEngine:
+    """Create the async engine for ``url``.
+
+    ``pg_schema`` pins PostgreSQL's ``search_path`` (tests isolate each test in its own schema).
+    """
+    url = normalise_database_url(url)
+    if is_sqlite(url):
+        engine = create_async_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        # Take the write lock when a transaction begins, so two writers never deadlock upgrading
+        # shared locks ("database is locked"); WAL keeps readers outside transactions unblocked and
+        # the busy timeout makes a second writer wait instead of failing.
+        event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if pg_schema:
+        connect_args["server_settings"] = {"search_path": pg_schema}
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
+
+
+def _sqlite_begin_immediate(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """An engine plus a session factory. ``async with db.transaction() as s:`` commits or rolls back."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, expire_on_commit=False, class_=AsyncSession)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Database:
+        return cls(create_engine(url, **kwargs))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+__all__ = ["Database", "create_engine", "SQLITE_BUSY_TIMEOUT_MS"]

@@ -1,0 +1,309 @@
+"""Control-plane settings (pydantic-settings, prefix ``CP_``, optional ``.env`` file).
+
+Every setting is documented in the README's configuration table. Secret settings are ``SecretStr``
+and never printed: ``repr()`` shows ``**********`` and :meth:`Settings.public_view` masks them.
+A missing or malformed setting fails at start-up with :class:`SettingsError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from agents_config.providers import PROVIDER_IDS
+
+ENV_PREFIX = "CP_"
+
+#: Provider ids with an overridable validation base URL (``CP_<ID>_BASE_URL``).
+#: (re-exported from agents_config.providers, the single provider table)
+
+
+class SettingsError(RuntimeError):
+    """Raised when the configuration is missing or malformed. The message names each variable."""
+
+
+def _default_database_url() -> str:
+    return f"sqlite+aiosqlite:///{Path.cwd() / 'controlplane.db'}"
+
+
+def parse_key_ring(raw: str) -> list[tuple[str, bytes]]:
+    """Parse ``"k2:<base64>,k1:<base64>"`` into ``[(key_id, 32 bytes), ...]``; the first is primary.
+
+    Errors never include key material, only positions and key ids.
+    """
+    entries: list[tuple[str, bytes]] = []
+    seen: set[str] = set()
+    parts = [p.strip() for p in raw.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("the key ring is empty; expected 'id:<base64 32 bytes>[,id:<base64>...]'")
+    for position, part in enumerate(parts, start=1):
+        key_id, sep, b64 = part.partition(":")
+        key_id = key_id.strip()
+        if not sep or not key_id:
+            raise ValueError(f"entry {position} is not 'id:<base64>'")
+        if not key_id.replace("-", "").replace("_", "").isalnum() or len(key_id) > 32:
+            raise ValueError(
+                f"entry {position}: key id must be 1-32 letters, digits, '-' or '_'"
+            )
+        if key_id in seen:
+            raise ValueError(f"entry {position}: key id {key_id!r} appears twice")
+        try:
+            material = base64.b64decode(b64.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"entry {position} (key id {key_id!r}) is not valid base64") from None
+        if len(material) != 32:
+            raise ValueError(
+                f"entry {position} (key id {key_id!r}) must decode to 32 bytes for AES-256, "
+                f"got {len(material)}"
+            )
+        seen.add(key_id)
+        entries.append((key_id, material))
+    return entries
+
+
+class Settings(BaseSettings):
+    """All settings of the control plane. See README "Configuration"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        hide_input_in_errors=True,
+    )
+
+    # --- database ---------------------------------------------------------------------------
+    database_url: str = Field(
+        default_factory=_default_database_url,
+        description="SQLAlchemy URL. sqlite:///file.db (default: ./controlplane.db) or "
+        "postgresql://user@host/db; drivers are chosen automatically (aiosqlite, asyncpg).",
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement (debugging).")
+    database_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL pool size.")
+
+    # --- vault -----------------------------------------------------------------------------
+    vault_keys: SecretStr | None = Field(
+        default=None,
+        description="Key ring 'k2:<base64>,k1:<base64>': AES-256 keys, the first is primary, the "
+        "others decrypt-only. Generate one with `controlplane keys generate`.",
+    )
+    vault_fingerprint_key: SecretStr | None = Field(
+        default=None,
+        description="base64 32-byte HMAC key for key fingerprints. Set it so fingerprints stay "
+        "stable across key rotations; if unset it is derived from the primary vault key.",
+    )
+
+    # --- Fly -------------------------------------------------------------------------------
+    fly_api_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.machines.dev"),
+        description="Fly Machines API base URL (without /v1), or the emulator's URL.",
+    )
+    fly_api_token: SecretStr | None = Field(
+        default=None, description="Fly org token (FlyV1 macaroon or legacy Bearer token)."
+    )
+    fly_org: str = Field(default="personal", min_length=1, description="Fly organisation slug.")
+    fly_default_region: str = Field(default="iad", min_length=3, description="Default region.")
+    fly_app_prefix: str = Field(
+        default="oc-",
+        pattern=r"^[a-z][a-z0-9-]{0,19}$",
+        description="Prefix of per-tenant Fly app names.",
+    )
+    fly_max_concurrency: int = Field(
+        default=32, ge=1, le=512, description="Global cap on in-flight Fly API calls."
+    )
+
+    # --- plans, billing, API ---------------------------------------------------------------
+    plan_catalog: Path | None = Field(
+        default=None,
+        description="Path to a plan catalog TOML; default: the catalog shipped with the package.",
+    )
+    stripe_secret_key: SecretStr | None = Field(default=None, description="Stripe API key.")
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="Stripe webhook endpoint secret (whsec_...)."
+    )
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated service tokens accepted by the dashboard API.",
+    )
+
+    # --- BYOK provider base URL overrides (CP_<PROVIDER>_BASE_URL) --------------------------
+    anthropic_base_url: AnyHttpUrl | None = None
+    openai_base_url: AnyHttpUrl | None = None
+    google_base_url: AnyHttpUrl | None = None
+    groq_base_url: AnyHttpUrl | None = None
+    openrouter_base_url: AnyHttpUrl | None = None
+    mistral_base_url: AnyHttpUrl | None = None
+    deepseek_base_url: AnyHttpUrl | None = None
+    moonshot_base_url: AnyHttpUrl | None = None
+    minimax_base_url: AnyHttpUrl | None = None
+    cohere_base_url: AnyHttpUrl | None = None
+    xai_base_url: AnyHttpUrl | None = None
+    provider_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="Timeout of one provider key-validation call."
+    )
+
+    # --- logging ---------------------------------------------------------------------------
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_format: str = Field(
+        default="auto", description="auto (JSON unless on a terminal), json or console."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        from controlplane.db.urls import normalise_database_url
+
+        return normalise_database_url(value)
+
+    @field_validator("vault_keys")
+    @classmethod
+    def _check_vault_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_key_ring(value.get_secret_value())
+        return value
+
+    @field_validator("vault_fingerprint_key")
+    @classmethod
+    def _check_fingerprint_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                raw = base64.b64decode(value.get_secret_value(), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("must be base64") from None
+            if len(raw) < 32:
+                raise ValueError("must decode to at least 32 bytes")
+        return value
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _check_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for i, token in enumerate(value, start=1):
+            if len(token.get_secret_value()) < 16:
+                raise ValueError(f"token {i} is shorter than 16 characters")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return upper
+
+    @field_validator("log_format")
+    @classmethod
+    def _check_format(cls, value: str) -> str:
+        if value not in {"auto", "json", "console"}:
+            raise ValueError("must be auto, json or console")
+        return value
+
+    @field_validator("plan_catalog")
+    @classmethod
+    def _check_catalog(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    # ----------------------------------------------------------------------------------------
+    def key_ring(self) -> list[tuple[str, bytes]]:
+        """The parsed vault key ring; raises :class:`SettingsError` naming CP_VAULT_KEYS if unset."""
+        if self.vault_keys is None:
+            raise SettingsError(
+                "CP_VAULT_KEYS is not set: the vault needs a key ring "
+                "(generate one with `controlplane keys generate`)"
+            )
+        return parse_key_ring(self.vault_keys.get_secret_value())
+
+    def provider_base_url(self, provider: str) -> str | None:
+        """The operator's base URL override for ``provider``, if any."""
+        if provider not in PROVIDER_IDS:
+            raise KeyError(provider)
+        value = getattr(self, f"{provider}_base_url")
+        return str(value).rstrip("/") if value is not None else None
+
+    def public_view(self) -> dict[str, str]:
+        """Every setting as ``CP_NAME -> display string``, secrets masked. Safe to print."""
+        view: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            env = f"{ENV_PREFIX}{name.upper()}"
+            if isinstance(value, SecretStr):
+                view[env] = "(set, hidden)"
+            elif isinstance(value, list) and value and isinstance(value[0], SecretStr):
+                view[env] = f"({len(value)} set, hidden)"
+            elif value is None or value == []:
+                view[env] = "(unset)"
+            elif name == "database_url":
+                from controlplane.db.urls import redact_database_url
+
+                view[env] = redact_database_url(value)
+            else:
+                view[env] = str(value)
+        return view
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = err.get("loc") or ()
+        field = str(loc[0]) if loc else "?"
+        env = f"{ENV_PREFIX}{field.upper()}"
+        msg = err.get("msg", "invalid")
+        lines.append(f"{env}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build :class:`Settings` from the environment (and ``.env``), turning validation errors into
+    one :class:`SettingsError` that names every bad variable and never echoes its value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_format_validation_error(exc)) from None
+    except json.JSONDecodeError as exc:  # malformed complex value in the environment
+        raise SettingsError(f"invalid configuration: {exc.msg}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, loaded once."""
+    return load_settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests, or after changing the environment)."""
+    get_settings.cache_clear()
+
+
+__all__ = [
+    "ENV_PREFIX",
+    "PROVIDER_IDS",
+    "Settings",
+    "SettingsError",
+    "get_settings",
+    "load_settings",
+    "parse_key_ring",
+    "reset_settings_cache",
+]
+
