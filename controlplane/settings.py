@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     # --- database ---------------------------------------------------------------------------
     database_url: str = Field(
         default_factory=_default_database_url,
+        repr=False,  # may carry a password; public_view() shows it redacted
         description="SQLAlchemy URL. sqlite:///file.db (default: ./controlplane.db) or "
         "postgresql://user@host/db; drivers are chosen automatically (aiosqlite, asyncpg).",
     )
@@ -200,7 +201,7 @@ class Settings(BaseSettings):
     def _check_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
         for i, token in enumerate(value, start=1):
             if len(token.get_secret_value()) < 16:
-                raise ValueError(f"token {i} is shorter than 16 characters")
+                raise ValueError(f"token number {i} must have at least 16 characters")
         return value
 
     @field_validator("log_level")

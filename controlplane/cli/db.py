@@ -1,0 +1,39 @@
+"""``controlplane db ...``: schema migrations."""
+
+from __future__ import annotations
+
+import typer
+
+from controlplane.cli._common import console, settings
+from controlplane.db import migrate
+from controlplane.db.urls import redact_database_url
+
+db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def upgrade(revision: str = typer.Option("head", help="Target revision.")) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    s = settings()
+    migrate.upgrade(s.database_url, revision)
+    console.print(f"database {redact_database_url(s.database_url)} is at revision {revision}")
+
+
+@db_app.command("downgrade")
+def downgrade(revision: str = typer.Option(..., help="Target revision ('base' = empty).")) -> None:
+    """Revert migrations down to REVISION."""
+    s = settings()
+    migrate.downgrade(s.database_url, revision)
+    console.print(f"database {redact_database_url(s.database_url)} downgraded to {revision}")
+
+
+@db_app.command("check")
+def check() -> None:
+    """Fail if the models and the migrations disagree (schema drift)."""
+    s = settings()
+    migrate.check(s.database_url)
+    console.print("no drift between models and migrations")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")

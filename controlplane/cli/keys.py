@@ -1,0 +1,96 @@
+"""``controlplane keys ...``: vault keys (generate, status, rotate)."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from controlplane.cli._common import console, run, settings
+from controlplane.vault import Vault, format_key_ring_entry, generate_key
+
+keys_app = typer.Typer(help="Vault key ring: generate keys, see usage, rotate.", no_args_is_help=True)
+
+
+@keys_app.command("generate")
+def generate(
+    key_id: str = typer.Option("k1", "--id", help="Key id to prefix the key with."),
+) -> None:
+    """Print a new AES-256 key as a key-ring entry 'ID:<base64>' (to put in CP_VAULT_KEYS)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", key_id):
+        raise typer.BadParameter("must be 1-32 letters, digits, '-' or '_'", param_hint="--id")
+    typer.echo(format_key_ring_entry(key_id, generate_key()))
+
+
+@keys_app.command("status")
+def status() -> None:
+    """How many secrets each key protects; the primary key is marked."""
+    from controlplane.db.session import Database
+    from controlplane.rotation import count_by_key
+
+    s = settings()
+    vault = Vault.from_settings(s)
+
+    async def go() -> dict[str, int]:
+        db = Database.from_url(s.database_url)
+        try:
+            return await count_by_key(db)
+        finally:
+            await db.dispose()
+
+    counts = run(go())
+    table = Table(title="Secrets per vault key")
+    table.add_column("key id")
+    table.add_column("role")
+    table.add_column("secrets", justify="right")
+    for kid in sorted(set(vault.key_ids) | set(counts)):
+        role = "primary" if kid == vault.primary_key_id else ("decrypt-only" if kid in vault.key_ids else "MISSING")
+        table.add_row(kid, role, str(counts.get(kid, 0)))
+    console.print(table)
+
+
+@keys_app.command("rotate")
+def rotate(
+    batch_size: int = typer.Option(500, min=1, max=10_000, help="Rows per transaction."),
+) -> None:
+    """Re-encrypt every secret to the primary key (resumable; safe while API and workers run)."""
+    from controlplane.db.session import Database
+    from controlplane.rotation import count_not_on_primary, rotate_to_primary
+
+    s = settings()
+    vault = Vault.from_settings(s)
+
+    async def go() -> int:
+        db = Database.from_url(s.database_url)
+        try:
+            todo = await count_not_on_primary(db, vault)
+            with Progress(
+                TextColumn("re-encrypting to key [bold]{task.fields[kid]}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as bar:
+                task = bar.add_task("rotate", total=todo, kid=vault.primary_key_id)
+                report = await rotate_to_primary(
+                    db, vault, batch_size=batch_size, progress=lambda n: bar.advance(task, n)
+                )
+            console.print(
+                f"rewritten {report.rewritten}, skipped (changed concurrently) "
+                f"{report.skipped_concurrent}, failed {len(report.failed)}, "
+                f"still not on primary {report.remaining}"
+            )
+            for row_id in report.failed:
+                console.print(f"  could not decrypt secret row {row_id} (unknown key id or tampered)")
+            return 1 if report.remaining else 0
+        finally:
+            await db.dispose()
+
+    raise typer.Exit(run(go()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")
