@@ -15,6 +15,10 @@ class Provider:
     id: str  # OpenClaw provider id and model-ref prefix ("anthropic" in "anthropic/claude-...")
     display_name: str
     env_var: str  # the variable OpenClaw reads the key from (pushed as a Fly app secret)
+    # Set only where OpenClaw needs an explicit ``models.providers.<id>`` block with an endpoint
+    # (no bundled plugin, or a non-default API shape). Anthropic-compatible URLs omit ``/v1``.
+    openclaw_base_url: str | None = None
+    openclaw_api: str | None = None
 
 
 PROVIDERS: dict[str, Provider] = {
@@ -27,8 +31,20 @@ PROVIDERS: dict[str, Provider] = {
         Provider("openrouter", "OpenRouter", "OPENROUTER_API_KEY"),
         Provider("mistral", "Mistral", "MISTRAL_API_KEY"),
         Provider("deepseek", "DeepSeek", "DEEPSEEK_API_KEY"),
-        Provider("moonshot", "Moonshot (Kimi)", "MOONSHOT_API_KEY"),
-        Provider("minimax", "MiniMax", "MINIMAX_API_KEY"),
+        Provider(
+            "moonshot",
+            "Moonshot (Kimi)",
+            "MOONSHOT_API_KEY",
+            openclaw_base_url="https://api.moonshot.ai/v1",
+            openclaw_api="openai-completions",
+        ),
+        Provider(
+            "minimax",
+            "MiniMax",
+            "MINIMAX_API_KEY",
+            openclaw_base_url="https://api.minimax.io/anthropic",
+            openclaw_api="anthropic-messages",
+        ),
         Provider("cohere", "Cohere", "COHERE_API_KEY"),
         Provider("xai", "xAI", "XAI_API_KEY"),
     )

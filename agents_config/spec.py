@@ -1,0 +1,135 @@
+"""What the generators need to know about one tenant: :class:`TenantSpec` (pure input, no secrets).
+
+It never carries a key or token, only which providers hold usable keys. Every field that flows into
+the generated configs is validated tightly (ids, app name, region, image, known model refs), so
+free text cannot reach ``openclaw.json`` or the machine config.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agents_config.models import MODELS
+from agents_config.providers import PROVIDER_IDS
+
+Strategy = Literal["aggressive", "balanced", "quality_first"]
+ChannelKind = Literal["telegram", "discord", "slack"]
+DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
+
+CHANNEL_KINDS: tuple[ChannelKind, ...] = ("telegram", "discord", "slack")
+
+# Sender ids per channel: Telegram numeric user ids, Discord snowflakes, Slack member ids.
+_SENDER_ID = {
+    "telegram": re.compile(r"^-?[0-9]{1,20}$"),
+    "discord": re.compile(r"^[0-9]{5,25}$"),
+    "slack": re.compile(r"^[UW][A-Z0-9]{2,20}$"),
+}
+_IMAGE = re.compile(
+    r"^[a-z0-9][a-z0-9.-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)+"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+
+
+class ChannelSpec(BaseModel):
+    """A chat channel the tenant wants connected (its token lives in a Fly app secret)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ChannelKind
+    allow_from: tuple[str, ...] = ()
+    dm_policy: DmPolicy | None = None  # None: "allowlist" when allow_from is given, else "pairing"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChannelSpec:
+        pattern = _SENDER_ID[self.kind]
+        for position, sender in enumerate(self.allow_from):
+            if sender == "*":
+                continue
+            if not pattern.match(sender):
+                raise ValueError(
+                    f"allow_from[{position}]: not a {self.kind} sender id (expected {pattern.pattern})"
+                )
+        if len(set(self.allow_from)) != len(self.allow_from):
+            raise ValueError("allow_from: lists a sender twice")
+        policy = self.effective_dm_policy
+        if "*" in self.allow_from and policy != "open":
+            raise ValueError('allow_from: "*" is only allowed with dm_policy "open"')
+        if policy == "allowlist" and not self.allow_from:
+            raise ValueError('dm_policy: "allowlist" needs at least one id in allow_from')
+        if policy == "open" and [s for s in self.allow_from if s != "*"]:
+            raise ValueError('allow_from: dm_policy "open" accepts everyone; list no ids (or "*")')
+        return self
+
+    @property
+    def effective_dm_policy(self) -> DmPolicy:
+        if self.dm_policy is not None:
+            return self.dm_policy
+        return "allowlist" if self.allow_from else "pairing"
+
+
+def _sorted_unique_providers(value: tuple[str, ...], field: str) -> tuple[str, ...]:
+    for p in value:
+        if p not in PROVIDER_IDS:
+            raise ValueError(f"unknown provider {p!r} in {field}; known: {', '.join(PROVIDER_IDS)}")
+    return tuple(sorted(set(value)))
+
+
+class TenantSpec(BaseModel):
+    """The tenant's desired state as far as the agent's configuration is concerned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+    app_name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$")
+    plan: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    byok_providers: tuple[str, ...] = ()  # providers whose BYOK key is usable right now
+    platform_keys: tuple[str, ...] = ()  # providers whose platform (operator) key this tenant may use
+    channels: tuple[ChannelSpec, ...] = ()  # in the tenant's priority order
+    chosen_model: str | None = None  # "provider/model"
+    strategy: Strategy = "balanced"
+    region: str = Field(pattern=r"^[a-z]{3}$")
+    image: str
+    desired_rev: int = Field(ge=0)
+
+    @field_validator("byok_providers")
+    @classmethod
+    def _byok(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _sorted_unique_providers(value, "byok_providers")
+
+    @field_validator("platform_keys")
+    @classmethod
+    def _platform(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _sorted_unique_providers(value, "platform_keys")
+
+    @field_validator("chosen_model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is not None and value not in MODELS:
+            raise ValueError(f"unknown model {value!r}; expected one of agents_config.models.MODELS")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _pinned_image(cls, value: str) -> str:
+        match = _IMAGE.match(value)
+        if not match:
+            raise ValueError("not an image reference (registry/repository[:tag][@sha256:digest])")
+        tag, digest = match.group("tag"), match.group("digest")
+        if digest is None and (tag is None or tag in {"latest", "main", "extended-stable"}):
+            raise ValueError("image must be pinned: an exact version tag or an @sha256 digest")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _one_per_kind(cls, value: tuple[ChannelSpec, ...]) -> tuple[ChannelSpec, ...]:
+        kinds = [c.kind for c in value]
+        for kind in CHANNEL_KINDS:
+            if kinds.count(kind) > 1:
+                raise ValueError(f"channel {kind!r} listed twice (one account per kind)")
+        return value
+
+
+__all__ = ["CHANNEL_KINDS", "ChannelKind", "ChannelSpec", "DmPolicy", "Strategy", "TenantSpec"]
