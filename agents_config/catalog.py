@@ -11,7 +11,6 @@ Feature gates are NOT derived here: ask :class:`agents_config.gates.FeatureGates
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -315,8 +314,12 @@ def load_catalog(path: Path | None = None) -> PlanCatalog:
     """Load a plan catalog: ``path`` (an operator's file, e.g. from ``CP_PLAN_CATALOG``) or, when
     None, the default shipped with the package. The only I/O in ``agents_config``."""
     if path is None:
-        resource = resources.files("agents_config").joinpath("catalogs", DEFAULT_CATALOG_RESOURCE)
-        return parse_catalog_text(resource.read_text(encoding="utf-8"), source=f"agents_config/catalogs/{DEFAULT_CATALOG_RESOURCE}")
+        # Next to this module (package data); works for regular, editable and namespace installs.
+        resource = Path(__file__).with_name("catalogs") / DEFAULT_CATALOG_RESOURCE
+        return parse_catalog_text(
+            resource.read_text(encoding="utf-8"),
+            source=f"agents_config/catalogs/{DEFAULT_CATALOG_RESOURCE}",
+        )
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
