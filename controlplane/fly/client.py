@@ -1,0 +1,569 @@
+"""Typed async client of the Fly Machines API (``https://api.machines.dev/v1``).
+
+One method per endpoint the control plane uses; every method returns pydantic models or raises a
+:class:`~controlplane.fly.errors.FlyError`. Pacing, the concurrency cap, retries and error
+classification live in :mod:`controlplane.fly.transport`; the higher-level helpers (lease context
+manager, wait loop, idempotent creates, org-wide scan) are exposed here as methods and live in
+:mod:`.leases`, :mod:`.waits`, :mod:`.idempotency` and :mod:`.paging`.
+
+Mutating machine calls take ``nonce=``: pass the lease nonce (``lease.nonce``) on every one of them.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import structlog
+from pydantic import SecretStr
+
+from controlplane.fly.auth import FlyAuth
+from controlplane.fly.clock import Clock
+from controlplane.fly.errors import FlyConfigError, FlyError, FlyNotFound, FlyTimeout
+from controlplane.fly.models import (
+    App,
+    AppSecret,
+    CreateAppRequest,
+    CreateMachineRequest,
+    CreateVolumeRequest,
+    Lease,
+    Machine,
+    MachineEvent,
+    OrgMachinesPage,
+    SecretsUpdate,
+    StartResult,
+    StopRequest,
+    UpdateMachineRequest,
+    Volume,
+    WaitResult,
+    WaitState,
+    rfc3339,
+    to_body,
+)
+from controlplane.fly.ratelimit import Limit, RateLimiter
+from controlplane.fly.transport import DEFAULT_TIMEOUT, FlyHTTP, RetryPolicy, query, seg
+
+if TYPE_CHECKING:
+    from controlplane.fly.leases import MachineLease
+    from controlplane.fly.paging import OrgMachineScan
+    from controlplane.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+#: Longest single ``/wait`` Fly accepts (larger → 400 invalid_argument).
+MAX_WAIT_SECONDS = 60
+#: Extra read-timeout slack on top of the wait timeout (reference §7: wait + 10–30 s).
+WAIT_READ_SLACK = 15.0
+
+
+def _json(response: httpx.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _lease_from(body: Any) -> Lease:
+    # Fly answers {"status":"success","data":{...}}; the spec models the lease flat (§8, §16).
+    if isinstance(body, dict) and isinstance(body.get("data"), dict):
+        body = body["data"]
+    return Lease.model_validate(body)
+
+
+class FlyClient:
+    """Async Fly Machines API client. Use as ``async with FlyClient.from_settings(s) as fly:``."""
+
+    def __init__(
+        self,
+        *,
+        token: str | SecretStr,
+        base_url: str = "https://api.machines.dev",
+        org: str = "personal",
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_concurrency: int = 32,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
+        rate_limits: Mapping[str, Limit] | None = None,
+        rate_limiting: bool = True,
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        try:
+            auth = FlyAuth(token)
+        except ValueError as exc:
+            raise FlyConfigError(str(exc)) from None
+        api = base_url.rstrip("/")
+        if not api.endswith("/v1"):
+            api += "/v1"
+        self.org = org
+        self._rng = rng or random.Random()
+        limiter = None
+        if clock is not None or rate_limits is not None or not rate_limiting:
+            limiter = RateLimiter(clock=clock, limits=dict(rate_limits or {}), enabled=rate_limiting)
+        self.http = FlyHTTP(
+            api,
+            auth,
+            transport=transport,
+            timeout=timeout,
+            max_concurrency=max_concurrency,
+            clock=clock,
+            limiter=limiter,
+            retry=retry,
+            rng=self._rng,
+        )
+        self.clock = self.http.clock
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any
+    ) -> FlyClient:
+        """Build from :class:`controlplane.settings.Settings` (``CP_FLY_*``)."""
+        if settings.fly_api_token is None:
+            raise FlyConfigError("CP_FLY_API_TOKEN is not set: the Fly client needs an org token")
+        return cls(
+            token=settings.fly_api_token,
+            base_url=str(settings.fly_api_url),
+            org=settings.fly_org,
+            transport=transport,
+            max_concurrency=settings.fly_max_concurrency,
+            **kw,
+        )
+
+    def __repr__(self) -> str:
+        return f"FlyClient(base_url={self.http.base_url!r}, org={self.org!r}, auth={self.http.auth!r})"
+
+    async def __aenter__(self) -> FlyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # ---------------------------------------------------------------------------- apps
+    async def create_app(
+        self, name: str, *, org: str | None = None, network: str | None = None,
+        enable_subdomains: bool | None = None,
+    ) -> App:
+        """``POST /apps`` (not idempotent: see :meth:`create_app_idempotent`). 422 → FlyNameTaken."""
+        body = CreateAppRequest(
+            name=name, org_slug=org or self.org, network=network, enable_subdomains=enable_subdomains
+        )
+        response = await self.http.request(
+            "POST", "/apps", action="create_app", scope=name, idempotent=False, json=to_body(body)
+        )
+        data = _json(response)
+        if isinstance(data, dict) and data.get("name"):
+            return App.model_validate(data)
+        return App.model_validate({"name": name, "network": network,
+                                   "organization": {"slug": org or self.org}})
+
+    async def get_app(self, name: str) -> App:
+        response = await self.http.request(
+            "GET", f"/apps/{seg(name)}", action="get_app", scope=name, idempotent=True
+        )
+        return App.model_validate(_json(response))
+
+    async def list_apps(self, *, org: str | None = None) -> list[App]:
+        response = await self.http.request(
+            "GET", "/apps", action="list_apps", scope=org or self.org, idempotent=True,
+            params=query(org_slug=org or self.org),
+        )
+        data = _json(response) or {}
+        return [App.model_validate(a) for a in data.get("apps") or []]
+
+    async def delete_app(self, name: str, *, missing_ok: bool = False) -> bool:
+        """``DELETE /apps/{app}`` (202, asynchronous; cascades). Returns False if already gone and
+        ``missing_ok``. Poll :meth:`get_app` until FlyNotFound to confirm (invariant 3)."""
+        try:
+            await self.http.request(
+                "DELETE", f"/apps/{seg(name)}", action="delete_app", scope="*", idempotent=True
+            )
+        except FlyNotFound:
+            if missing_ok:
+                return False
+            raise
+        return True
+
+    # ---------------------------------------------------------------------------- secrets
+    async def list_secrets(self, app: str, *, min_version: int | None = None) -> list[AppSecret]:
+        response = await self.http.request(
+            "GET", f"/apps/{seg(app)}/secrets", action="list_secrets", scope=app, idempotent=True,
+            params=query(min_version=min_version),
+        )
+        data = _json(response) or {}
+        return [AppSecret.model_validate(s) for s in data.get("secrets") or []]
+
+    async def set_secrets(self, app: str, values: Mapping[str, str | SecretStr]) -> SecretsUpdate:
+        """Set app secrets in one write; returns the new secrets ``version`` (use it as
+        ``min_secrets_version``). Values are never logged; repeating the same write is harmless,
+        so transient failures are retried."""
+        if not values:
+            raise ValueError("set_secrets needs at least one value")
+        plain = {
+            name: v.get_secret_value() if isinstance(v, SecretStr) else v for name, v in values.items()
+        }
+        response = await self.http.request(
+            "POST", f"/apps/{seg(app)}/secrets", action="update_secrets", scope=app,
+            idempotent=True, json={"values": plain},
+        )
+        del plain
+        return SecretsUpdate.model_validate(_json(response) or {})
+
+    async def unset_secrets(self, app: str, names: Iterable[str]) -> int | None:
+        """Remove secrets (``DELETE /apps/{app}/secrets/{name}`` each; already absent is fine).
+        Returns the last secrets version Fly reported, if any."""
+        version: int | None = None
+        for name in names:
+            try:
+                response = await self.http.request(
+                    "DELETE", f"/apps/{seg(app)}/secrets/{seg(name)}", action="delete_secret",
+                    scope=app, idempotent=True,
+                )
+            except FlyNotFound:
+                continue
+            data = _json(response) or {}
+            got = data.get("version", data.get("Version"))
+            if isinstance(got, int):
+                version = got
+        return version
+
+    # ---------------------------------------------------------------------------- volumes
+    async def create_volume(self, app: str, request: CreateVolumeRequest) -> Volume:
+        """Not idempotent: callers look volumes up by name (:meth:`list_volumes`) before retrying."""
+        response = await self.http.request(
+            "POST", f"/apps/{seg(app)}/volumes", action="create_volume", scope=app,
+            idempotent=False, json=to_body(request),
+        )
+        return Volume.model_validate(_json(response))
+
+    async def get_volume(self, app: str, volume_id: str) -> Volume:
+        response = await self.http.request(
+            "GET", f"/apps/{seg(app)}/volumes/{seg(volume_id)}", action="get_volume",
+            scope=volume_id, idempotent=True,
+        )
+        return Volume.model_validate(_json(response))
+
+    async def list_volumes(self, app: str) -> list[Volume]:
+        response = await self.http.request(
+            "GET", f"/apps/{seg(app)}/volumes", action="list_volumes", scope=app, idempotent=True
+        )
+        return [Volume.model_validate(v) for v in _json(response) or []]
+
+    async def delete_volume(self, app: str, volume_id: str, *, missing_ok: bool = False) -> bool:
+        try:
+            await self.http.request(
+                "DELETE", f"/apps/{seg(app)}/volumes/{seg(volume_id)}", action="delete_volume",
+                scope=volume_id, idempotent=True,
+            )
+        except FlyNotFound:
+            if missing_ok:
+                return False
+            raise
+        return True
+
+    # ---------------------------------------------------------------------------- machines
+    async def create_machine(self, app: str, request: CreateMachineRequest) -> Machine:
+        """``POST /apps/{app}/machines``. NOT idempotent and never retried after an ambiguous
+        answer; use :meth:`create_machine_idempotent` from the reconciler."""
+        response = await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines", action="create_machine", scope=app,
+            idempotent=False, json=to_body(request),
+        )
+        return Machine.model_validate(_json(response))
+
+    async def get_machine(self, app: str, machine_id: str, *, include_leases: bool = False) -> Machine:
+        response = await self.http.request(
+            "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}", action="get_machine",
+            scope=machine_id, idempotent=True, params=query(include_leases=include_leases or None),
+        )
+        return Machine.model_validate(_json(response))
+
+    async def list_machines(
+        self,
+        app: str,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        state: str | Sequence[str] | None = None,
+        region: str | None = None,
+        include_deleted: bool | None = None,
+        summary: bool | None = None,
+    ) -> list[Machine]:
+        """``GET /apps/{app}/machines``. ``metadata`` filters with ``metadata.<key>=<value>``
+        (documented by Fly, not in the OpenAPI spec); ``state`` in created/started/stopped/suspended.
+        The list is eventually consistent."""
+        states = ",".join([state] if isinstance(state, str) else state) if state else None
+        params = query(include_deleted=include_deleted, region=region, state=states, summary=summary)
+        for key, value in (metadata or {}).items():
+            params.append((f"metadata.{key}", value))
+        response = await self.http.request(
+            "GET", f"/apps/{seg(app)}/machines", action="list_machines", scope=app,
+            idempotent=True, params=params,
+        )
+        return [Machine.model_validate(m) for m in _json(response) or []]
+
+    async def update_machine(
+        self, app: str, machine_id: str, request: UpdateMachineRequest, *, nonce: str | None = None
+    ) -> Machine:
+        """Replace the WHOLE config (read → change → write, under a lease; invariant 5). Pass
+        ``current_version``/``min_secrets_version``/``skip_launch`` on ``request``. Not retried."""
+        response = await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}", action="update_machine",
+            scope=machine_id, idempotent=False, json=to_body(request), nonce=nonce,
+        )
+        return Machine.model_validate(_json(response))
+
+    async def start_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> StartResult:
+        """412 (FlyWrongState) while the machine is still ``replacing``: wait, then retry."""
+        response = await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/start", action="start_machine",
+            scope=machine_id, idempotent=False, nonce=nonce,
+        )
+        return StartResult.model_validate(_json(response) or {})
+
+    async def stop_machine(
+        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,
+        nonce: str | None = None,
+    ) -> None:
+        """Stop (idempotent, retried). Always sends a JSON object body."""
+        await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/stop", action="stop_machine",
+            scope=machine_id, idempotent=True, nonce=nonce,
+            json=to_body(StopRequest(signal=signal, timeout=timeout)),
+        )
+
+    async def restart_machine(
+        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,
+        nonce: str | None = None,
+    ) -> None:
+        """Reboot the current version; applies no config or secrets change."""
+        await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/restart", action="restart_machine",
+            scope=machine_id, idempotent=False, nonce=nonce,
+            params=query(signal=signal, timeout=timeout),
+        )
+
+    async def suspend_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
+        await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/suspend", action="suspend_machine",
+            scope=machine_id, idempotent=False, nonce=nonce,
+        )
+
+    async def destroy_machine(
+        self, app: str, machine_id: str, *, force: bool = False, nonce: str | None = None,
+        missing_ok: bool = False,
+    ) -> bool:
+        """``DELETE`` (retried; 404 → False when ``missing_ok``). Confirm with
+        ``wait_for(..., ["destroyed"])`` which treats 404 as destroyed."""
+        try:
+            await self.http.request(
+                "DELETE", f"/apps/{seg(app)}/machines/{seg(machine_id)}", action="destroy_machine",
+                scope=machine_id, idempotent=True, nonce=nonce,
+                params=query(force=True if force else None),
+            )
+        except FlyNotFound:
+            if missing_ok:
+                return False
+            raise
+        return True
+
+    async def wait_machine(
+        self,
+        app: str,
+        machine_id: str,
+        states: WaitState | Sequence[WaitState],
+        *,
+        version: str | None = None,
+        timeout: int = MAX_WAIT_SECONDS,
+        from_event_id: str | None = None,
+    ) -> WaitResult:
+        """ONE ``GET .../wait`` long poll (≤ 60 s). Raises FlyTimeout (408) when the state is not
+        reached in time; use :meth:`wait_for` to loop to your own deadline."""
+        timeout = max(1, min(int(timeout), MAX_WAIT_SECONDS))
+        state_list = [states] if isinstance(states, str) else list(states)
+        response = await self.http.request(
+            "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/wait", action="wait_machine",
+            scope=machine_id, idempotent=True, long_poll=True,
+            params=query(state=state_list, version=version, timeout=timeout,
+                         from_event_id=from_event_id),
+            timeout=httpx.Timeout(timeout + WAIT_READ_SLACK, connect=10.0),
+            no_retry=(FlyTimeout,),
+        )
+        return WaitResult.model_validate(_json(response) or {})
+
+    async def wait_for(
+        self,
+        app: str,
+        machine_id: str,
+        states: WaitState | Sequence[WaitState],
+        *,
+        timeout: float,
+        version: str | None = None,
+    ) -> WaitResult:
+        """Wait up to ``timeout`` seconds (the caller's deadline) for one of ``states``; loops
+        Fly's ≤60 s waits over 408s, follows a replaced version, 404 = destroyed. See
+        :func:`controlplane.fly.waits.wait_for`."""
+        from controlplane.fly.waits import wait_for
+
+        return await wait_for(self, app, machine_id, states, timeout=timeout, version=version)
+
+    async def list_events(self, app: str, machine_id: str, *, limit: int = 20) -> list[MachineEvent]:
+        """Newest first; ``limit`` ≤ 50."""
+        response = await self.http.request(
+            "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/events", action="list_events",
+            scope=machine_id, idempotent=True, params=query(limit=max(1, min(limit, 50))),
+        )
+        return [MachineEvent.model_validate(e) for e in _json(response) or []]
+
+    # ---------------------------------------------------------------------------- metadata
+    async def get_metadata(self, app: str, machine_id: str) -> dict[str, str]:
+        response = await self.http.request(
+            "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata", action="get_metadata",
+            scope=machine_id, idempotent=True,
+        )
+        data = _json(response) or {}
+        return {str(k): str(v) for k, v in data.items()}
+
+    async def set_metadata(self, app: str, machine_id: str, key: str, value: str) -> None:
+        """Upsert one key (idempotent, retried). Whether this bumps the version is unverified."""
+        await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata/{seg(key)}",
+            action="set_metadata", scope=machine_id, idempotent=True, json={"value": value},
+        )
+
+    async def delete_metadata(self, app: str, machine_id: str, key: str) -> None:
+        try:
+            await self.http.request(
+                "DELETE", f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata/{seg(key)}",
+                action="set_metadata", scope=machine_id, idempotent=True,
+            )
+        except FlyNotFound:
+            return
+
+    # ---------------------------------------------------------------------------- leases
+    async def acquire_lease(
+        self, app: str, machine_id: str, *, ttl: int = 13, description: str | None = None
+    ) -> Lease:
+        """Take the machine lease. 409 → FlyLeaseHeld. Not retried on ambiguous answers (a lease
+        we do not know the nonce of simply expires after ``ttl``)."""
+        response = await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease", action="acquire_lease",
+            scope=machine_id, idempotent=False,
+            json={k: v for k, v in {"ttl": ttl, "description": description}.items() if v is not None},
+        )
+        return _lease_from(_json(response))
+
+    async def refresh_lease(self, app: str, machine_id: str, nonce: str, *, ttl: int = 13) -> Lease:
+        """Extend our lease (same nonce). Idempotent, retried."""
+        response = await self.http.request(
+            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease", action="refresh_lease",
+            scope=machine_id, idempotent=True, nonce=nonce, json={"ttl": ttl},
+        )
+        return _lease_from(_json(response))
+
+    async def release_lease(self, app: str, machine_id: str, nonce: str) -> None:
+        """Release our lease; an already expired/absent lease (404) is fine."""
+        try:
+            await self.http.request(
+                "DELETE", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease",
+                action="release_lease", scope=machine_id, idempotent=True, nonce=nonce,
+            )
+        except FlyNotFound:
+            return
+
+    async def get_lease(self, app: str, machine_id: str) -> Lease | None:
+        """The current lease (incl. nonce) or None. For stale-lease recovery: get → release."""
+        try:
+            response = await self.http.request(
+                "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease", action="get_lease",
+                scope=machine_id, idempotent=True,
+            )
+        except FlyNotFound:
+            return None
+        data = _json(response)
+        return _lease_from(data) if data else None
+
+    def lease(
+        self, app: str, machine_id: str, *, ttl: int = 13, description: str | None = None,
+        acquire_timeout: float = 0.0,
+    ) -> MachineLease:
+        """``async with fly.lease(app, mid) as lease:`` — refreshed in the background every
+        ``(ttl-1)/3`` s, ALWAYS released (exception, cancellation). Pass ``nonce=lease.nonce``."""
+        from controlplane.fly.leases import MachineLease
+
+        return MachineLease(
+            self, app, machine_id, ttl=ttl, description=description, acquire_timeout=acquire_timeout
+        )
+
+    # ---------------------------------------------------------------------------- org listing
+    async def list_org_machines_page(
+        self,
+        *,
+        org: str | None = None,
+        cursor: str | None = None,
+        updated_after: datetime | str | None = None,
+        state: str | Sequence[str] | None = None,
+        region: str | None = None,
+        include_deleted: bool | None = None,
+        summary: bool | None = True,
+        limit: int | None = 1000,
+    ) -> OrgMachinesPage:
+        org = org or self.org
+        states = ",".join([state] if isinstance(state, str) else state) if state else None
+        response = await self.http.request(
+            "GET", f"/orgs/{seg(org)}/machines", action="list_org_machines", scope=org,
+            idempotent=True,
+            params=query(
+                include_deleted=include_deleted, region=region, state=states, summary=summary,
+                updated_after=rfc3339(updated_after) if updated_after is not None else None,
+                cursor=cursor, limit=limit,
+            ),
+        )
+        return OrgMachinesPage.model_validate(_json(response) or {})
+
+    def iter_org_machines(
+        self,
+        *,
+        org: str | None = None,
+        updated_after: datetime | str | None = None,
+        state: str | Sequence[str] | None = None,
+        region: str | None = None,
+        include_deleted: bool | None = None,
+        summary: bool = True,
+        limit: int = 1000,
+    ) -> OrgMachineScan:
+        """Async iterator over every machine of the org, following ``next_cursor``. After the
+        loop, ``scan.error_regions`` lists regions that did not answer (partial result: do not
+        treat missing machines as deleted) and ``scan.last_updated_at`` the high-water mark."""
+        from controlplane.fly.paging import OrgMachineScan
+
+        return OrgMachineScan(
+            self, org=org, updated_after=updated_after, state=state, region=region,
+            include_deleted=include_deleted, summary=summary, limit=limit,
+        )
+
+    # ---------------------------------------------------------------------------- idempotent
+    async def create_machine_idempotent(
+        self, app: str, request: CreateMachineRequest, tag: str, **kw: Any
+    ) -> Machine:
+        """Create-or-adopt keyed by ``tag`` (see :func:`controlplane.fly.idempotency.create_machine_idempotent`)."""
+        from controlplane.fly.idempotency import create_machine_idempotent
+
+        return await create_machine_idempotent(self, app, request, tag, **kw)
+
+    async def create_app_idempotent(
+        self, name: str, *, org: str | None = None, network: str | None = None, **kw: Any
+    ) -> App:
+        """Create-or-adopt an app by its deterministic name (see :mod:`controlplane.fly.idempotency`)."""
+        from controlplane.fly.idempotency import create_app_idempotent
+
+        return await create_app_idempotent(self, name, org=org, network=network, **kw)
+
+
+__all__ = ["FlyClient", "FlyError", "MAX_WAIT_SECONDS", "WAIT_READ_SLACK"]

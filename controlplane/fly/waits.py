@@ -1,0 +1,139 @@
+"""Wait for a machine state up to the caller's own deadline (reference §7).
+
+Fly's ``GET .../wait`` blocks at most 60 s and answers 408 on timeout; this loops it until the
+deadline, pins the version, follows a *replaced* version (re-GET to learn the new ``instance_id``),
+treats 404 as ``destroyed`` when that is a target, and tolerates a brief 404 right after create
+(read-after-write lag).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+
+from controlplane.fly.errors import (
+    FlyBadRequest,
+    FlyNotFound,
+    FlyPrecondition,
+    FlyTimeout,
+    FlyWaitTimeout,
+)
+from controlplane.fly.models import TRANSIENT_STATES, WaitResult, WaitState
+
+if TYPE_CHECKING:
+    from controlplane.fly.client import FlyClient
+
+log = structlog.get_logger(__name__)
+
+_CURRENTLY = re.compile(r"currently (\w+)", re.I)
+#: Right after a create, a 404 may only be lag: keep trying this long before believing it.
+NOT_FOUND_GRACE = 5.0
+
+
+def _current_state(message: str) -> str | None:
+    match = _CURRENTLY.search(message)
+    return match.group(1).lower() if match else None
+
+
+def _reached(state: str | None, targets: Sequence[str]) -> bool:
+    if state is None:
+        return False
+    if state in targets:
+        return True
+    return "settled" in targets and state not in TRANSIENT_STATES and state != "replaced"
+
+
+async def wait_for(
+    client: FlyClient,
+    app: str,
+    machine_id: str,
+    states: WaitState | Sequence[WaitState],
+    *,
+    timeout: float,
+    version: str | None = None,
+    not_found_grace: float = NOT_FOUND_GRACE,
+) -> WaitResult:
+    """Return once the machine is in one of ``states``; raise :class:`FlyWaitTimeout` at the
+    deadline (``timeout`` seconds from now). ``result.version`` is the version that got there."""
+    targets: list[str] = [states] if isinstance(states, str) else list(states)
+    if not targets:
+        raise ValueError("wait_for needs at least one state")
+    clock = client.clock
+    started = clock.monotonic()
+    deadline = started + timeout
+    backoff = 0.5
+    last_state: str | None = None
+
+    async def follow_replaced() -> WaitResult | None:
+        nonlocal version, last_state
+        try:
+            machine = await client.get_machine(app, machine_id)
+        except FlyNotFound:
+            if "destroyed" in targets:
+                return WaitResult(ok=True, state="destroyed", version=version)
+            raise
+        log.info("fly.wait_follow_version", app=app, machine_id=machine_id,
+                 old_version=version, new_version=machine.current_version)
+        version = machine.current_version
+        last_state = machine.state
+        if _reached(machine.state, targets):
+            return WaitResult(ok=True, state=machine.state, version=version)
+        return None
+
+    while True:
+        remaining = deadline - clock.monotonic()
+        if remaining <= 0:
+            raise FlyWaitTimeout(
+                f"machine {machine_id} did not reach {','.join(targets)} within {timeout:g}s"
+                + (f" (last seen {last_state})" if last_state else ""),
+                last_state=last_state, method="GET",
+                path=f"/apps/{app}/machines/{machine_id}/wait",
+            )
+        per_call = max(1, min(60, math.ceil(remaining)))
+        try:
+            result = await client.wait_machine(app, machine_id, targets, version=version, timeout=per_call)  # type: ignore[arg-type]
+        except FlyNotFound:
+            if "destroyed" in targets:
+                return WaitResult(ok=True, state="destroyed", version=version)
+            if clock.monotonic() - started < not_found_grace:
+                await clock.sleep(min(backoff, max(0.0, deadline - clock.monotonic())))
+                backoff = min(backoff * 2, 2.0)
+                continue
+            raise
+        except FlyTimeout as exc:  # 408: not there yet
+            last_state = _current_state(exc.message) or last_state
+            if last_state == "replaced":
+                got = await follow_replaced()
+                if got is not None:
+                    return got
+                continue
+            if last_state == "destroyed" and "destroyed" not in targets:
+                raise FlyWaitTimeout(
+                    f"machine {machine_id} was destroyed while waiting for {','.join(targets)}",
+                    last_state=last_state, status_code=exc.status_code, request_id=exc.request_id,
+                ) from None
+            await clock.sleep(min(backoff, max(0.0, deadline - clock.monotonic())))
+            backoff = min(backoff * 2, 2.0)
+            continue
+        except (FlyBadRequest, FlyPrecondition) as exc:
+            if "replaced" not in exc.message.lower():
+                raise
+            got = await follow_replaced()
+            if got is not None:
+                return got
+            continue
+        if result.state == "replaced":
+            got = await follow_replaced()
+            if got is not None:
+                return got
+            continue
+        if result.version is None:
+            result.version = version
+        return result
+
+
+__all__ = ["NOT_FOUND_GRACE", "wait_for"]
