@@ -1,0 +1,5 @@
+"""``python -m controlplane`` = the ``controlplane`` command."""
+
+from controlplane.cli import main
+
+main()
