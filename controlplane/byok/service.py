@@ -1,0 +1,388 @@
+"""The key management service: what the dashboard API and the CLI call.
+
+Every change follows the same shape: validate with the provider FIRST (no database transaction is
+held across network calls), then ONE transaction that writes the ciphertext and metadata and calls
+:func:`controlplane.desired.desired_state_changed` (desired_rev bump + audit row + reconcile mark).
+The plaintext key leaves this module only encrypted (vault) or as a request header (validator);
+views, audit rows, errors and logs carry provider, last four characters and fingerprint only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from controlplane.byok.catalog import get_spec
+from controlplane.byok.errors import (
+    InvalidModelPreference,
+    KeyFormatRefused,
+    KeyNotFound,
+    KeyRefused,
+    TenantNotFound,
+)
+from controlplane.byok.formats import check_format
+from controlplane.byok.keyvalue import ProviderKeyValue
+from controlplane.byok.validate import KeyValidator
+from controlplane.byok.verdicts import (
+    Verdict,
+    failures_after_check,
+    recheck_delay,
+    status_after_check,
+    status_at_entry,
+)
+from controlplane.db.models import KeyStatus, KeyVerdict, ProviderKey, RoutingStrategy, Tenant, utcnow
+from controlplane.db.session import Database
+from controlplane.desired import desired_state_changed
+from controlplane.secrets_store import (
+    delete_secret,
+    get_secret_row,
+    provider_secret_name,
+    put_secret,
+    read_secret,
+)
+from controlplane.vault import Vault, VaultError
+
+log = structlog.get_logger(__name__)
+
+_MODEL_REF = re.compile(r"^(?P<provider>[a-z0-9-]+)/(?P<model>[A-Za-z0-9][A-Za-z0-9._:/@-]{0,200})$")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyView:
+    """What may be shown about a stored key: never the key."""
+
+    provider: str
+    display_name: str
+    env_var: str
+    last4: str
+    fingerprint: str
+    verdict: KeyVerdict
+    status: KeyStatus
+    message: str | None
+    region: str | None
+    last_checked_at: datetime | None
+    next_check_at: datetime | None
+    consecutive_failures: int
+
+    @classmethod
+    def of(cls, row: ProviderKey) -> KeyView:
+        spec = get_spec(row.provider)
+        return cls(
+            provider=row.provider,
+            display_name=spec.display_name,
+            env_var=spec.env_var,
+            last4=row.last4,
+            fingerprint=row.fingerprint,
+            verdict=row.verdict,
+            status=row.status,
+            message=row.message,
+            region=row.region,
+            last_checked_at=row.last_checked_at,
+            next_check_at=row.next_check_at,
+            consecutive_failures=row.consecutive_failures,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "display_name": self.display_name,
+            "env_var": self.env_var,
+            "last4": self.last4,
+            "fingerprint": self.fingerprint,
+            "verdict": self.verdict.value,
+            "status": self.status.value,
+            "message": self.message,
+            "region": self.region,
+            "last_checked_at": self.last_checked_at.isoformat() if self.last_checked_at else None,
+            "next_check_at": self.next_check_at.isoformat() if self.next_check_at else None,
+            "consecutive_failures": self.consecutive_failures,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SaveResult:
+    key: KeyView
+    verdict: Verdict
+    replaced: bool  # a different key for this provider was replaced
+    unchanged: bool  # the same key was saved again (no desired-state change)
+    format_warnings: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    key: KeyView
+    verdict: Verdict
+    recorded: bool  # False if the key was replaced or deleted while it was being checked
+
+
+def _audit_view(row: ProviderKey) -> dict[str, Any]:
+    return {
+        "provider": row.provider,
+        "last4": row.last4,
+        "fingerprint": row.fingerprint[:16],
+        "verdict": row.verdict.value,
+        "status": row.status.value,
+    }
+
+
+class KeyService:
+    """Save, delete, show and re-check tenants' provider keys; set the model preference."""
+
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        validator: KeyValidator,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._db = db
+        self._vault = vault
+        self._validator = validator
+        self._clock = clock
+
+    # -- save --------------------------------------------------------------------------------
+    async def save(
+        self, tenant_id: str, provider: str, key: str | ProviderKeyValue, *, actor: str
+    ) -> SaveResult:
+        """Check, validate, encrypt and store ``key`` as ``tenant_id``'s key for ``provider``.
+
+        Raises :class:`KeyFormatRefused` (shape), :class:`KeyRefused` (invalid_key,
+        revoked_or_blocked, permission: nothing stored), :class:`TenantNotFound`,
+        :class:`UnknownProvider`.
+        """
+        spec = get_spec(provider)
+        value = key if isinstance(key, ProviderKeyValue) else ProviderKeyValue(key)
+        shape = check_format(spec.id, value)
+        if not shape.accepted:
+            raise KeyFormatRefused(spec.id, shape.reason or "the key was refused")
+
+        verdict = await self._validator.validate(spec.id, value)  # network: before the transaction
+        if verdict.refused:
+            log.info("byok.key_refused", tenant_id=tenant_id, provider=spec.id,
+                     verdict=verdict.verdict.value, actor=actor)
+            raise KeyRefused(verdict)
+
+        plaintext = value.reveal()
+        fingerprint = self._vault.fingerprint(plaintext)
+        last4 = self._vault.last4(plaintext)
+        status = status_at_entry(verdict.verdict)
+        now = self._clock()
+        name = provider_secret_name(spec.id)
+
+        async with self._db.transaction() as session:
+            tenant = await _lock_tenant(session, tenant_id)
+            row = await _find(session, tenant_id, spec.id)
+            if row is not None and await self._same_key(session, row, fingerprint, plaintext):
+                before = _audit_view(row)
+                old_status = row.status
+                status = status_after_check(verdict.verdict, old_status)  # transient: unchanged
+                row.fingerprint = fingerprint  # refreshed if the fingerprint key changed
+                self._observe(row, verdict, status, now,
+                              failures=failures_after_check(verdict.verdict, row.consecutive_failures))
+                await session.flush()
+                if old_status is not status:
+                    await desired_state_changed(
+                        session, tenant, actor=actor, action="byok.key_status_changed",
+                        reason=f"{spec.id} key re-saved: {verdict.verdict.value}",
+                        before=before, after=_audit_view(row),
+                    )
+                view = KeyView.of(row)
+                log.info("byok.key_saved", tenant_id=tenant_id, provider=spec.id, unchanged=True,
+                         verdict=verdict.verdict.value, actor=actor)
+                return SaveResult(view, verdict, replaced=False, unchanged=True, format_warnings=shape.warnings)
+
+            secret = await put_secret(session, self._vault, tenant_id=tenant_id, name=name, plaintext=plaintext)
+            before = _audit_view(row) if row is not None else None
+            if row is None:
+                row = ProviderKey(tenant_id=tenant_id, provider=spec.id, secret_id=secret.id)
+                session.add(row)
+            row.secret_id = secret.id
+            row.last4 = last4
+            row.fingerprint = fingerprint
+            self._observe(row, verdict, status, now, failures=0)
+            await session.flush()
+            await desired_state_changed(
+                session, tenant, actor=actor,
+                action="byok.key_replaced" if before is not None else "byok.key_saved",
+                reason=f"{spec.id} key {verdict.verdict.value}",
+                before=before, after=_audit_view(row),
+            )
+            view = KeyView.of(row)
+        log.info("byok.key_saved", tenant_id=tenant_id, provider=spec.id, unchanged=False,
+                 replaced=before is not None, verdict=verdict.verdict.value, actor=actor)
+        return SaveResult(view, verdict, replaced=before is not None, unchanged=False,
+                          format_warnings=shape.warnings)
+
+    async def _same_key(self, session: AsyncSession, row: ProviderKey, fingerprint: str, plaintext: str) -> bool:
+        if hmac.compare_digest(row.fingerprint, fingerprint):
+            return True
+        # The fingerprint key may have changed (derived from a rotated vault key): decrypt to compare.
+        try:
+            stored = await read_secret(session, self._vault, tenant_id=row.tenant_id,
+                                       name=provider_secret_name(row.provider))
+        except VaultError:
+            return False
+        return stored is not None and hmac.compare_digest(stored.encode(), plaintext.encode())
+
+    def _observe(self, row: ProviderKey, verdict: Verdict, status: KeyStatus, now: datetime, *, failures: int) -> None:
+        row.verdict = verdict.verdict
+        row.status = status
+        row.message = verdict.message
+        row.last_checked_at = now
+        row.next_check_at = now + recheck_delay(status, verdict.retry_after)
+        row.consecutive_failures = failures
+        if verdict.region is not None:
+            row.region = verdict.region
+        row.updated_at = now
+
+    # -- delete ------------------------------------------------------------------------------
+    async def delete(self, tenant_id: str, provider: str, *, actor: str) -> bool:
+        """Delete the key (metadata row and ciphertext); the agent loses it at the next
+        reconcile. ``False`` if there was none (no desired-state change)."""
+        spec = get_spec(provider)
+        async with self._db.transaction() as session:
+            tenant = await _lock_tenant(session, tenant_id)
+            row = await _find(session, tenant_id, spec.id)
+            secret_row = await get_secret_row(session, tenant_id=tenant_id, name=provider_secret_name(spec.id))
+            if row is None and secret_row is None:
+                return False
+            before = _audit_view(row) if row is not None else {"provider": spec.id}
+            if row is not None:
+                await session.delete(row)
+                await session.flush()
+            await delete_secret(session, tenant_id=tenant_id, name=provider_secret_name(spec.id))
+            await desired_state_changed(
+                session, tenant, actor=actor, action="byok.key_deleted",
+                reason=f"{spec.id} key deleted", before=before, after={"provider": spec.id, "deleted": True},
+            )
+        log.info("byok.key_deleted", tenant_id=tenant_id, provider=spec.id, actor=actor)
+        return True
+
+    # -- status ------------------------------------------------------------------------------
+    async def status(self, tenant_id: str) -> list[KeyView]:
+        """Every key of the tenant (provider, last4, fingerprint, verdict, when checked)."""
+        async with self._db.transaction() as session:
+            rows = (
+                await session.scalars(
+                    select(ProviderKey).where(ProviderKey.tenant_id == tenant_id).order_by(ProviderKey.provider)
+                )
+            ).all()
+            return [KeyView.of(r) for r in rows]
+
+    async def key_status(self, tenant_id: str, provider: str) -> KeyView | None:
+        spec = get_spec(provider)
+        async with self._db.transaction() as session:
+            row = await _find(session, tenant_id, spec.id)
+            return KeyView.of(row) if row is not None else None
+
+    # -- re-check ----------------------------------------------------------------------------
+    async def test_now(self, tenant_id: str, provider: str, *, actor: str) -> CheckResult:
+        """Re-validate the stored key now and record the observation (verdict, status,
+        consecutive_failures). Transient verdicts never change a key's status."""
+        spec = get_spec(provider)
+        async with self._db.transaction() as session:
+            row = await _find(session, tenant_id, spec.id)
+            plaintext = await read_secret(session, self._vault, tenant_id=tenant_id,
+                                          name=provider_secret_name(spec.id))
+            if row is None or plaintext is None:
+                raise KeyNotFound(f"tenant has no {spec.display_name} key")
+            fingerprint, region = row.fingerprint, row.region
+        value = ProviderKeyValue(plaintext)
+        del plaintext
+        verdict = await self._validator.validate(spec.id, value, region=region)  # no transaction held
+        now = self._clock()
+        async with self._db.transaction() as session:
+            tenant = await _lock_tenant(session, tenant_id)
+            row = await _find(session, tenant_id, spec.id)
+            if row is None:
+                raise KeyNotFound(f"tenant has no {spec.display_name} key")
+            if row.fingerprint != fingerprint:  # replaced while we were checking: keep the new one
+                return CheckResult(KeyView.of(row), verdict, recorded=False)
+            before = _audit_view(row)
+            old_status = row.status
+            status = status_after_check(verdict.verdict, old_status)
+            self._observe(row, verdict, status, now,
+                          failures=failures_after_check(verdict.verdict, row.consecutive_failures))
+            await session.flush()
+            if status is not old_status:
+                await desired_state_changed(
+                    session, tenant, actor=actor, action="byok.key_status_changed",
+                    reason=f"{spec.id} key check: {verdict.verdict.value}",
+                    before=before, after=_audit_view(row),
+                )
+            view = KeyView.of(row)
+        log.info("byok.key_checked", tenant_id=tenant_id, provider=spec.id, verdict=verdict.verdict.value,
+                 status=view.status.value, consecutive_failures=view.consecutive_failures, actor=actor)
+        return CheckResult(view, verdict, recorded=True)
+
+    async def due_for_check(self, *, now: datetime | None = None, limit: int = 100) -> list[tuple[str, str]]:
+        """``(tenant_id, provider)`` of keys whose ``next_check_at`` has passed (for the poller)."""
+        now = now or self._clock()
+        async with self._db.transaction() as session:
+            rows = await session.execute(
+                select(ProviderKey.tenant_id, ProviderKey.provider)
+                .where(ProviderKey.next_check_at <= now)
+                .order_by(ProviderKey.next_check_at)
+                .limit(limit)
+            )
+            return [(t, p) for t, p in rows.all()]
+
+    # -- model preference --------------------------------------------------------------------
+    async def set_model_preference(
+        self,
+        tenant_id: str,
+        *,
+        model: str | None,
+        strategy: RoutingStrategy | str,
+        actor: str,
+    ) -> bool:
+        """Set the tenant's preferred primary model (``<provider>/<model>``, or ``None`` for the
+        plan's default) and routing strategy. ``False`` if nothing changed."""
+        try:
+            strategy = RoutingStrategy(strategy)
+        except ValueError:
+            known = ", ".join(s.value for s in RoutingStrategy)
+            raise InvalidModelPreference(f"strategy: unknown strategy {strategy!r}; known: {known}") from None
+        if model is not None:
+            model = model.strip()
+            match = _MODEL_REF.match(model)
+            if match is None:
+                raise InvalidModelPreference("model: expected '<provider>/<model>', e.g. 'anthropic/claude-sonnet-4-5'")
+            get_spec(match["provider"])  # UnknownProvider names the known ids
+        async with self._db.transaction() as session:
+            tenant = await _lock_tenant(session, tenant_id)
+            before = {"model_preference": tenant.model_preference, "routing_strategy": tenant.routing_strategy.value}
+            if tenant.model_preference == model and tenant.routing_strategy is strategy:
+                return False
+            tenant.model_preference = model
+            tenant.routing_strategy = strategy
+            await desired_state_changed(
+                session, tenant, actor=actor, action="byok.model_preference",
+                before=before, after={"model_preference": model, "routing_strategy": strategy.value},
+            )
+        return True
+
+
+async def _lock_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
+    tenant = await session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
+    if tenant is None:
+        raise TenantNotFound(f"no tenant {tenant_id!r}")
+    return tenant
+
+
+async def _find(session: AsyncSession, tenant_id: str, provider: str) -> ProviderKey | None:
+    return await session.scalar(
+        select(ProviderKey).where(ProviderKey.tenant_id == tenant_id, ProviderKey.provider == provider)
+    )
+
+
+__all__ = ["CheckResult", "KeyService", "KeyView", "SaveResult"]

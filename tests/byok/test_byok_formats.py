@@ -1,0 +1,112 @@
+"""Key shapes per provider: accepted, accepted with a warning, refused (and why)."""
+
+from __future__ import annotations
+
+import pytest
+from tests.byok.byok_fakes import ALNUM, HEX, chars, join, valid_key
+
+from agents_config.providers import PROVIDER_IDS
+from controlplane.byok.catalog import CATALOG
+from controlplane.byok.formats import check_format
+from controlplane.byok.keyvalue import ProviderKeyValue
+
+
+def check(provider: str, key: str):  # type: ignore[no-untyped-def]
+    return check_format(provider, ProviderKeyValue(key))
+
+
+def test_catalog_covers_every_provider_of_agents_config() -> None:
+    assert set(CATALOG) == set(PROVIDER_IDS)
+    for pid, spec in CATALOG.items():
+        assert spec.env_var.endswith("_API_KEY")
+        assert spec.probes and spec.probes[0].kind.value == "auth"
+
+
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+def test_documented_shape_is_accepted_without_warning(provider: str) -> None:
+    result = check(provider, valid_key(provider))
+    assert result.accepted and result.warnings == (), result
+
+
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+def test_pasted_whitespace_around_the_key_is_ignored(provider: str) -> None:
+    assert check(provider, "  " + valid_key(provider) + "\n").accepted
+
+
+ACCEPTED_WITH_WARNING = [
+    ("anthropic", lambda: join("sk-ant-", "api04-", chars(60, ALNUM))),
+    ("openai", lambda: join("sk-", "proj-", chars(60, ALNUM))),  # no T3BlbkFJ marker
+    ("google", lambda: join("AI", "za", chars(30, ALNUM))),
+    ("groq", lambda: join("gs", "k_", chars(40, ALNUM))),
+    ("openrouter", lambda: join("sk-", "or-v2-", chars(64, HEX))),
+    ("deepseek", lambda: join("sk-", chars(40, ALNUM))),
+    ("xai", lambda: join("xa", "i-", chars(60, ALNUM))),
+    # [unverified] formats: anything plausible is accepted with a warning
+    ("mistral", lambda: chars(40, ALNUM)),
+    ("moonshot", lambda: join("sk-", chars(30, ALNUM))),
+    ("minimax", lambda: chars(50, ALNUM)),
+    ("cohere", lambda: chars(32, ALNUM)),
+]
+
+
+@pytest.mark.parametrize(("provider", "make"), ACCEPTED_WITH_WARNING)
+def test_near_or_unverified_shapes_warn(provider: str, make) -> None:  # type: ignore[no-untyped-def]
+    result = check(provider, make())
+    assert result.accepted, result
+    assert len(result.warnings) == 1
+
+
+def test_minimax_legacy_jwt_is_accepted() -> None:
+    jwt = join("ey", "J", chars(20), ".", chars(40), ".", chars(30))
+    assert check("minimax", jwt) == check("minimax", jwt) and check("minimax", jwt).warnings == ()
+
+
+REFUSED = [
+    ("anthropic", lambda: join("sk-ant-", "admin01-", chars(93)), "Admin API key"),
+    ("anthropic", lambda: join("sk-ant-", "oat01-", chars(93)), "OAuth token"),
+    ("anthropic", lambda: valid_key("openai"), "looks like a OpenAI key"),
+    ("openai", lambda: join("sk-", "admin-", chars(60)), "Admin key"),
+    ("openai", lambda: valid_key("anthropic"), "looks like a Anthropic key"),
+    ("openai", lambda: chars(48), "does not look like"),
+    ("google", lambda: valid_key("groq"), "looks like a Groq key"),
+    ("google", lambda: chars(39), "does not look like"),
+    ("groq", lambda: join("gs", "k-", chars(52)), "does not look like"),
+    ("openrouter", lambda: valid_key("deepseek"), "does not look like"),
+    ("deepseek", lambda: valid_key("openrouter"), "looks like a OpenRouter key"),
+    ("moonshot", lambda: valid_key("xai"), "looks like a xAI key"),
+    ("mistral", lambda: valid_key("google"), "looks like a Google Gemini key"),
+    ("cohere", lambda: valid_key("anthropic"), "looks like a Anthropic key"),
+    ("minimax", lambda: valid_key("openai"), "looks like a OpenAI key"),
+    ("xai", lambda: join("xa", "i_", chars(80)), "does not look like"),
+]
+
+
+@pytest.mark.parametrize(("provider", "make", "reason"), REFUSED)
+def test_wrong_key_types_and_other_providers_keys_are_refused(provider: str, make, reason: str) -> None:  # type: ignore[no-untyped-def]
+    key = make()
+    result = check(provider, key)
+    assert not result.accepted
+    assert result.reason is not None and reason in result.reason
+    assert key not in result.reason
+
+
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("", "empty"),
+        ("short", "too short"),
+        ("x" * 600, "too long"),
+    ],
+)
+def test_hygiene(provider: str, key: str, reason: str) -> None:
+    result = check(provider, key)
+    assert not result.accepted and reason in (result.reason or "")
+
+
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+@pytest.mark.parametrize("bad", [" ", "\t", "\r\n", "é", "\x00"])
+def test_inner_whitespace_control_and_non_ascii_are_refused(provider: str, bad: str) -> None:
+    key = valid_key(provider)
+    result = check(provider, key[:10] + bad + key[10:])
+    assert not result.accepted and "ASCII" in (result.reason or "")
