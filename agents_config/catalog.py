@@ -18,6 +18,8 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
     model_validator,
@@ -51,26 +53,26 @@ class _Strict(BaseModel):
 class ServiceCaps(_Strict):
     """Monthly caps the operator's service proxies enforce per tenant (0 = not included)."""
 
-    web_searches_per_month: int = Field(ge=0)
-    browser_minutes_per_month: int = Field(ge=0)
-    emails_per_month: int = Field(ge=0)
-    phone_minutes_per_month: int = Field(ge=0)
+    web_searches_per_month: StrictInt = Field(ge=0)
+    browser_minutes_per_month: StrictInt = Field(ge=0)
+    emails_per_month: StrictInt = Field(ge=0)
+    phone_minutes_per_month: StrictInt = Field(ge=0)
 
 
 class UsageLimits(_Strict):
     """Limits on AI usage paid by the operator (platform-key plans). Omitted = no limit."""
 
-    messages_per_day: int | None = Field(default=None, ge=0)
-    tokens_per_month: int | None = Field(default=None, ge=0)
+    messages_per_day: StrictInt | None = Field(default=None, ge=0)
+    tokens_per_month: StrictInt | None = Field(default=None, ge=0)
 
 
 class MachineSize(_Strict):
     """Fly guest and volume of the tenant's machine; obeys flyctl's guest rules."""
 
     cpu_kind: Literal["shared", "performance"] = "shared"
-    cpus: int = Field(ge=1)
-    memory_mb: int = Field(ge=256)
-    volume_size_gb: int = Field(ge=1, le=500)
+    cpus: StrictInt = Field(ge=1)
+    memory_mb: StrictInt = Field(ge=256)
+    volume_size_gb: StrictInt = Field(ge=1, le=500)
 
     @model_validator(mode="after")
     def _flyctl_rules(self) -> MachineSize:
@@ -168,15 +170,15 @@ class Plan(_Strict):
     id: str = Field(pattern=PLAN_ID_PATTERN)
     display_name: str = Field(min_length=1)
     stripe_price_id: str = Field(pattern=r"^price_[A-Za-z0-9_]+$")
-    monthly_price_cents: int = Field(ge=0)
+    monthly_price_cents: StrictInt = Field(ge=0)
     key_mode: Literal["byok", "platform"]
-    requests_per_minute: int = Field(ge=1)
+    requests_per_minute: StrictInt = Field(ge=1)
     max_channels: int | None  # None = unlimited ("unlimited" in TOML)
-    cron: bool
-    custom_skills: bool
-    file_browser: bool
-    api_access: bool
-    sleep_when_idle: bool
+    cron: StrictBool
+    custom_skills: StrictBool
+    file_browser: StrictBool
+    api_access: StrictBool
+    sleep_when_idle: StrictBool
     heartbeat_every: str = Field(default="0m", pattern=r"^[0-9]+[smh]$")
     caps: ServiceCaps
     usage: UsageLimits = UsageLimits()

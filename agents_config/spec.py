@@ -73,7 +73,8 @@ class ChannelSpec(BaseModel):
 def _sorted_unique_providers(value: tuple[str, ...], field: str) -> tuple[str, ...]:
     for p in value:
         if p not in PROVIDER_IDS:
-            raise ValueError(f"unknown provider {p!r} in {field}; known: {', '.join(PROVIDER_IDS)}")
+            # the offending value is not echoed: a pasted key must not reach logs through an error
+            raise ValueError(f"unknown provider in {field}; known: {', '.join(PROVIDER_IDS)}")
     return tuple(sorted(set(value)))
 
 
@@ -108,7 +109,7 @@ class TenantSpec(BaseModel):
     @classmethod
     def _model(cls, value: str | None) -> str | None:
         if value is not None and value not in MODELS:
-            raise ValueError(f"unknown model {value!r}; expected one of agents_config.models.MODELS")
+            raise ValueError("unknown model; expected a 'provider/model' ref from agents_config.models")
         return value
 
     @field_validator("image")
