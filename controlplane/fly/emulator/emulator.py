@@ -1,0 +1,231 @@
+"""``FlyEmulator``: the facade tests, the demo, benchmarks and the CLI use."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+import structlog
+
+from controlplane.fly.emulator import machines as machine_ops
+from controlplane.fly.emulator.app import EmulatorApp
+from controlplane.fly.emulator.apps import settle_app
+from controlplane.fly.emulator.clock import EmulatorClock, rfc3339
+from controlplane.fly.emulator.context import World
+from controlplane.fly.emulator.faults import FaultInjector, Injection
+from controlplane.fly.emulator.ids import IdFactory
+from controlplane.fly.emulator.options import EmulatorOptions
+from controlplane.fly.emulator.ratelimit import RateLimiter
+from controlplane.fly.emulator.server import serve
+from controlplane.fly.emulator.state import AppRecord, EmulatorState, MachineEvent, MachineRecord
+from controlplane.fly.emulator.transport import EmulatorTransport
+
+log = structlog.get_logger(__name__)
+
+SNAPSHOT_FORMAT = 1
+
+
+class FlyEmulator:
+    """An in-memory Fly Machines API. See the package docstring for the full tour."""
+
+    def __init__(self, options: EmulatorOptions | None = None, *, state: EmulatorState | None = None) -> None:
+        self.options = options or EmulatorOptions()
+        self.clock = EmulatorClock(self.options.clock_speed)
+        self.world = World(
+            options=self.options,
+            state=state or EmulatorState(org=self.options.org),
+            clock=self.clock,
+            ids=IdFactory(self.options.seed),
+            profile=self.options.profile(),
+        )
+        self.faults = FaultInjector(self.options.faults, self.options.seed)
+        self.limiter = RateLimiter(enabled=self.options.rate_limits)
+        self.app = EmulatorApp(self.world, self.faults, self.limiter)
+
+    # --- serving -----------------------------------------------------------------------------------
+
+    def transport(self) -> httpx.AsyncBaseTransport:
+        """httpx transport that serves requests in process (use with base_url ``http://fly-emulator``)."""
+        return EmulatorTransport(self.app)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> contextlib.AbstractAsyncContextManager[str]:
+        """``async with emu.serve() as base_url:`` — a real uvicorn server on loopback."""
+        return serve(self.app, host, port)
+
+    def client(self, base_url: str = "http://fly-emulator", **kwargs: Any) -> httpx.AsyncClient:
+        """Convenience: an AsyncClient on the in-process transport, with the configured token."""
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if self.options.token:
+            headers.setdefault("Authorization", f"Bearer {self.options.token}")
+        return httpx.AsyncClient(transport=self.transport(), base_url=base_url, headers=headers, **kwargs)
+
+    # --- inspection ---------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> EmulatorState:
+        return self.world.state
+
+    @property
+    def apps(self) -> Mapping[str, AppRecord]:
+        for app in list(self.world.state.apps.values()):
+            settle_app(self.world, app)
+        return MappingProxyType(self.world.state.apps)
+
+    @property
+    def machines(self) -> Mapping[str, MachineRecord]:
+        """Every machine record (settled to now), including destroyed ones still remembered."""
+        for app in list(self.world.state.apps.values()):
+            settle_app(self.world, app)
+        for machine in self.world.state.machines.values():
+            machine_ops.settle(self.world, machine)
+        return MappingProxyType(self.world.state.machines)
+
+    def machines_in(self, app: str, *, include_destroyed: bool = False) -> list[MachineRecord]:
+        return [m for m in self.machines.values()
+                if m.app == app and (include_destroyed or m.state not in ("destroying", "destroyed"))]
+
+    def machine(self, machine_id: str) -> MachineRecord:
+        return self.machines[machine_id]
+
+    def render_machine(self, machine_id: str) -> dict[str, Any]:
+        return machine_ops.render_machine(self.world, self.machine(machine_id))
+
+    @property
+    def faults_fired(self) -> list[tuple[str, str]]:
+        return list(self.faults.fired)
+
+    # --- control ------------------------------------------------------------------------------------
+
+    def advance(self, seconds: float) -> None:
+        """Move emulated time forward (finish transitions, expire leases, make secrets visible)."""
+        self.clock.advance(seconds)
+
+    def inject(self, match: str | re.Pattern[str] | None, kind: str, *, times: int | None = 1,
+               method: str | None = None, app: str | None = None, region: str | None = None,
+               delay: float = 0.0) -> Injection:
+        """Queue a fault for the next matching call(s).
+
+        ``match``: an operation name (``create_machine``, ``update_machine``, ``start_machine``,
+        ``get_machine``, ``wait_machine``, ``list_org_machines``, ...), or a path regex (a string starting
+        with ``/`` or ``^``, or a compiled pattern), or None for any call. ``kind``: ``500|502|503|5xx|429|
+        408|drop`` (call not run), ``ambiguous|ambiguous_408|ambiguous_503|ambiguous_drop`` (call runs,
+        answer lost), ``latency`` (with ``delay`` seconds), or permanent-style errors ``capacity|
+        org_quota|host_disabled|volume_host_full``. ``times=None`` keeps it until ``clear_faults()``.
+        """
+        op: str | None = None
+        path: re.Pattern[str] | None = None
+        if isinstance(match, re.Pattern):
+            path = match
+        elif isinstance(match, str) and match[:1] in ("/", "^"):
+            path = re.compile(match)
+        else:
+            op = match
+        return self.faults.inject(Injection(kind=kind, op=op, path=path, method=method, app=app, region=region,
+                                            times=times, delay=delay))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def set_rate_limits(self, enabled: bool) -> None:
+        self.limiter.enabled = enabled
+        self.limiter.reset()
+
+    def set_error_regions(self, regions: list[str]) -> None:
+        """The org listing will omit machines in these regions and report them in ``error_regions``."""
+        self.world.state.error_regions = list(regions)
+
+    def reserve_foreign_app(self, name: str, org: str = "someone-else") -> None:
+        """Make ``name`` taken by another org (create → 422 name_taken, GET → 403)."""
+        self.world.state.foreign_apps[name] = org
+
+    def set_gateway_health(self, machine_id: str, *, ready: bool = True, failing: list[str] | None = None) -> None:
+        health = self.machine(machine_id).health
+        health.ready = ready
+        health.failing = list(failing or ([] if ready else ["channels"]))
+        health.crash_looping = False
+
+    def crash_loop(self, machine_id: str, *, exit_code: int = 1, restarts: int = 3, oom: bool = False,
+                   give_up: bool = False) -> None:
+        """The gateway process keeps exiting: exit events with ``restarting=true``, probes fail (502),
+        checks critical. ``give_up=True`` ends it the way flyd does after max retries: ``stopped``."""
+        machine = self.machine(machine_id)
+        world = self.world
+        health = machine.health
+        health.crash_looping = True
+        health.exit_code = exit_code
+        health.oom_killed = oom
+        for _ in range(restarts):
+            health.restart_count += 1
+            self._exit_event(machine, restarting=True)
+        if give_up:
+            self._exit_event(machine, restarting=False)
+            machine.plan = []
+            machine.state = "stopped"
+            machine.started_mono = None
+        machine.updated_mono = world.now()
+        machine.updated_wall = world.wall()
+
+    def _exit_event(self, machine: MachineRecord, *, restarting: bool) -> None:
+        world = self.world
+        wall = world.wall()
+        health = machine.health
+        machine.events.append(MachineEvent(
+            id=world.ids.ulid(wall), type="exit", status="stopped" if not restarting else "started",
+            source="flyd", timestamp=int(wall * 1000),
+            request={"exit_event": {"exit_code": health.exit_code, "guest_exit_code": health.exit_code,
+                                    "oom_killed": health.oom_killed, "requested_stop": False,
+                                    "restarting": restarting, "signal": 9 if health.oom_killed else -1,
+                                    "exited_at": rfc3339(wall)},
+                     "restart_count": health.restart_count},
+        ))
+
+    def fail_machine(self, machine_id: str) -> None:
+        """Put a machine in ``failed`` (could not start); recover by start, update or destroy."""
+        machine = self.machine(machine_id)
+        machine.plan = []
+        machine.state = "failed"
+        machine.started_mono = None
+        machine.updated_mono = self.world.now()
+        machine.updated_wall = self.world.wall()
+        self._exit_event(machine, restarting=False)
+
+    def set_host_status(self, machine_id: str, status: str) -> None:
+        """``ok`` | ``unknown`` | ``unreachable`` (the state is then not trustworthy)."""
+        self.machine(machine_id).host_status = status
+
+    # --- persistence --------------------------------------------------------------------------------
+
+    def snapshot_to(self, path: str | Path) -> None:
+        """Write the whole world as JSON. Secret values are not in it (only digests and salted MACs)."""
+        state = self.world.state
+        state.saved_mono = self.clock.now()
+        payload = {"format": SNAPSHOT_FORMAT, "state": state.model_dump(mode="json")}
+        Path(path).write_text(json.dumps(payload, indent=1, sort_keys=True))
+        log.info("fly_emulator.snapshot_saved", path=str(path), machines=len(state.machines))
+
+    @classmethod
+    def load(cls, path: str | Path, options: EmulatorOptions | None = None) -> FlyEmulator:
+        payload = json.loads(Path(path).read_text())
+        if payload.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"unsupported emulator snapshot format {payload.get('format')!r}")
+        state = EmulatorState.model_validate(payload["state"])
+        opts = options or EmulatorOptions(org=state.org)
+        if opts.org != state.org:
+            raise ValueError(f"snapshot is for org {state.org!r}, options say {opts.org!r}")
+        emulator = cls(opts, state=state)
+        emulator.clock.rebase(state.saved_mono)
+        return emulator
+
+
+@contextlib.asynccontextmanager
+async def running(options: EmulatorOptions | None = None) -> AsyncIterator[tuple[FlyEmulator, str]]:
+    """``async with running(opts) as (emu, base_url):`` — emulator plus a loopback server."""
+    emulator = FlyEmulator(options)
+    async with emulator.serve() as base_url:
+        yield emulator, base_url

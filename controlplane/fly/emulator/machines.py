@@ -1,0 +1,583 @@
+"""Machine lifecycle with Fly's state machine. Transitions are planned with due times and applied
+lazily (``settle``) whenever a machine is observed, so any clock speed works and nothing runs in the
+background. Mutating calls answer with the transient state Fly answers with."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import structlog
+
+from controlplane.fly.emulator.apps import get_app, settle_app
+from controlplane.fly.emulator.clock import rfc3339
+from controlplane.fly.emulator.config import image_ref, normalize_config, validate_region
+from controlplane.fly.emulator.context import World
+from controlplane.fly.emulator.errors import ApiError, bad_request, not_found, precondition
+from controlplane.fly.emulator.leases import DEFAULT_TTL, active_lease, require_nonce
+from controlplane.fly.emulator.state import (
+    LISTABLE_STATES,
+    SETTLED_STATES,
+    WAITABLE_STATES,
+    GatewayHealth,
+    Lease,
+    MachineEvent,
+    MachineRecord,
+    MachineVersion,
+    PlannedStep,
+)
+
+log = structlog.get_logger(__name__)
+
+STOP_SIGNALS = frozenset({"SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM"})
+MAX_WAIT_TIMEOUT = 60
+EVENTS_ON_MACHINE = 20
+MAX_EVENTS = 50
+
+
+# --- timeline ---------------------------------------------------------------------------------------
+
+
+def _event(world: World, machine: MachineRecord, type_: str, status: str, source: str, at_mono: float,
+           request: dict[str, Any] | None = None) -> None:
+    machine.events.append(MachineEvent(
+        id=world.ids.ulid(world.clock.wall_at(at_mono)),
+        type=type_,
+        status=status,
+        source=source,
+        timestamp=int(world.clock.wall_at(at_mono) * 1000),
+        request=request or {},
+    ))
+    if len(machine.events) > 200:
+        del machine.events[: len(machine.events) - 200]
+
+
+def _set_state(world: World, machine: MachineRecord, state: str, at_mono: float) -> None:
+    machine.state = state
+    machine.updated_mono = at_mono
+    machine.updated_wall = world.clock.wall_at(at_mono)
+    if state == "started":
+        machine.started_mono = at_mono
+    elif state != "started":
+        machine.started_mono = None
+    if state == "destroyed":
+        machine.destroyed_mono = at_mono
+        machine.lease = None
+        for volume in world.state.volumes.values():
+            if volume.attached_machine_id == machine.id:
+                volume.attached_machine_id = None
+
+
+def _touch(world: World, machine: MachineRecord) -> None:
+    machine.updated_mono = world.now()
+    machine.updated_wall = world.wall()
+
+
+def settle(world: World, machine: MachineRecord) -> None:
+    """Apply every planned transition that is due by now."""
+    now = world.now()
+    while machine.plan and machine.plan[0].due_mono <= now:
+        step = machine.plan.pop(0)
+        _set_state(world, machine, step.state, step.due_mono)
+        if step.event_type:
+            request: dict[str, Any] = {}
+            if step.event_type == "exit":
+                request = {"exit_event": {"exit_code": 0, "guest_exit_code": 0, "oom_killed": False,
+                                          "requested_stop": True, "restarting": False, "signal": -1,
+                                          "exited_at": rfc3339(world.clock.wall_at(step.due_mono))}}
+            _event(world, machine, step.event_type, step.event_status or step.state, step.source, step.due_mono,
+                   request)
+    if (machine.state == "destroyed" and not machine.gone and machine.destroyed_mono is not None
+            and now >= machine.destroyed_mono + world.profile.destroyed_retention):
+        machine.gone = True
+
+
+def _plan(world: World, machine: MachineRecord, transient: str, steps: list[tuple[float, str, str | None, str | None]],
+          event: tuple[str, str] | None) -> None:
+    """Enter ``transient`` now, then follow ``steps`` = [(delay, state, event_type, event_status)]."""
+    now = world.now()
+    machine.plan = []
+    _set_state(world, machine, transient, now)
+    if event is not None:
+        _event(world, machine, event[0], event[1], "user", now)
+    at = now
+    for delay, state, event_type, event_status in steps:
+        at += delay
+        machine.plan.append(PlannedStep(due_mono=at, state=state, event_type=event_type, event_status=event_status))
+
+
+# --- lookups ---------------------------------------------------------------------------------------
+
+
+def find_machine(world: World, app_name: str, machine_id: str, *, allow_destroyed: bool = True) -> MachineRecord:
+    get_app(world, app_name)
+    machine = world.state.machines.get(machine_id)
+    if machine is None or machine.app != app_name:
+        raise not_found("machine")
+    settle(world, machine)
+    if machine.gone or (machine.state == "destroyed" and not allow_destroyed):
+        raise not_found("machine")
+    return machine
+
+
+def _visible_secrets(world: World, app_name: str, min_version: Any) -> int:
+    app = get_app(world, app_name)
+    visible = app.visible_secrets_version(world.now(), world.profile.secrets_visibility)
+    if min_version is None:
+        return visible
+    if not isinstance(min_version, int) or isinstance(min_version, bool) or min_version < 0:
+        raise bad_request("min_secrets_version must be a non-negative integer")
+    if min_version > visible:
+        raise precondition(
+            f"min_secrets_version {min_version} is not yet available: the secrets store shows version {visible}, "
+            "try again shortly"
+        )
+    return visible
+
+
+def _check_mounts(world: World, app_name: str, region: str, config: dict[str, Any],
+                  machine_id: str | None) -> list[str]:
+    mounts = config.get("mounts") or []
+    if len(mounts) > 1:
+        raise bad_request("a machine can mount at most one volume")
+    volume_ids = []
+    for mount in mounts:
+        volume_id = mount.get("volume")
+        path = mount.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise bad_request("mount path must be absolute")
+        volume = world.state.volumes.get(str(volume_id))
+        if volume is None or volume.app != app_name or volume.destroyed:
+            raise bad_request(f"volume {volume_id} not found")
+        if volume.region != region:
+            raise bad_request(f"volume {volume_id} is in region {volume.region}, machine is in {region}")
+        if volume.attached_machine_id not in (None, machine_id):
+            raise bad_request(f"volume {volume_id} is already attached to machine {volume.attached_machine_id}")
+        volume_ids.append(volume.id)
+    return volume_ids
+
+
+# --- create / update ------------------------------------------------------------------------------
+
+
+def create_machine(world: World, app_name: str, body: dict[str, Any]) -> MachineRecord:
+    app = get_app(world, app_name)
+    config = normalize_config(body.get("config"))
+    region = body.get("region") or world.options.default_region
+    if not isinstance(region, str):
+        raise bad_request("region must be a string")
+    validate_region(region)
+    name = body.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise bad_request("name must be a non-empty string")
+    if name:
+        for other in world.state.machines_of(app_name):
+            settle(world, other)
+            if other.name == name and other.state != "destroyed":
+                raise ApiError(409, f"machine with name \"{name}\" already exists: {other.id}", "already_exists")
+    volume_ids = _check_mounts(world, app_name, region, config, None)
+    skip_secrets = bool(body.get("skip_secrets"))
+    secrets_version = _visible_secrets(world, app_name, body.get("min_secrets_version"))
+    now, wall = world.now(), world.wall()
+    instance_id = world.ids.ulid(wall)
+    machine = MachineRecord(
+        id=world.ids.machine_id(),
+        app=app.name,
+        name=name or world.ids.machine_name(),
+        region=region,
+        state="created",
+        instance_id=instance_id,
+        config=config,
+        private_ip=world.ids.private_ip(),
+        created_wall=wall,
+        created_mono=now,
+        updated_wall=wall,
+        updated_mono=now,
+        secrets_version=0 if skip_secrets else secrets_version,
+        skip_secrets=skip_secrets,
+        versions=[MachineVersion(version=instance_id, config=copy.deepcopy(config), created_wall=wall)],
+    )
+    lease_ttl = body.get("lease_ttl")
+    if lease_ttl is not None:
+        if not isinstance(lease_ttl, int) or lease_ttl <= 0:
+            raise bad_request("lease_ttl must be a positive integer")
+        machine.lease = Lease(nonce=world.ids.nonce(), owner=world.options.lease_owner, description="",
+                              expires_wall=wall + (lease_ttl or DEFAULT_TTL), version=instance_id)
+        machine.nonce = machine.lease.nonce
+    world.state.machines[machine.id] = machine
+    for volume_id in volume_ids:
+        world.state.volumes[volume_id].attached_machine_id = machine.id
+    _event(world, machine, "launch", "created", "user", now)
+    if not body.get("skip_launch"):
+        profile = world.profile
+        machine.plan = [
+            PlannedStep(due_mono=now + profile.create, state="starting"),
+            PlannedStep(due_mono=now + profile.create + profile.start, state="started", event_type="start",
+                        event_status="started"),
+        ]
+    log.debug("fly_emulator.machine_created", app=app_name, machine=machine.id, region=region)
+    return machine
+
+
+def update_machine(world: World, app_name: str, machine_id: str, body: dict[str, Any], nonce: str | None) -> MachineRecord:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_nonce(world, machine, nonce)
+    if machine.state in ("destroying", "destroyed"):
+        raise precondition(f"unable to update machine from current state: '{machine.state}'")
+    if machine.state in ("replacing", "updating"):
+        raise precondition(f"unable to update machine from current state: '{machine.state}'")
+    current_version = body.get("current_version")
+    if current_version is not None and current_version != machine.instance_id:
+        raise precondition(
+            f"machine version mismatch: current version is {machine.instance_id}, request expected {current_version}"
+        )
+    for field_name in ("name", "region"):
+        value = body.get(field_name)
+        if value and value != getattr(machine, field_name):
+            raise bad_request(f"machine {field_name} cannot be changed by an update")
+    config = normalize_config(body.get("config"))
+    old_mounts = [m.get("volume") for m in machine.config.get("mounts") or []]
+    new_mounts = [m.get("volume") for m in config.get("mounts") or []]
+    if old_mounts != new_mounts:
+        raise bad_request("a machine's volume mounts cannot be changed by an update; create a new machine")
+    _check_mounts(world, app_name, machine.region, config, machine.id)
+    skip_secrets = bool(body.get("skip_secrets"))
+    secrets_version = _visible_secrets(world, app_name, body.get("min_secrets_version"))
+    wall = world.wall()
+    machine.instance_id = world.ids.ulid(wall)
+    machine.config = config
+    machine.versions.append(MachineVersion(version=machine.instance_id, config=copy.deepcopy(config), created_wall=wall))
+    machine.secrets_version = 0 if skip_secrets else secrets_version
+    machine.skip_secrets = skip_secrets
+    machine.health.crash_looping = False
+    if machine.lease is not None:
+        machine.lease.version = machine.instance_id
+    profile = world.profile
+    was_running = machine.state in ("started", "starting", "restarting")
+    if was_running and not body.get("skip_launch"):
+        steps: list[tuple[float, str, str | None, str | None]] = [
+            (profile.replace, "started", "start", "started")
+        ]
+    else:
+        final = "created" if machine.state == "created" else "stopped"
+        steps = [(profile.replace, final, "update", final)]
+    _plan(world, machine, "replacing", steps, ("update", "replacing"))
+    log.debug("fly_emulator.machine_updated", app=app_name, machine=machine.id, version=machine.instance_id)
+    return machine
+
+
+# --- power operations ------------------------------------------------------------------------------
+
+
+def start_machine(world: World, app_name: str, machine_id: str, nonce: str | None,
+                  source: str = "user") -> dict[str, Any]:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_nonce(world, machine, nonce)
+    previous = machine.state
+    if previous in ("started", "starting"):
+        return {"previous_state": previous, "migrated": False, "new_host": ""}
+    if previous not in ("created", "stopped", "suspended", "failed"):
+        raise precondition(f"unable to start machine from current state: '{previous}'")
+    boot = world.profile.resume if previous == "suspended" else world.profile.start
+    _plan(world, machine, "starting", [(boot, "started", "start", "started")], ("start", "starting"))
+    machine.events[-1].source = source
+    machine.health.crash_looping = False
+    return {"previous_state": previous, "migrated": False, "new_host": ""}
+
+
+def stop_machine(world: World, app_name: str, machine_id: str, body: Any, nonce: str | None) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_request("invalid stop request: body must be a JSON object")
+    signal = body.get("signal")
+    if signal is not None and signal not in STOP_SIGNALS:
+        raise bad_request(f"invalid signal {signal!r}")
+    timeout = body.get("timeout")
+    if timeout is not None and not isinstance(timeout, (str, int)):
+        raise bad_request("invalid stop timeout")
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_nonce(world, machine, nonce)
+    state = machine.state
+    if state in ("stopped", "created", "stopping"):
+        return {"ok": True}
+    if state not in ("started", "starting", "restarting", "suspended", "failed"):
+        raise precondition(f"unable to stop machine from current state: '{state}'")
+    delay = 0.0 if state in ("suspended", "failed") else world.profile.stop
+    _plan(world, machine, "stopping", [(delay, "stopped", "exit", "stopped")], ("stop", "stopping"))
+    return {"ok": True}
+
+
+def suspend_machine(world: World, app_name: str, machine_id: str, nonce: str | None) -> dict[str, Any]:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_nonce(world, machine, nonce)
+    if machine.state in ("suspended", "suspending"):
+        return {"ok": True}
+    if machine.state != "started":
+        raise precondition(f"unable to suspend machine from current state: '{machine.state}'")
+    _plan(world, machine, "suspending", [(world.profile.suspend, "suspended", "suspend", "suspended")],
+          ("suspend", "suspending"))
+    return {"ok": True}
+
+
+def restart_machine(world: World, app_name: str, machine_id: str, nonce: str | None) -> dict[str, Any]:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_nonce(world, machine, nonce)
+    if machine.state != "started":
+        raise precondition(f"unable to restart machine from current state: '{machine.state}'")
+    _plan(world, machine, "restarting", [(world.profile.restart, "started", "start", "started")],
+          ("restart", "restarting"))
+    machine.health.crash_looping = False
+    return {"ok": True}
+
+
+def destroy_machine(world: World, app_name: str, machine_id: str, force: bool, nonce: str | None) -> dict[str, Any]:
+    machine = find_machine(world, app_name, machine_id)
+    require_nonce(world, machine, nonce)
+    if machine.state in ("destroying", "destroyed"):
+        return {"ok": True}
+    if machine.state not in ("stopped", "created", "suspended", "failed") and not force:
+        raise precondition(
+            f"unable to destroy machine, not currently stopped, suspended or failed (state: '{machine.state}'); "
+            "use force=true"
+        )
+    _plan(world, machine, "destroying", [(world.profile.destroy, "destroyed", "destroy", "destroyed")],
+          ("destroy", "destroying"))
+    log.debug("fly_emulator.machine_destroyed", app=app_name, machine=machine.id)
+    return {"ok": True}
+
+
+def set_cordon(world: World, app_name: str, machine_id: str, cordoned: bool, nonce: str | None) -> dict[str, Any]:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_nonce(world, machine, nonce)
+    machine.cordoned = cordoned
+    _touch(world, machine)
+    return {"ok": True}
+
+
+# --- wait ----------------------------------------------------------------------------------------------
+
+
+def parse_wait_states(values: list[str]) -> list[str]:
+    states: list[str] = []
+    for value in values:
+        states += [s.strip() for s in value.split(",") if s.strip()]
+    if not states:
+        return ["started"]
+    for state in states:
+        if state not in WAITABLE_STATES:
+            raise bad_request(f"invalid state {state!r}: expected one of {sorted(WAITABLE_STATES)}",
+                              "invalid_argument")
+    return states
+
+
+def parse_wait_timeout(value: str | None) -> int:
+    if value is None or value == "":
+        return MAX_WAIT_TIMEOUT
+    try:
+        timeout = int(value.removesuffix("s"))
+    except ValueError as exc:
+        raise bad_request(f"invalid timeout {value!r}", "invalid_argument") from exc
+    if timeout < 1 or timeout > MAX_WAIT_TIMEOUT:
+        raise bad_request(f"invalid timeout {timeout}: must be between 1 and {MAX_WAIT_TIMEOUT} seconds",
+                          "invalid_argument")
+    return timeout
+
+
+def _reached(state: str, wanted: list[str]) -> bool:
+    return state in wanted or ("settled" in wanted and state in SETTLED_STATES)
+
+
+async def wait_machine(world: World, app_name: str, machine_id: str, states: list[str], version: str | None,
+                       timeout: int) -> dict[str, Any]:
+    machine = find_machine(world, app_name, machine_id)
+    if version is not None and version != machine.instance_id and version not in machine.old_versions:
+        raise bad_request(f"machine {machine.id} has no version {version}", "invalid_argument")
+    if ("stopped" in states and version is None and world.options.wait_requires_version_for_stopped):
+        raise bad_request("instance_id (version) is required when waiting for the stopped state", "invalid_argument")
+    deadline = world.now() + timeout
+    while True:
+        machine = world.state.machines.get(machine_id) or machine
+        settle(world, machine)
+        replaced = version is not None and version != machine.instance_id
+        current = "replaced" if replaced else machine.state
+        if not replaced and _reached(current, states):
+            event_id = machine.events[-1].id if machine.events else ""
+            return {"ok": True, "state": current, "version": machine.instance_id, "event_id": event_id}
+        if machine.gone and "destroyed" not in states:
+            raise not_found("machine")
+        now = world.now()
+        if now >= deadline:
+            raise ApiError(
+                408,
+                f"machine failed to reach desired state, {','.join(states)}, currently {current}",
+                "deadline_exceeded",
+            )
+        next_due = machine.plan[0].due_mono if machine.plan and not replaced else deadline
+        pause = min(next_due, deadline) - now
+        await asyncio.sleep(min(max(world.clock.real_seconds(pause), 0.0), 0.02))
+
+
+# --- read side -------------------------------------------------------------------------------------------
+
+
+def _render_checks(world: World, machine: MachineRecord) -> list[dict[str, Any]]:
+    if machine.state != "started" or machine.started_mono is None:
+        return []
+    ready_at = machine.started_mono + world.profile.gateway_boot
+    if world.now() < ready_at:
+        return []
+    health: GatewayHealth = machine.health
+    healthy = not health.crash_looping
+    names = list((machine.config.get("checks") or {}).keys())
+    for index, service in enumerate(machine.config.get("services") or []):
+        for check in service.get("checks") or []:
+            names.append(f"servicecheck-{index:02d}-{check.get('type', 'tcp')}-{service.get('internal_port', 0)}")
+    updated = rfc3339(world.clock.wall_at(ready_at))
+    return [
+        {
+            "name": name,
+            "status": "passing" if healthy else "critical",
+            "output": "HTTP GET: 200 OK" if healthy else "dial tcp: connect: connection refused",
+            "updated_at": updated,
+        }
+        for name in names
+    ]
+
+
+def render_machine(world: World, machine: MachineRecord, *, summary: bool = False,
+                   include_lease: bool = False, with_nonce: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": machine.id,
+        "name": machine.name,
+        "state": machine.state,
+        "region": machine.region,
+        "instance_id": machine.instance_id,
+        "private_ip": machine.private_ip,
+        "image_ref": image_ref(str(machine.config.get("image", ""))),
+        "created_at": rfc3339(machine.created_wall),
+        "updated_at": rfc3339(machine.updated_wall),
+    }
+    if not summary:
+        body["config"] = copy.deepcopy(machine.config)
+        body["events"] = [e.render() for e in reversed(machine.events[-EVENTS_ON_MACHINE:])]
+        body["checks"] = _render_checks(world, machine)
+        body["host_status"] = machine.host_status
+        body["cordoned"] = machine.cordoned
+        if with_nonce and machine.nonce:
+            body["nonce"] = machine.nonce
+    if include_lease:
+        lease = active_lease(world, machine)
+        if lease is not None:
+            body["lease"] = {"owner": lease.owner, "expires_at": int(lease.expires_wall),
+                             "description": lease.description}
+    return body
+
+
+def list_machines(world: World, app_name: str, query: dict[str, list[str]]) -> list[dict[str, Any]]:
+    app = get_app(world, app_name)
+    settle_app(world, app)
+    include_deleted = _flag(query, "include_deleted")
+    summary = _flag(query, "summary")
+    include_lease = _flag(query, "include_leases")
+    states: list[str] = []
+    for value in query.get("state", []):
+        states += [s for s in value.split(",") if s]
+    for state in states:
+        if state not in LISTABLE_STATES:
+            raise bad_request(f"invalid state filter {state!r}: expected {sorted(LISTABLE_STATES)}")
+    regions = [r for value in query.get("region", []) for r in value.split(",") if r]
+    metadata = {k[len("metadata."):]: v[-1] for k, v in query.items() if k.startswith("metadata.")}
+    visible_before = world.now() - world.profile.list_consistency
+    out = []
+    for machine in sorted(world.state.machines_of(app_name), key=lambda m: m.created_mono):
+        settle(world, machine)
+        if machine.created_mono > visible_before:
+            continue  # eventually consistent: not yet in the list
+        if machine.state == "destroyed" and not include_deleted:
+            continue
+        if states and machine.state not in states:
+            continue
+        if regions and machine.region not in regions:
+            continue
+        meta = machine.config.get("metadata") or {}
+        if any(meta.get(k) != v for k, v in metadata.items()):
+            continue
+        out.append(render_machine(world, machine, summary=summary, include_lease=include_lease))
+    return out
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    values = query.get(name)
+    return bool(values) and values[-1].lower() in ("true", "1", "yes")
+
+
+def list_events(world: World, app_name: str, machine_id: str, limit: str | None) -> list[dict[str, Any]]:
+    machine = find_machine(world, app_name, machine_id)
+    try:
+        count = int(limit) if limit else EVENTS_ON_MACHINE
+    except ValueError as exc:
+        raise bad_request(f"invalid limit {limit!r}") from exc
+    count = max(1, min(count, MAX_EVENTS))
+    return [e.render() for e in reversed(machine.events[-count:])]
+
+
+def list_versions(world: World, app_name: str, machine_id: str) -> list[dict[str, Any]]:
+    machine = find_machine(world, app_name, machine_id)
+    return [{"version": v.version, "user_config": copy.deepcopy(v.config)} for v in reversed(machine.versions)]
+
+
+# --- metadata --------------------------------------------------------------------------------------------
+
+
+def get_metadata(world: World, app_name: str, machine_id: str) -> dict[str, str]:
+    machine = find_machine(world, app_name, machine_id)
+    return dict(machine.config.get("metadata") or {})
+
+
+def _metadata_dicts(machine: MachineRecord) -> list[dict[str, str]]:
+    targets = [machine.config.setdefault("metadata", {})]
+    if machine.versions:
+        targets.append(machine.versions[-1].config.setdefault("metadata", {}))
+    return targets
+
+
+def set_metadata_key(world: World, app_name: str, machine_id: str, key: str, body: dict[str, Any]) -> None:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    value = body.get("value")
+    if not isinstance(value, str):
+        raise bad_request("value is required and must be a string")
+    for target in _metadata_dicts(machine):
+        target[key] = value
+    _touch(world, machine)
+
+
+def get_metadata_key(world: World, app_name: str, machine_id: str, key: str) -> dict[str, str]:
+    machine = find_machine(world, app_name, machine_id)
+    meta = machine.config.get("metadata") or {}
+    if key not in meta:
+        raise not_found("metadata key")
+    return {"value": meta[key]}
+
+
+def delete_metadata_key(world: World, app_name: str, machine_id: str, key: str) -> None:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    for target in _metadata_dicts(machine):
+        target.pop(key, None)
+    _touch(world, machine)
+
+
+def replace_metadata(world: World, app_name: str, machine_id: str, body: dict[str, Any]) -> None:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    expected = body.get("machine_version")
+    if expected is not None and expected != machine.instance_id:
+        raise precondition(f"machine version mismatch: current version is {machine.instance_id}")
+    changes = body.get("metadata")
+    if not isinstance(changes, dict):
+        raise bad_request("metadata must be an object")
+    for target in _metadata_dicts(machine):
+        for key, value in changes.items():
+            if value in (None, ""):
+                target.pop(key, None)
+            else:
+                target[key] = str(value)
+    _touch(world, machine)
