@@ -1,0 +1,80 @@
+"""Model routing: strategies, preference, platform fallback, determinism, no-usable-model error."""
+
+from __future__ import annotations
+
+import pytest
+from tests.agents_config.ac_support import default_catalog, platform_catalog
+
+from agents_config.routing import MAX_FALLBACKS, NoUsableModelError, route_models
+
+
+def route(plan_id: str, *, catalog=None, byok=(), platform=(), chosen=None, strategy="balanced"):
+    plan = (catalog or default_catalog()).plan(plan_id)
+    return route_models(plan, byok_providers=byok, platform_keys=platform, chosen_model=chosen, strategy=strategy)
+
+
+KEYS = ("anthropic", "deepseek", "openai")
+
+
+def test_strategies_pick_cheapest_good_enough() -> None:
+    assert route("pro", byok=KEYS, strategy="aggressive").primary == "deepseek/deepseek-v4-flash"
+    assert route("pro", byok=KEYS, strategy="balanced").primary == "deepseek/deepseek-v4-pro"
+    assert route("pro", byok=KEYS, strategy="quality_first").primary == "openai/gpt-5.4"
+
+
+def test_fallbacks_cover_other_providers_first_and_are_capped() -> None:
+    decision = route("pro", byok=KEYS, strategy="quality_first")
+    assert len(decision.fallbacks) == MAX_FALLBACKS
+    assert {r.split("/")[0] for r in decision.fallbacks[:2]} == {"anthropic", "deepseek"}
+    assert decision.primary not in decision.fallbacks
+    assert decision.key_sources == (("anthropic", "byok"), ("deepseek", "byok"), ("openai", "byok"))
+
+
+def test_chosen_model_wins_when_usable_and_is_noted_otherwise() -> None:
+    assert route("pro", byok=KEYS, chosen="anthropic/claude-haiku-4-5").primary == "anthropic/claude-haiku-4-5"
+    decision = route("pro", byok=KEYS, chosen="xai/grok-4.3")
+    assert decision.primary != "xai/grok-4.3"
+    assert any("grok-4.3" in note for note in decision.notes)
+
+
+def test_platform_plans_use_platform_keys_and_default_model() -> None:
+    starter = route("starter", catalog=platform_catalog(), platform=("minimax", "moonshot"), byok=("openai",))
+    assert starter.chain == ("moonshot/kimi-k2.5", "minimax/MiniMax-M2.1")
+    assert starter.key_sources == (("minimax", "platform"), ("moonshot", "platform"))
+    premium = route("premium", catalog=platform_catalog(), platform=("anthropic",), strategy="quality_first")
+    assert premium.chain == ("anthropic/claude-sonnet-4-6", "anthropic/claude-opus-4-6")
+    opus = route("premium", catalog=platform_catalog(), platform=("anthropic",), chosen="anthropic/claude-opus-4-6")
+    assert opus.primary == "anthropic/claude-opus-4-6"
+
+
+def test_byok_plan_appends_platform_fallback_last() -> None:
+    decision = route("byok", catalog=platform_catalog(), byok=("openai",), platform=("minimax",))
+    assert decision.fallbacks[-1] == "minimax/MiniMax-M2.1"
+    assert decision.key_source("minimax") == "platform" and decision.key_source("openai") == "byok"
+
+
+def test_platform_fallback_is_primary_when_no_own_key() -> None:
+    decision = route("byok", catalog=platform_catalog(), platform=("minimax",))
+    assert decision.chain == ("minimax/MiniMax-M2.1",)
+    assert any("platform fallback" in n for n in decision.notes)
+
+
+def test_platform_fallback_skipped_when_own_key_shares_the_variable() -> None:
+    decision = route("byok", catalog=platform_catalog(), byok=("minimax",), platform=("minimax",))
+    assert decision.key_sources == (("minimax", "byok"),)
+    assert any("same variable" in n for n in decision.notes)
+
+
+def test_no_usable_model_is_a_clear_error() -> None:
+    with pytest.raises(NoUsableModelError, match="plan 'starter': no usable model"):
+        route("starter")
+    with pytest.raises(NoUsableModelError, match="kimi"):
+        route("starter", catalog=platform_catalog(), platform=("anthropic",))
+    with pytest.raises(NoUsableModelError):
+        route("byok", catalog=platform_catalog(), byok=())  # no platform key offered either
+
+
+def test_routing_is_independent_of_input_order() -> None:
+    a = route("power", byok=("xai", "google", "mistral", "anthropic"), strategy="aggressive")
+    b = route("power", byok=["anthropic", "mistral", "google", "xai", "google"], strategy="aggressive")
+    assert a == b
