@@ -16,7 +16,8 @@ Known gaps between the spec and the real API (reference fly-machines.md §16) ar
 place, so callers do not each invent their own exceptions:
 
 * lease responses are wrapped as ``{"status": "success", "data": Lease}`` in reality (spec: flat);
-* ``autostop`` is returned as ``false``/``true`` for off/stop and a string only for ``"suspend"``;
+* ``autostop`` is returned as ``false``/``true`` for off/stop and a string only for ``"suspend"``, and
+  accepted in either form (the spec's own description says so);
 * error ``status`` values go beyond the spec enum (``name_taken``, ``already_exists``, ...);
 * 408/409/412/422/429/5xx are mostly undeclared: any undeclared error status must carry a Fly error
   body (``{"error": str, "status"?: str}``, or the lease style ``{"status":"error","message":str,...}``);
@@ -159,15 +160,22 @@ def _strict_objects(node: Any) -> Any:
     return out
 
 
-def _response_relaxations(schemas: dict[str, Any]) -> None:
+def _autostop_accepts_booleans(schemas: dict[str, Any]) -> None:
+    # The spec's own description: "Accepts a string (new format) or a boolean (old format)"; responses
+    # use false/true for off/stop, so a GET -> modify -> POST round trip sends booleans back.
     service = schemas.get("fly.MachineService", {}).get("properties", {})
     if "autostop" in service:
         service["autostop"] = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["suspend", "off", "stop"]}]}
+
+
+def _response_relaxations(schemas: dict[str, Any]) -> None:
+    _autostop_accepts_booleans(schemas)
     if "main.statusCode" in schemas:
         schemas["main.statusCode"] = {"type": "string"}
 
 
 def _request_relaxations(schemas: dict[str, Any]) -> None:
+    _autostop_accepts_booleans(schemas)
     for name, extra in _EXTRA_BODY_FIELDS.items():
         if name in schemas:
             schemas[name].setdefault("properties", {}).update(extra)
@@ -363,7 +371,9 @@ def validate_response(method: str, path: str, status: int, json_body: Any) -> Op
     declared, schema = _declared_response(op, status)
     is_lease = op.operation_id in _LEASE_OPS
     if status >= 400:
-        if is_lease and isinstance(json_body, Mapping) and json_body.get("status") == "error":
+        # Lease endpoints, and lease conflicts (409) on any nonce-aware mutation, use the lease style.
+        lease_style = is_lease or status == 409
+        if lease_style and isinstance(json_body, Mapping) and json_body.get("status") == "error":
             problems += _schema_errors(LEASE_ERROR_BODY_SCHEMA, json_body, components, "body")
         elif declared and schema is not None:
             problems += _schema_errors(_convert(schema), json_body, components, "body")
