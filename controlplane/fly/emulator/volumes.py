@@ -18,7 +18,7 @@ MAX_SIZE_GB = 500
 
 def render_volume(volume: VolumeRecord) -> dict[str, Any]:
     blocks = volume.size_gb * 1024 * 1024 // 4
-    return {
+    body: dict[str, Any] = {
         "id": volume.id,
         "name": volume.name,
         "state": volume.state,
@@ -28,8 +28,6 @@ def render_volume(volume: VolumeRecord) -> dict[str, Any]:
         "encrypted": volume.encrypted,
         "fstype": volume.fstype,
         "type": "local",
-        "attached_machine_id": volume.attached_machine_id,
-        "attached_alloc_id": None,
         "created_at": rfc3339(volume.created_wall),
         "host_status": "ok",
         "block_size": 4096,
@@ -41,6 +39,9 @@ def render_volume(volume: VolumeRecord) -> dict[str, Any]:
         "auto_backup_enabled": volume.auto_backup_enabled,
         "snapshot_retention": volume.snapshot_retention,
     }
+    if volume.attached_machine_id is not None:  # omitted when detached (the spec has no nulls)
+        body["attached_machine_id"] = volume.attached_machine_id
+    return body
 
 
 def get_volume(world: World, app_name: str, volume_id: str) -> VolumeRecord:
