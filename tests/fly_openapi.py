@@ -23,7 +23,8 @@ place, so callers do not each invent their own exceptions:
   body (``{"error": str, "status"?: str}``, or the lease style ``{"status":"error","message":str,...}``);
 * ``POST /apps`` accepts ``app_name`` as well as ``name``; list machines accepts ``metadata.<key>``;
   restart accepts ``force_stop``; delete machine accepts ``kill``; app create accepts ``wait``;
-  lease create accepts ``?ttl`` and an empty body; secrets list accepts ``version`` (fly-go).
+  lease create accepts ``?ttl`` and an empty body; secrets list accepts ``version`` (fly-go);
+  ``POST /apps/{app}/secrets`` accepts ``null`` values (unset).
 
 Request bodies are checked strictly by default (unknown fields are errors) because Fly silently drops
 unknown fields, which is exactly the bug a test should catch (e.g. fly.toml's ``auto_stop_machines``).
@@ -176,6 +177,9 @@ def _response_relaxations(schemas: dict[str, Any]) -> None:
 
 def _request_relaxations(schemas: dict[str, Any]) -> None:
     _autostop_accepts_booleans(schemas)
+    values = schemas.get("AppSecretsUpdateRequest", {}).get("properties", {}).get("values")
+    if values is not None:  # {"values": {"OLD": null}} unsets a secret (reference §3.4)
+        values["additionalProperties"] = {"type": ["string", "null"]}
     for name, extra in _EXTRA_BODY_FIELDS.items():
         if name in schemas:
             schemas[name].setdefault("properties", {}).update(extra)
