@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import click
+import sys
+
 import typer
 
 from controlplane.byok.catalog import get_spec
@@ -30,7 +31,7 @@ def _bad_input(field: str, message: str) -> typer.Exit:
 
 
 def _read_key() -> ProviderKeyValue:
-    stdin = click.get_text_stream("stdin")
+    stdin = sys.stdin
     if stdin.isatty():
         return ProviderKeyValue(typer.prompt("API key", hide_input=True, default="", show_default=False))
     return ProviderKeyValue(stdin.read())
