@@ -20,6 +20,8 @@ class Limit:
     burst: int
 
 
+_EPSILON = 1e-6
+
 DEFAULT_ACTION_LIMIT = Limit(rate=1.0, burst=3)
 
 #: Actions whose published limit differs from the default 1/s burst 3.
@@ -63,8 +65,9 @@ class TokenBucket:
         async with self._lock:
             while True:
                 self._refill()
-                if self.tokens >= 1.0:
-                    self.tokens -= 1.0
+                # Tolerance: float refill after an exact sleep can land at 0.9999999...
+                if self.tokens >= 1.0 - _EPSILON:
+                    self.tokens = max(0.0, self.tokens - 1.0)
                     return waited
                 delay = (1.0 - self.tokens) / self.limit.rate
                 waited += delay

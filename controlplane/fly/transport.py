@@ -123,7 +123,7 @@ class FlyHTTP:
 
     @property
     def base_url(self) -> str:
-        return str(self._client.base_url)
+        return str(self._client.base_url).rstrip("/")
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -226,16 +226,19 @@ class FlyHTTP:
                 kwargs["json"] = json
             if timeout is not None:
                 kwargs["timeout"] = timeout
+            transport_error: FlyConnectionError | None = None
             try:
                 response = await self._client.request(method, path, **kwargs)
             except httpx.TransportError as exc:
-                error = FlyConnectionError(
-                    self.auth.redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__),
-                    method=method,
-                    path=path,
+                detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                transport_error = FlyConnectionError(
+                    self.auth.redact(detail), method=method, path=path
                 )
-                log.warning("fly.transport_error", **error.log_fields())
-                raise error from None
+            if transport_error is not None:
+                # Raised outside the except block so the httpx exception is not even attached as
+                # __context__ (its text is not ours to vouch for).
+                log.warning("fly.transport_error", **transport_error.log_fields())
+                raise transport_error
             if response.is_success:
                 return response
             await response.aread()

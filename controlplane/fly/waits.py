@@ -8,7 +8,6 @@ treats 404 as ``destroyed`` when that is a target, and tolerates a brief 404 rig
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -93,7 +92,7 @@ async def wait_for(
                 last_state=last_state, method="GET",
                 path=f"/apps/{app}/machines/{machine_id}/wait",
             )
-        per_call = max(1, min(60, math.ceil(remaining)))
+        per_call = max(1, min(60, int(remaining)))  # never overshoot the deadline by much
         try:
             result = await client.wait_machine(app, machine_id, targets, version=version, timeout=per_call)  # type: ignore[arg-type]
         except FlyNotFound:

@@ -21,6 +21,12 @@ API = BASE + "/v1"
 ORG = "test-org"
 
 
+async def settle(rounds: int = 300) -> None:
+    """Let every ready task run until nothing is left to do (bounded)."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
 class FakeClock:
     """Virtual time. ``auto`` mode: every sleep advances time at once (retries, pacing). Manual
     mode: sleepers wait until the test calls :meth:`advance` (background lease refresh)."""
@@ -48,16 +54,15 @@ class FakeClock:
 
     async def advance(self, seconds: float) -> None:
         target = self.now + seconds
+        await settle()  # let freshly started tasks register their sleeps first
         while self._sleepers and self._sleepers[0][0] <= target:
             wake, _, future = heapq.heappop(self._sleepers)
             self.now = max(self.now, wake)
             if not future.done():
                 future.set_result(None)
-            for _ in range(20):
-                await asyncio.sleep(0)
+            await settle()
         self.now = target
-        for _ in range(20):
-            await asyncio.sleep(0)
+        await settle()
 
 
 @dataclass
