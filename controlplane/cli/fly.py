@@ -10,6 +10,7 @@ Point a client at ``http://127.0.0.1:PORT`` (the API lives under ``/v1``; gatewa
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -58,6 +59,10 @@ def fly_emulator(
         emulator = FlyEmulator(options)
     log.info("fly_emulator.starting", host=host, port=port, latency=latency, faults=str(spec), seed=seed, org=org,
              auth=token is not None, rate_limits=rate_limits)
+    def _terminate(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)  # uvicorn re-raises SIGTERM after its graceful shutdown; exit cleanly
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         run_forever(emulator.app, host, port)
     finally:
