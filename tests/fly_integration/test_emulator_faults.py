@@ -1,0 +1,84 @@
+"""Acceptance: create-or-adopt under seeded faults never produces a second machine (invariant 2).
+
+200 tenants provisioned concurrently (app create + machine create) against the emulator with 10% 5xx,
+5% 429 and 5% ambiguous machine creates (the create runs, then the answer is a 408, a 5xx or a
+dropped connection). The outer loop plays the reconciler: the create tag is "persisted" once per
+tenant before the first call and reused on every retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+
+from controlplane.fly import (
+    CREATE_TAG_KEY,
+    CreateMachineRequest,
+    FlyClient,
+    FlyError,
+    Machine,
+    MachineConfig,
+    MachineGuest,
+)
+from tests.fly_integration.conftest import emulator
+
+TENANTS = 200
+
+
+async def provision(fly: FlyClient, tenant: int, tag: str, rng: random.Random) -> Machine:
+    app = f"oc-t{tenant:03d}"
+    request = CreateMachineRequest(
+        region="iad",
+        config=MachineConfig(image="ghcr.io/openclaw/openclaw:2026.9.6",
+                             guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=512),
+                             metadata={"tenant": str(tenant)}),
+    )
+    for attempt in range(12):  # the reconciler's per-tenant retry with backoff
+        try:
+            await fly.create_app_idempotent(app, network=app, lookup_delay=0.05)
+            return await fly.create_machine_idempotent(app, request, tag, lookup_delay=0.05)
+        except FlyError as exc:
+            if not (exc.transient or exc.ambiguous):
+                raise
+            await asyncio.sleep(rng.uniform(0.01, 0.05) * (attempt + 1))
+    raise AssertionError(f"tenant {tenant} never provisioned")
+
+
+async def test_200_concurrent_create_or_adopt_end_with_exactly_200_machines(make_client) -> None:  # type: ignore[no-untyped-def]
+    emu = emulator("5xx=0.1,429=0.05,ambiguous_create=0.05", seed=1)
+    fly, transport = make_client(emu)
+    rng = random.Random(1)
+    tags = {t: f"tag-{t:03d}-{rng.getrandbits(64):016x}" for t in range(TENANTS)}  # persisted first
+    async with fly:
+        machines = await asyncio.gather(*(provision(fly, t, tags[t], rng) for t in range(TENANTS)))
+
+    live = [m for m in emu.machines.values() if m.state not in ("destroying", "destroyed")]
+    assert len(live) == TENANTS
+    per_app = Counter(m.app for m in live)
+    assert set(per_app.values()) == {1}, [a for a, n in per_app.items() if n > 1]
+    assert len(emu.apps) == TENANTS
+    # every tenant got back the one machine that exists for its tag
+    by_tag = {m.config["metadata"][CREATE_TAG_KEY]: m.id for m in live}
+    assert {tags[t]: machines[t].id for t in range(TENANTS)} == by_tag
+
+    fired = Counter(kind for _, kind in emu.faults_fired)
+    ambiguous = sum(n for kind, n in fired.items() if kind.startswith("ambiguous"))
+    assert ambiguous >= 3, fired  # the dangerous path was really exercised
+    assert sum(n for kind, n in fired.items() if kind in ("429",)) > 0, fired
+    creates = len(transport.calls("POST", r"/apps/[^/]+/machines"))
+    assert creates > TENANTS  # some creates were repeated, yet no duplicate machine exists
+
+
+async def test_ambiguous_create_variants_each_adopted(make_client) -> None:  # type: ignore[no-untyped-def]
+    emu = emulator()
+    fly, _ = make_client(emu)
+    async with fly:
+        for i, kind in enumerate(("ambiguous_408", "ambiguous_503", "ambiguous_drop")):
+            app = f"oc-amb-{i}"
+            await fly.create_app_idempotent(app)
+            emu.inject("create_machine", kind, times=1)
+            machine = await fly.create_machine_idempotent(
+                app, CreateMachineRequest(config=MachineConfig(image="img:1")), f"tag-{i}", lookup_delay=0.01
+            )
+            assert [m.id for m in emu.machines_in(app)] == [machine.id]
