@@ -15,17 +15,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from controlplane.db.models import Secret, utcnow
 from controlplane.db.session import Database
 from controlplane.vault import Vault, VaultError
 
 
+SECRETS = Secret.__table__  # Core statements: no ORM session synchronisation per row
+_CAS_UPDATE = (
+    update(SECRETS)
+    .where(SECRETS.c.id == bindparam("b_id"), SECRETS.c.version == bindparam("b_version"))
+    .values(value=bindparam("b_value"), key_id=bindparam("b_kid"), version=bindparam("b_next"))
+)
+
+
 @dataclass
 class RotationReport:
-    rewritten: int = 0
-    skipped_concurrent: int = 0
+    rewritten: int = 0  # rows now on the primary key (ours, or a concurrent primary-key write)
+    skipped_concurrent: int = 0  # rows a concurrent old-ring writer changed first (retried next pass)
     failed: list[str] = field(default_factory=list)  # secret row ids (never values)
     remaining: int = 0
     passes: int = 0
@@ -79,6 +87,7 @@ async def rotate_to_primary(
                 ).all()
                 if not batch:
                     break
+                updates = []
                 for row_id, tenant_id, name, value, version in batch:
                     after_id = row_id
                     try:
@@ -86,21 +95,30 @@ async def rotate_to_primary(
                     except VaultError:
                         failed.add(row_id)
                         continue
-                    result = await s.execute(
-                        update(Secret)
-                        .where(Secret.id == row_id, Secret.version == version)
-                        .values(
-                            value=new_value,
-                            key_id=primary,
-                            version=version + 1,
-                            updated_at=utcnow(),
+                    updates.append({
+                        "b_id": row_id,
+                        "b_version": version,
+                        "b_value": new_value,
+                        "b_next": version + 1,
+                        "b_kid": primary,
+                    })
+                if updates:
+                    # One statement per batch; each row is still a compare-and-swap on its version.
+                    await s.execute(_CAS_UPDATE.values(updated_at=utcnow()), updates)
+                    ids = [u["b_id"] for u in updates]
+                    lost = int(
+                        await s.scalar(
+                            select(func.count())
+                            .select_from(SECRETS)
+                            .where(SECRETS.c.id.in_(ids), SECRETS.c.key_id != primary)
                         )
+                        or 0
                     )
-                    if result.rowcount:
-                        report.rewritten += 1
-                        progressed = True
-                    else:
-                        report.skipped_concurrent += 1
+                    # Rows still off the primary key were rewritten concurrently by a writer that
+                    # used an older key ring: the next pass takes them again.
+                    report.skipped_concurrent += lost
+                    report.rewritten += len(updates) - lost
+                    progressed = progressed or len(updates) > lost
             if progress is not None:
                 progress(len(batch))
         remaining = await count_not_on_primary(db, vault)
