@@ -11,6 +11,7 @@ from controlplane.fly.emulator.clock import rfc3339
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found
 from controlplane.fly.emulator.state import AppRecord, SecretEntry, SecretWrite
+from controlplane.fly.emulator.timeline import settle
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +99,8 @@ def delete_app(world: World, name: str, force: bool) -> None:
     app = get_app(world, name)
     if app.delete_at_mono is not None:
         return
+    for machine in world.state.machines_of(name):
+        settle(world, machine)
     running = [m for m in world.state.machines_of(name) if m.state in ("started", "starting", "replacing")]
     if running and not force:
         raise ApiError(

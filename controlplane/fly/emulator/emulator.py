@@ -23,6 +23,7 @@ from controlplane.fly.emulator.ids import IdFactory
 from controlplane.fly.emulator.options import EmulatorOptions
 from controlplane.fly.emulator.ratelimit import RateLimiter
 from controlplane.fly.emulator.server import serve
+from controlplane.fly.emulator.timeline import settle
 from controlplane.fly.emulator.state import AppRecord, EmulatorState, MachineEvent, MachineRecord
 from controlplane.fly.emulator.transport import EmulatorTransport
 
@@ -83,7 +84,7 @@ class FlyEmulator:
         for app in list(self.world.state.apps.values()):
             settle_app(self.world, app)
         for machine in self.world.state.machines.values():
-            machine_ops.settle(self.world, machine)
+            settle(self.world, machine)
         return MappingProxyType(self.world.state.machines)
 
     def machines_in(self, app: str, *, include_destroyed: bool = False) -> list[MachineRecord]:

@@ -16,13 +16,13 @@ from controlplane.fly.emulator.config import image_ref, normalize_config, valida
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found, precondition
 from controlplane.fly.emulator.leases import DEFAULT_TTL, active_lease, require_nonce
+from controlplane.fly.emulator.timeline import add_event, set_state, settle, touch
 from controlplane.fly.emulator.state import (
     LISTABLE_STATES,
     SETTLED_STATES,
     WAITABLE_STATES,
     GatewayHealth,
     Lease,
-    MachineEvent,
     MachineRecord,
     MachineVersion,
     PlannedStep,
@@ -36,71 +36,14 @@ EVENTS_ON_MACHINE = 20
 MAX_EVENTS = 50
 
 
-# --- timeline ---------------------------------------------------------------------------------------
-
-
-def _event(world: World, machine: MachineRecord, type_: str, status: str, source: str, at_mono: float,
-           request: dict[str, Any] | None = None) -> None:
-    machine.events.append(MachineEvent(
-        id=world.ids.ulid(world.clock.wall_at(at_mono)),
-        type=type_,
-        status=status,
-        source=source,
-        timestamp=int(world.clock.wall_at(at_mono) * 1000),
-        request=request or {},
-    ))
-    if len(machine.events) > 200:
-        del machine.events[: len(machine.events) - 200]
-
-
-def _set_state(world: World, machine: MachineRecord, state: str, at_mono: float) -> None:
-    machine.state = state
-    machine.updated_mono = at_mono
-    machine.updated_wall = world.clock.wall_at(at_mono)
-    if state == "started":
-        machine.started_mono = at_mono
-    elif state != "started":
-        machine.started_mono = None
-    if state == "destroyed":
-        machine.destroyed_mono = at_mono
-        machine.lease = None
-        for volume in world.state.volumes.values():
-            if volume.attached_machine_id == machine.id:
-                volume.attached_machine_id = None
-
-
-def _touch(world: World, machine: MachineRecord) -> None:
-    machine.updated_mono = world.now()
-    machine.updated_wall = world.wall()
-
-
-def settle(world: World, machine: MachineRecord) -> None:
-    """Apply every planned transition that is due by now."""
-    now = world.now()
-    while machine.plan and machine.plan[0].due_mono <= now:
-        step = machine.plan.pop(0)
-        _set_state(world, machine, step.state, step.due_mono)
-        if step.event_type:
-            request: dict[str, Any] = {}
-            if step.event_type == "exit":
-                request = {"exit_event": {"exit_code": 0, "guest_exit_code": 0, "oom_killed": False,
-                                          "requested_stop": True, "restarting": False, "signal": -1,
-                                          "exited_at": rfc3339(world.clock.wall_at(step.due_mono))}}
-            _event(world, machine, step.event_type, step.event_status or step.state, step.source, step.due_mono,
-                   request)
-    if (machine.state == "destroyed" and not machine.gone and machine.destroyed_mono is not None
-            and now >= machine.destroyed_mono + world.profile.destroyed_retention):
-        machine.gone = True
-
-
 def _plan(world: World, machine: MachineRecord, transient: str, steps: list[tuple[float, str, str | None, str | None]],
           event: tuple[str, str] | None) -> None:
     """Enter ``transient`` now, then follow ``steps`` = [(delay, state, event_type, event_status)]."""
     now = world.now()
     machine.plan = []
-    _set_state(world, machine, transient, now)
+    set_state(world, machine, transient, now)
     if event is not None:
-        _event(world, machine, event[0], event[1], "user", now)
+        add_event(world, machine, event[0], event[1], "user", now)
     at = now
     for delay, state, event_type, event_status in steps:
         at += delay
@@ -208,7 +151,7 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
     world.state.machines[machine.id] = machine
     for volume_id in volume_ids:
         world.state.volumes[volume_id].attached_machine_id = machine.id
-    _event(world, machine, "launch", "created", "user", now)
+    add_event(world, machine, "launch", "created", "user", now)
     if not body.get("skip_launch"):
         profile = world.profile
         machine.plan = [
@@ -350,7 +293,7 @@ def set_cordon(world: World, app_name: str, machine_id: str, cordoned: bool, non
     machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
     require_nonce(world, machine, nonce)
     machine.cordoned = cordoned
-    _touch(world, machine)
+    touch(world, machine)
     return {"ok": True}
 
 
@@ -548,7 +491,7 @@ def set_metadata_key(world: World, app_name: str, machine_id: str, key: str, bod
         raise bad_request("value is required and must be a string")
     for target in _metadata_dicts(machine):
         target[key] = value
-    _touch(world, machine)
+    touch(world, machine)
 
 
 def get_metadata_key(world: World, app_name: str, machine_id: str, key: str) -> dict[str, str]:
@@ -563,7 +506,7 @@ def delete_metadata_key(world: World, app_name: str, machine_id: str, key: str) 
     machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
     for target in _metadata_dicts(machine):
         target.pop(key, None)
-    _touch(world, machine)
+    touch(world, machine)
 
 
 def replace_metadata(world: World, app_name: str, machine_id: str, body: dict[str, Any]) -> None:
@@ -580,4 +523,4 @@ def replace_metadata(world: World, app_name: str, machine_id: str, body: dict[st
                 target.pop(key, None)
             else:
                 target[key] = str(value)
-    _touch(world, machine)
+    touch(world, machine)

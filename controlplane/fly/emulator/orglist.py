@@ -10,8 +10,8 @@ from controlplane.fly.emulator.apps import settle_app
 from controlplane.fly.emulator.clock import parse_rfc3339, rfc3339
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import bad_request, not_found
-from controlplane.fly.emulator.machines import settle
 from controlplane.fly.emulator.state import MachineRecord
+from controlplane.fly.emulator.timeline import settle
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

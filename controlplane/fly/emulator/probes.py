@@ -27,6 +27,7 @@ from controlplane.fly.emulator.apps import gateway_token_mac
 from controlplane.fly.emulator.config import image_ref, services_autostart
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.http import Reply, Request
+from controlplane.fly.emulator.timeline import settle
 from controlplane.fly.emulator.state import MachineRecord
 
 PROBES = {"/healthz": "healthz", "/health": "healthz", "/startupz": "startupz", "/startup": "startupz",
@@ -53,7 +54,7 @@ def _proxy_error(message: str) -> Reply:
 def _pick(world: World, app: str, request: Request) -> MachineRecord | None:
     candidates = [m for m in world.state.machines_of(app) if not m.gone]
     for machine in candidates:
-        machine_ops.settle(world, machine)
+        settle(world, machine)
     forced = request.headers.get("fly-force-instance-id")
     if forced:
         return next((m for m in candidates if m.id == forced), None)
@@ -87,7 +88,7 @@ def handle_probe(world: World, app_name: str, path: str, request: Request) -> Re
     if (machine.state in ("stopped", "suspended") and world.options.proxy_autostart
             and services_autostart(machine.config) and machine.lease is None):
         machine_ops.start_machine(world, app_name, machine.id, nonce=None, source="proxy")
-        machine_ops.settle(world, machine)
+        settle(world, machine)
     if probe is None:
         return Reply(404, body={"error": "not found"})
     state = machine.state

@@ -11,6 +11,7 @@ from controlplane.fly.emulator.config import validate_region
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found
 from controlplane.fly.emulator.state import VolumeRecord
+from controlplane.fly.emulator.timeline import settle
 
 VOLUME_NAME = re.compile(r"^[a-z0-9_]{1,30}$")
 MAX_SIZE_GB = 500
@@ -49,6 +50,9 @@ def get_volume(world: World, app_name: str, volume_id: str) -> VolumeRecord:
     volume = world.state.volumes.get(volume_id)
     if volume is None or volume.app != app_name or volume.destroyed:
         raise not_found("volume")
+    machine = world.state.machines.get(volume.attached_machine_id or "")
+    if machine is not None:
+        settle(world, machine)  # a destroyed machine releases its volume
     return volume
 
 

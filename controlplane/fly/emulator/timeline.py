@@ -1,0 +1,65 @@
+"""A machine's timeline: state changes, events, and lazily applied planned transitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.fly.emulator.clock import rfc3339
+from controlplane.fly.emulator.context import World
+from controlplane.fly.emulator.state import MachineEvent, MachineRecord
+
+MAX_EVENTS_KEPT = 200
+
+
+def add_event(world: World, machine: MachineRecord, type_: str, status: str, source: str, at_mono: float,
+              request: dict[str, Any] | None = None) -> None:
+    machine.events.append(MachineEvent(
+        id=world.ids.ulid(world.clock.wall_at(at_mono)),
+        type=type_,
+        status=status,
+        source=source,
+        timestamp=int(world.clock.wall_at(at_mono) * 1000),
+        request=request or {},
+    ))
+    if len(machine.events) > MAX_EVENTS_KEPT:
+        del machine.events[: len(machine.events) - MAX_EVENTS_KEPT]
+
+
+def set_state(world: World, machine: MachineRecord, state: str, at_mono: float) -> None:
+    machine.state = state
+    machine.updated_mono = at_mono
+    machine.updated_wall = world.clock.wall_at(at_mono)
+    if state == "started":
+        machine.started_mono = at_mono
+    else:
+        machine.started_mono = None
+    if state == "destroyed":
+        machine.destroyed_mono = at_mono
+        machine.lease = None
+        for volume in world.state.volumes.values():
+            if volume.attached_machine_id == machine.id:
+                volume.attached_machine_id = None
+
+
+def touch(world: World, machine: MachineRecord) -> None:
+    machine.updated_mono = world.now()
+    machine.updated_wall = world.wall()
+
+
+def settle(world: World, machine: MachineRecord) -> None:
+    """Apply every planned transition that is due by now."""
+    now = world.now()
+    while machine.plan and machine.plan[0].due_mono <= now:
+        step = machine.plan.pop(0)
+        set_state(world, machine, step.state, step.due_mono)
+        if step.event_type:
+            request: dict[str, Any] = {}
+            if step.event_type == "exit":
+                request = {"exit_event": {"exit_code": 0, "guest_exit_code": 0, "oom_killed": False,
+                                          "requested_stop": True, "restarting": False, "signal": -1,
+                                          "exited_at": rfc3339(world.clock.wall_at(step.due_mono))}}
+            add_event(world, machine, step.event_type, step.event_status or step.state, step.source, step.due_mono,
+                   request)
+    if (machine.state == "destroyed" and not machine.gone and machine.destroyed_mono is not None
+            and now >= machine.destroyed_mono + world.profile.destroyed_retention):
+        machine.gone = True
