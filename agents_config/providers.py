@@ -45,7 +45,14 @@ PROVIDERS: dict[str, Provider] = {
             openclaw_base_url="https://api.minimax.io/anthropic",
             openclaw_api="anthropic-messages",
         ),
-        Provider("cohere", "Cohere", "COHERE_API_KEY"),
+        Provider(
+            "cohere",
+            "Cohere",
+            "COHERE_API_KEY",
+            # not a bundled provider in OpenClaw 2026.9.6 (the real validator refuses a bare overlay)
+            openclaw_base_url="https://api.cohere.ai/compatibility/v1",
+            openclaw_api="openai-completions",
+        ),
         Provider("xai", "xAI", "XAI_API_KEY"),
     )
 }
