@@ -182,7 +182,3 @@ class EmulatorState(BaseModel):
     def machines_of(self, app: str) -> list[MachineRecord]:
         return [m for m in self.machines.values() if m.app == app]
 
-
-def secret_digest(value: str) -> str:
-    """Fly returns a short digest per secret; never the value."""
-    return hashlib.sha256(value.encode()).hexdigest()[:16]
