@@ -123,6 +123,11 @@ class Settings(BaseSettings):
         pattern=r"^[a-z][a-z0-9-]{0,19}$",
         description="Prefix of per-tenant Fly app names.",
     )
+    openclaw_image: str = Field(
+        default="ghcr.io/openclaw/openclaw:2026.9.6",
+        min_length=3,
+        description="Pinned OpenClaw image for tenants without an image pin (exact tag or digest).",
+    )
     fly_max_concurrency: int = Field(
         default=32, ge=1, le=512, description="Global cap on in-flight Fly API calls."
     )
