@@ -3,7 +3,7 @@
 Shared test helper: the Fly client tests validate the REQUESTS they send, the emulator tests validate
 the RESPONSES the emulator returns. Both go through the same spec copy
 (``controlplane/fly/emulator/fly_machines_openapi.json``, identical to
-``/work/shared/reference/fly-machines-openapi.json``).
+``../shared/reference/fly-machines-openapi.json``).
 
     from tests.fly_openapi import validate_request, validate_response
     validate_request("POST", "/v1/apps/a/machines", None, {"config": {"image": "x"}})
@@ -47,7 +47,7 @@ import jsonschema
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 SPEC_CANDIDATES = (
     _REPO_ROOT / "controlplane" / "fly" / "emulator" / "fly_machines_openapi.json",
-    Path("/work/shared/reference/fly-machines-openapi.json"),
+    _REPO_ROOT.parent / "shared" / "reference" / "fly-machines-openapi.json",
 )
 
 _METHODS = ("get", "post", "put", "patch", "delete")

@@ -17,12 +17,12 @@ from agents_config.spec import ChannelSpec, TenantSpec
 
 REPO = Path(__file__).resolve().parents[2]
 PLATFORM_CATALOG_PATH = REPO / "agents_config" / "catalogs" / "platform-tiers.toml"
+# ../shared sits beside the repository (developers' checkouts and CI's clone alike).
+SHARED = Path(os.environ.get("CP_SHARED_DIR", REPO.parent / "shared"))
 SCHEMA_PATH = Path(
-    os.environ.get(
-        "OPENCLAW_SCHEMA", "/work/shared/reference/openclaw-2026.9.6.schema.json"
-    )
+    os.environ.get("OPENCLAW_SCHEMA", SHARED / "reference" / "openclaw-2026.9.6.schema.json")
 )
-VALIDATOR = Path(os.environ.get("OPENCLAW_VALIDATE", "/work/shared/tools/openclaw-validate"))
+VALIDATOR = Path(os.environ.get("OPENCLAW_VALIDATE", SHARED / "tools" / "openclaw-validate"))
 IMAGE = "ghcr.io/openclaw/openclaw:2026.9.6"
 
 
