@@ -41,7 +41,7 @@ class FlyAuth(httpx.Auth):
         self._header = authorization_value(raw)
         # Secret fragments to scrub from any text that might leave the process.
         bare = raw.split(" ", 1)[1] if raw.startswith(("FlyV1 ", "Bearer ")) else raw
-        self._fragments = tuple({bare, self._header})
+        self._fragments = tuple(sorted({bare, self._header}, key=len, reverse=True))  # longest first
 
     @property
     def scheme(self) -> str:

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import structlog
@@ -62,11 +62,18 @@ class RetryPolicy:
     jitter: float = 0.1
 
 
+_SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$")
+
+
 def seg(value: str) -> str:
-    """One URL path segment, percent-encoded."""
-    if not value:
-        raise ValueError("empty path segment")
-    return quote(value, safe="")
+    """One URL path segment (app name, machine/volume id, secret name, metadata key).
+
+    Fly's identifiers are plain ``[A-Za-z0-9._~-]``; anything else (``/``, ``..``, spaces) is refused
+    rather than encoded, so a bad id can never address a different resource.
+    """
+    if not isinstance(value, str) or not _SAFE_SEGMENT.match(value) or value in (".", ".."):
+        raise ValueError(f"unsafe Fly path segment {value!r}")
+    return value
 
 
 def query(params: Mapping[str, Any] | None = None, **more: Any) -> list[tuple[str, str]]:
@@ -102,7 +109,7 @@ class FlyHTTP:
         user_agent: str = "openclaw-fleet-controlplane/0.1 (+fly-client)",
     ) -> None:
         self.clock = clock or SystemClock()
-        self.limiter = limiter or RateLimiter(clock=self.clock)
+        self.limiter = limiter if limiter is not None else RateLimiter(clock=self.clock)
         self.retry = retry or RetryPolicy()
         self.auth = auth
         self._rng = rng or random.Random()

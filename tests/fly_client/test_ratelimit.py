@@ -15,7 +15,7 @@ import respx
 from controlplane.fly import FlyClient
 from controlplane.fly.ratelimit import Limit, RateLimiter, TokenBucket
 from tests.fly_client.conftest import make_client
-from tests.fly_client.support import FakeClock, json_response, machine_json
+from tests.fly_client.support import FakeClock, ValidatingTransport, json_response, machine_json
 
 
 async def test_bucket_burst_then_steady_rate() -> None:
@@ -137,3 +137,27 @@ async def test_long_polls_do_not_starve_other_calls() -> None:
         assert machine.id == "m9"
         hold.set()
         await asyncio.gather(*waits)
+
+
+async def test_pacing_can_be_disabled_and_custom_limits_apply(router: respx.Router) -> None:
+    router.post("/apps/a/machines/m1/stop").respond(200, json={})
+    clock = FakeClock()
+    transport = ValidatingTransport(httpx.MockTransport(router.async_handler), clock)
+    async with FlyClient(token="t0k", base_url="https://fly.test", transport=transport, clock=clock,
+                         rate_limiting=False) as fly:
+        assert fly.http.limiter.enabled is False
+        for _ in range(10):
+            await fly.stop_machine("a", "m1")
+    assert clock.now == 1000.0
+    async with FlyClient(token="t0k", base_url="https://fly.test", transport=transport, clock=clock,
+                         rate_limits={"stop_machine": Limit(rate=10.0, burst=1)}) as fly:
+        for _ in range(3):
+            await fly.stop_machine("a", "m1")
+    assert clock.now == pytest.approx(1000.2)
+
+
+async def test_default_client_paces_with_real_limiter() -> None:
+    fly = FlyClient(token="t0k")
+    assert fly.http.limiter.enabled and fly.http.limiter.limit_for("get_machine") == Limit(5.0, 10)
+    assert fly.http.limiter.limit_for("update_machine") == Limit(1.0, 3)
+    await fly.aclose()
