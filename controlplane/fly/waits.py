@@ -77,11 +77,19 @@ async def wait_for(
             raise
         log.info("fly.wait_follow_version", app=app, machine_id=machine_id,
                  old_version=version, new_version=machine.current_version)
+        unchanged = machine.current_version == version
         version = machine.current_version
         last_state = machine.state
         if _reached(machine.state, targets):
             return WaitResult(ok=True, state=machine.state, version=version)
+        if unchanged:  # inconsistent answers (eventual consistency): do not spin
+            await pause()
         return None
+
+    async def pause() -> None:
+        nonlocal backoff
+        await clock.sleep(min(backoff, max(0.0, deadline - clock.monotonic())))
+        backoff = min(backoff * 2, 2.0)
 
     while True:
         remaining = deadline - clock.monotonic()
@@ -99,8 +107,7 @@ async def wait_for(
             if "destroyed" in targets:
                 return WaitResult(ok=True, state="destroyed", version=version)
             if clock.monotonic() - started < not_found_grace:
-                await clock.sleep(min(backoff, max(0.0, deadline - clock.monotonic())))
-                backoff = min(backoff * 2, 2.0)
+                await pause()
                 continue
             raise
         except FlyTimeout as exc:  # 408: not there yet
@@ -115,8 +122,7 @@ async def wait_for(
                     f"machine {machine_id} was destroyed while waiting for {','.join(targets)}",
                     last_state=last_state, status_code=exc.status_code, request_id=exc.request_id,
                 ) from None
-            await clock.sleep(min(backoff, max(0.0, deadline - clock.monotonic())))
-            backoff = min(backoff * 2, 2.0)
+            await pause()
             continue
         except (FlyBadRequest, FlyPrecondition) as exc:
             if "replaced" not in exc.message.lower():

@@ -113,3 +113,12 @@ async def test_transport_error_on_wait_is_retried(fly: FlyClient, router: respx.
     router.get(WAIT).mock(side_effect=[httpx.ReadTimeout("slow"), ok])
     result = await fly.wait_for("a", "m1", "stopped", timeout=60, version="v9")
     assert result.state == "stopped" and result.version == "v9"
+
+
+async def test_inconsistent_replaced_answers_do_not_spin(fly: FlyClient, router: respx.Router, clock: FakeClock) -> None:
+    # /wait keeps saying "replaced" while GET still shows the same version: back off, then time out.
+    router.get(WAIT).respond(408, json={"error": "failed to reach desired state, started, currently replaced"})
+    router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="replacing", instance_id="v1"))
+    with pytest.raises(FlyWaitTimeout):
+        await fly.wait_for("a", "m1", "started", timeout=20, version="v1")
+    assert sum(clock.sleeps) >= 5 and len(clock.sleeps) < 40
