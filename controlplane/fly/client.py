@@ -14,15 +14,21 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import structlog
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from controlplane.fly.auth import FlyAuth
 from controlplane.fly.clock import Clock
-from controlplane.fly.errors import FlyConfigError, FlyError, FlyNotFound, FlyTimeout
+from controlplane.fly.errors import (
+    FlyConfigError,
+    FlyError,
+    FlyNotFound,
+    FlyTimeout,
+    FlyUnexpectedResponse,
+)
 from controlplane.fly.models import (
     App,
     AppSecret,
@@ -44,7 +50,14 @@ from controlplane.fly.models import (
     to_body,
 )
 from controlplane.fly.ratelimit import Limit, RateLimiter
-from controlplane.fly.transport import DEFAULT_TIMEOUT, FlyHTTP, RetryPolicy, query, seg
+from controlplane.fly.transport import (
+    DEFAULT_TIMEOUT,
+    REQUEST_ID_HEADER,
+    FlyHTTP,
+    RetryPolicy,
+    query,
+    seg,
+)
 
 if TYPE_CHECKING:
     from controlplane.fly.leases import MachineLease
@@ -59,6 +72,10 @@ MAX_WAIT_SECONDS = 60
 WAIT_READ_SLACK = 15.0
 
 
+M = TypeVar("M", bound=BaseModel)
+_UNSET: Any = object()
+
+
 def _json(response: httpx.Response) -> Any:
     if not response.content:
         return None
@@ -68,11 +85,47 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
-def _lease_from(body: Any) -> Lease:
+def _parse(model: type[M], response: httpx.Response, data: Any = _UNSET) -> M:
+    """Validate an answer; a shape we cannot read becomes :class:`FlyUnexpectedResponse` (short,
+    without the offending values) instead of a pydantic error."""
+    body = _json(response) if data is _UNSET else data
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise _unexpected(model, response, exc) from None
+
+
+def _parse_list(model: type[M], response: httpx.Response, data: Any = _UNSET) -> list[M]:
+    body = _json(response) if data is _UNSET else data
+    if body is None:
+        return []
+    if not isinstance(body, list):
+        raise FlyUnexpectedResponse(
+            f"expected a list of {model.__name__} from Fly", status_code=response.status_code,
+            request_id=response.headers.get(REQUEST_ID_HEADER),
+            method=response.request.method, path=response.request.url.path,
+        )
+    try:
+        return [model.model_validate(item) for item in body]
+    except ValidationError as exc:
+        raise _unexpected(model, response, exc) from None
+
+
+def _unexpected(model: type[BaseModel], response: httpx.Response, exc: ValidationError) -> FlyUnexpectedResponse:
+    where = sorted({".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors(include_input=False)})
+    return FlyUnexpectedResponse(
+        f"unexpected {model.__name__} from Fly ({exc.error_count()} problem(s) at {', '.join(where[:5])})",
+        status_code=response.status_code, request_id=response.headers.get(REQUEST_ID_HEADER),
+        method=response.request.method, path=response.request.url.path,
+    )
+
+
+def _lease_from(response: httpx.Response) -> Lease:
     # Fly answers {"status":"success","data":{...}}; the spec models the lease flat (§8, §16).
+    body = _json(response)
     if isinstance(body, dict) and isinstance(body.get("data"), dict):
         body = body["data"]
-    return Lease.model_validate(body)
+    return _parse(Lease, response, body)
 
 
 class FlyClient:
@@ -160,7 +213,7 @@ class FlyClient:
         )
         data = _json(response)
         if isinstance(data, dict) and data.get("name"):
-            return App.model_validate(data)
+            return _parse(App, response, data)
         return App.model_validate({"name": name, "network": network,
                                    "organization": {"slug": org or self.org}})
 
@@ -168,7 +221,7 @@ class FlyClient:
         response = await self.http.request(
             "GET", f"/apps/{seg(name)}", action="get_app", scope=name, idempotent=True
         )
-        return App.model_validate(_json(response))
+        return _parse(App, response)
 
     async def list_apps(self, *, org: str | None = None) -> list[App]:
         response = await self.http.request(
@@ -176,7 +229,7 @@ class FlyClient:
             params=query(org_slug=org or self.org),
         )
         data = _json(response) or {}
-        return [App.model_validate(a) for a in data.get("apps") or []]
+        return _parse_list(App, response, data.get("apps") or [])
 
     async def delete_app(self, name: str, *, missing_ok: bool = False) -> bool:
         """``DELETE /apps/{app}`` (202, asynchronous; cascades). Returns False if already gone and
@@ -198,7 +251,7 @@ class FlyClient:
             params=query(min_version=min_version),
         )
         data = _json(response) or {}
-        return [AppSecret.model_validate(s) for s in data.get("secrets") or []]
+        return _parse_list(AppSecret, response, data.get("secrets") or [])
 
     async def set_secrets(self, app: str, values: Mapping[str, str | SecretStr]) -> SecretsUpdate:
         """Set app secrets in one write; returns the new secrets ``version`` (use it as
@@ -214,7 +267,7 @@ class FlyClient:
             idempotent=True, json={"values": plain},
         )
         del plain
-        return SecretsUpdate.model_validate(_json(response) or {})
+        return _parse(SecretsUpdate, response, _json(response) or {})
 
     async def unset_secrets(self, app: str, names: Iterable[str]) -> int | None:
         """Remove secrets (``DELETE /apps/{app}/secrets/{name}`` each; already absent is fine).
@@ -241,20 +294,20 @@ class FlyClient:
             "POST", f"/apps/{seg(app)}/volumes", action="create_volume", scope=app,
             idempotent=False, json=to_body(request),
         )
-        return Volume.model_validate(_json(response))
+        return _parse(Volume, response)
 
     async def get_volume(self, app: str, volume_id: str) -> Volume:
         response = await self.http.request(
             "GET", f"/apps/{seg(app)}/volumes/{seg(volume_id)}", action="get_volume",
             scope=volume_id, idempotent=True,
         )
-        return Volume.model_validate(_json(response))
+        return _parse(Volume, response)
 
     async def list_volumes(self, app: str) -> list[Volume]:
         response = await self.http.request(
             "GET", f"/apps/{seg(app)}/volumes", action="list_volumes", scope=app, idempotent=True
         )
-        return [Volume.model_validate(v) for v in _json(response) or []]
+        return _parse_list(Volume, response)
 
     async def delete_volume(self, app: str, volume_id: str, *, missing_ok: bool = False) -> bool:
         try:
@@ -276,14 +329,14 @@ class FlyClient:
             "POST", f"/apps/{seg(app)}/machines", action="create_machine", scope=app,
             idempotent=False, json=to_body(request),
         )
-        return Machine.model_validate(_json(response))
+        return _parse(Machine, response)
 
     async def get_machine(self, app: str, machine_id: str, *, include_leases: bool = False) -> Machine:
         response = await self.http.request(
             "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}", action="get_machine",
             scope=machine_id, idempotent=True, params=query(include_leases=include_leases or None),
         )
-        return Machine.model_validate(_json(response))
+        return _parse(Machine, response)
 
     async def list_machines(
         self,
@@ -306,7 +359,7 @@ class FlyClient:
             "GET", f"/apps/{seg(app)}/machines", action="list_machines", scope=app,
             idempotent=True, params=params,
         )
-        return [Machine.model_validate(m) for m in _json(response) or []]
+        return _parse_list(Machine, response)
 
     async def update_machine(
         self, app: str, machine_id: str, request: UpdateMachineRequest, *, nonce: str | None = None
@@ -317,7 +370,7 @@ class FlyClient:
             "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}", action="update_machine",
             scope=machine_id, idempotent=False, json=to_body(request), nonce=nonce,
         )
-        return Machine.model_validate(_json(response))
+        return _parse(Machine, response)
 
     async def start_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> StartResult:
         """412 (FlyWrongState) while the machine is still ``replacing``: wait, then retry."""
@@ -325,7 +378,7 @@ class FlyClient:
             "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/start", action="start_machine",
             scope=machine_id, idempotent=False, nonce=nonce,
         )
-        return StartResult.model_validate(_json(response) or {})
+        return _parse(StartResult, response, _json(response) or {})
 
     async def stop_machine(
         self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,
@@ -395,7 +448,7 @@ class FlyClient:
             timeout=httpx.Timeout(timeout + WAIT_READ_SLACK, connect=10.0),
             no_retry=(FlyTimeout,),
         )
-        return WaitResult.model_validate(_json(response) or {})
+        return _parse(WaitResult, response, _json(response) or {})
 
     async def wait_for(
         self,
@@ -419,7 +472,7 @@ class FlyClient:
             "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/events", action="list_events",
             scope=machine_id, idempotent=True, params=query(limit=max(1, min(limit, 50))),
         )
-        return [MachineEvent.model_validate(e) for e in _json(response) or []]
+        return _parse_list(MachineEvent, response)
 
     # ---------------------------------------------------------------------------- metadata
     async def get_metadata(self, app: str, machine_id: str) -> dict[str, str]:
@@ -457,7 +510,7 @@ class FlyClient:
             scope=machine_id, idempotent=False,
             json={k: v for k, v in {"ttl": ttl, "description": description}.items() if v is not None},
         )
-        return _lease_from(_json(response))
+        return _lease_from(response)
 
     async def refresh_lease(self, app: str, machine_id: str, nonce: str, *, ttl: int = 13) -> Lease:
         """Extend our lease (same nonce). Idempotent, retried."""
@@ -465,7 +518,7 @@ class FlyClient:
             "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease", action="refresh_lease",
             scope=machine_id, idempotent=True, nonce=nonce, json={"ttl": ttl},
         )
-        return _lease_from(_json(response))
+        return _lease_from(response)
 
     async def release_lease(self, app: str, machine_id: str, nonce: str) -> None:
         """Release our lease; an already expired/absent lease (404) is fine."""
@@ -487,7 +540,7 @@ class FlyClient:
         except FlyNotFound:
             return None
         data = _json(response)
-        return _lease_from(data) if data else None
+        return _lease_from(response) if data else None
 
     def lease(
         self, app: str, machine_id: str, *, ttl: int = 13, description: str | None = None,
@@ -525,7 +578,7 @@ class FlyClient:
                 cursor=cursor, limit=limit,
             ),
         )
-        return OrgMachinesPage.model_validate(_json(response) or {})
+        return _parse(OrgMachinesPage, response, _json(response) or {})
 
     def iter_org_machines(
         self,

@@ -80,6 +80,10 @@ class FlyConfigError(FlyError):
     """The client is misconfigured (e.g. no token). Never sent to Fly."""
 
 
+class FlyUnexpectedResponse(FlyError):
+    """A 2xx answer whose body we cannot read as the documented shape."""
+
+
 # --- 4xx ------------------------------------------------------------------------------------
 class FlyUnauthorized(FlyError):
     """401: token missing, invalid or expired. Alert; do not retry."""
@@ -382,6 +386,7 @@ __all__ = [
     "FlyStaleVersion",
     "FlyTimeout",
     "FlyUnauthorized",
+    "FlyUnexpectedResponse",
     "FlyValidationError",
     "FlyVolumeHostFull",
     "FlyVolumeNotFound",

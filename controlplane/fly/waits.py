@@ -57,7 +57,10 @@ async def wait_for(
     not_found_grace: float = NOT_FOUND_GRACE,
 ) -> WaitResult:
     """Return once the machine is in one of ``states``; raise :class:`FlyWaitTimeout` at the
-    deadline (``timeout`` seconds from now). ``result.version`` is the version that got there."""
+    deadline (``timeout`` seconds from now). ``result.version`` is the version that got there.
+
+    Pass ``version`` (the ``instance_id`` from your create/update answer). Without one, the current
+    version is read first with a GET (unless only ``destroyed`` is wanted)."""
     targets: list[str] = [states] if isinstance(states, str) else list(states)
     if not targets:
         raise ValueError("wait_for needs at least one state")
@@ -90,6 +93,18 @@ async def wait_for(
         nonlocal backoff
         await clock.sleep(min(backoff, max(0.0, deadline - clock.monotonic())))
         backoff = min(backoff * 2, 2.0)
+
+    if version is None and set(targets) - {"destroyed"}:
+        # Always pin the version (reference §7; wait state=stopped without one is refused): read it.
+        try:
+            machine = await client.get_machine(app, machine_id)
+        except FlyNotFound:
+            machine = None  # lag right after create, or gone: the loop below decides
+        if machine is not None:
+            version = machine.current_version
+            last_state = machine.state
+            if _reached(machine.state, targets):
+                return WaitResult(ok=True, state=machine.state, version=version)
 
     while True:
         remaining = deadline - clock.monotonic()

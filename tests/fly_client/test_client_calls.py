@@ -185,3 +185,19 @@ def test_updated_after_must_be_aware() -> None:
 def test_machine_config_requires_image() -> None:
     with pytest.raises(ValueError):
         MachineConfig.model_validate({"env": {}})
+
+
+async def test_unreadable_answers_become_fly_errors(fly: FlyClient, router: respx.Router) -> None:
+    from controlplane.fly import FlyUnexpectedResponse
+
+    router.get("/apps/a/machines/m1").respond(200, json={"state": "started", "env_secret": "sk-live-xyz"})
+    router.get("/apps/a/machines").respond(200, json={"not": "a list"})
+    router.get("/apps/a").respond(200, text="<html>proxy error</html>")
+    with pytest.raises(FlyUnexpectedResponse) as info:
+        await fly.get_machine("a", "m1")
+    assert "id" in str(info.value) and "sk-live-xyz" not in str(info.value)
+    assert info.value.request_id is None or isinstance(info.value.request_id, str)
+    with pytest.raises(FlyUnexpectedResponse):
+        await fly.list_machines("a")
+    with pytest.raises(FlyUnexpectedResponse):
+        await fly.get_app("a")

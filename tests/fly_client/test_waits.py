@@ -122,3 +122,17 @@ async def test_inconsistent_replaced_answers_do_not_spin(fly: FlyClient, router:
     with pytest.raises(FlyWaitTimeout):
         await fly.wait_for("a", "m1", "started", timeout=20, version="v1")
     assert sum(clock.sleeps) >= 5 and len(clock.sleeps) < 40
+
+
+async def test_version_is_pinned_by_a_get_when_not_given(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
+    router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="stopping", instance_id="v5"))
+    router.get(WAIT).respond(200, json={"ok": True, "state": "stopped", "version": "v5"})
+    result = await fly.wait_for("a", "m1", "stopped", timeout=60)
+    assert result.version == "v5"
+    assert params(transport.calls("GET", WAIT)[0])["version"] == ["v5"]
+
+
+async def test_already_in_state_returns_without_long_poll(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
+    router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="stopped", instance_id="v5"))
+    result = await fly.wait_for("a", "m1", ["stopped", "suspended"], timeout=60)
+    assert result.state == "stopped" and transport.calls("GET", WAIT) == []
