@@ -231,12 +231,15 @@ class FlyClient:
         data = _json(response) or {}
         return _parse_list(App, response, data.get("apps") or [])
 
-    async def delete_app(self, name: str, *, missing_ok: bool = False) -> bool:
-        """``DELETE /apps/{app}`` (202, asynchronous; cascades). Returns False if already gone and
-        ``missing_ok``. Poll :meth:`get_app` until FlyNotFound to confirm (invariant 3)."""
+    async def delete_app(self, name: str, *, force: bool = False, missing_ok: bool = False) -> bool:
+        """``DELETE /apps/{app}`` (202, asynchronous; cascades to machines, volumes, secrets).
+        ``force=True`` sends ``?force=true`` (documented by Fly, not in the spec: stops running
+        machines instead of refusing). Returns False if already gone and ``missing_ok``. Poll
+        :meth:`get_app` until FlyNotFound to confirm (invariant 3)."""
         try:
             await self.http.request(
-                "DELETE", f"/apps/{seg(name)}", action="delete_app", scope="*", idempotent=True
+                "DELETE", f"/apps/{seg(name)}", action="delete_app", scope="*", idempotent=True,
+                params=query(force=True if force else None),
             )
         except FlyNotFound:
             if missing_ok:

@@ -136,3 +136,22 @@ async def test_wrong_token_is_unauthorized(make_client) -> None:  # type: ignore
         with pytest.raises(FlyUnauthorized) as info:
             await fly.get_app("x")
     assert "fm2_wrong" not in str(info.value)
+
+
+async def test_force_delete_app_with_running_machine(make_client) -> None:  # type: ignore[no-untyped-def]
+    emu = emulator()
+    fly, transport = make_client(emu)
+    async with fly:
+        await fly.create_app_idempotent("oc-force")
+        machine = await fly.create_machine_idempotent("oc-force", machine_request(None), "tag-f", lookup_first=False)
+        await fly.wait_for("oc-force", machine.id, "started", timeout=30)
+        assert await fly.delete_app("oc-force", force=True)
+        for _ in range(50):
+            try:
+                await fly.get_app("oc-force")
+            except FlyNotFound:
+                break
+        else:
+            pytest.fail("app never disappeared")
+        assert await fly.delete_app("oc-force", missing_ok=True) is False
+    assert ("force", "true") in transport.calls("DELETE", "/apps/oc-force")[0].params
