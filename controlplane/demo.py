@@ -345,8 +345,9 @@ class DemoProvisioner:
                                            name=app, min_secrets_version=secrets_version)
             machine = await self._create_when_secrets_visible(app, request, tag, out)
             machine_id = machine.id
-            await self._persist(tenant_id, machine_id=machine.id, instance_id=machine.instance_id,
-                                observed_state=machine.state, config_hash=rendered.sha256,
+            # The id first, in its own write, before anything else can fail (invariant 1).
+            await self._persist(tenant_id, machine_id=machine.id, instance_id=machine.instance_id)
+            await self._persist(tenant_id, observed_state=machine.state, config_hash=rendered.sha256,
                                 image_ref=spec.image)
             self._say(out, f"machine {machine.id} created ({machine.state})")
         else:

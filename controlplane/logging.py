@@ -71,8 +71,27 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
+def configure_safe_default() -> None:
+    """Until :func:`configure_logging` runs, make structlog's default output redacted too (for
+    code that imports the control plane as a library or logs before start-up configuration)."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_event,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
 
 
-__all__ = ["configure_logging", "get_logger", "redact_event"]
+__all__ = ["configure_logging", "configure_safe_default", "get_logger", "redact_event"]

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 MASK = "[REDACTED]"
@@ -52,12 +53,13 @@ SENSITIVE_KEY = re.compile(
 #: Mapping keys that look sensitive by name but hold display metadata only.
 SAFE_KEYS = frozenset(
     {"last4", "fingerprint", "key_id", "provider", "token_count", "max_tokens", "tokens", "secret_id",
-     "secret_name", "secrets_version", "min_secrets_version", "token_type", "secrets_digest"}
+     "secret_name", "secrets_version", "min_secrets_version", "token_type", "secrets_digest",
+     "tokens_per_month", "max_tokens_per_month", "token_limit", "secret_env"}
 )
 
 _MIN_REGISTERED_LEN = 6
 _MAX_REGISTERED = 4096
-_registered: OrderedDict[str, None] = OrderedDict()
+_registered: OrderedDict[str, int] = OrderedDict()  # value -> how many holders registered it
 _lock = threading.Lock()
 
 
@@ -66,16 +68,32 @@ def register_secret(value: str | None) -> None:
     if not value or len(value) < _MIN_REGISTERED_LEN:
         return
     with _lock:
-        _registered[value] = None
+        _registered[value] = _registered.get(value, 0) + 1
         _registered.move_to_end(value)
         while len(_registered) > _MAX_REGISTERED:
             _registered.popitem(last=False)
 
 
 def forget_secret(value: str | None) -> None:
+    """Undo one :func:`register_secret` of ``value`` (it stays redacted while others hold it)."""
     if value:
         with _lock:
-            _registered.pop(value, None)
+            left = _registered.get(value, 0) - 1
+            if left > 0:
+                _registered[value] = left
+            else:
+                _registered.pop(value, None)
+
+
+@contextmanager
+def registered_secret(value: str | None) -> Iterator[None]:
+    """Redact ``value`` everywhere for the duration of the block (then forget it, so the redactor
+    does not keep plaintext alive longer than its user)."""
+    register_secret(value)
+    try:
+        yield
+    finally:
+        forget_secret(value)
 
 
 def redact_text(text: str) -> str:
@@ -124,4 +142,5 @@ __all__ = [
     "redact_text",
     "redact_value",
     "register_secret",
+    "registered_secret",
 ]

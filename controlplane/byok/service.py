@@ -41,6 +41,7 @@ from controlplane.byok.verdicts import (
 from controlplane.db.models import KeyStatus, KeyVerdict, ProviderKey, RoutingStrategy, Tenant, utcnow
 from controlplane.db.session import Database
 from controlplane.desired import desired_state_changed
+from controlplane.redaction import registered_secret
 from controlplane.secrets_store import (
     delete_secret,
     get_secret_row,
@@ -161,6 +162,14 @@ class KeyService:
         """
         spec = get_spec(provider)
         value = key if isinstance(key, ProviderKeyValue) else ProviderKeyValue(key)
+        with registered_secret(value.reveal()):  # redacted from every log line while in memory
+            return await self._save(tenant_id, spec.id, value, actor=actor)
+
+    async def _save(self, tenant_id: str, provider: str, value: ProviderKeyValue, *, actor: str) -> SaveResult:
+        spec = get_spec(provider)
+        async with self._db.transaction() as session:  # before calling the provider: cheap refusal
+            if await session.get(Tenant, tenant_id) is None:
+                raise TenantNotFound(f"no tenant {tenant_id!r}")
         shape = check_format(spec.id, value)
         if not shape.accepted:
             raise KeyFormatRefused(spec.id, shape.reason or "the key was refused")
@@ -297,8 +306,9 @@ class KeyService:
                 raise KeyNotFound(f"tenant has no {spec.display_name} key")
             fingerprint, region = row.fingerprint, row.region
         value = ProviderKeyValue(plaintext)
-        del plaintext
-        verdict = await self._validator.validate(spec.id, value, region=region)  # no transaction held
+        with registered_secret(plaintext):
+            del plaintext
+            verdict = await self._validator.validate(spec.id, value, region=region)  # no transaction held
         now = self._clock()
         async with self._db.transaction() as session:
             tenant = await _lock_tenant(session, tenant_id)

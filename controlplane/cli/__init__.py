@@ -25,11 +25,21 @@ for _module in (settings_cmd, db, keys, byok, agent_config, fly, demo):
 
 
 def main() -> None:
-    """Console-script entry: configuration errors exit 2 with a readable message, no traceback."""
+    """Console-script entry: configuration errors exit 2 with a readable message; any other
+    unexpected error is logged through the redacting logger (never a raw traceback that could
+    carry a secret) and exits 1."""
+    from controlplane.redaction import redact_text
     from controlplane.settings import SettingsError
 
     try:
         app()
     except SettingsError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        typer.secho(f"error: {redact_text(str(exc))}", err=True, fg=typer.colors.RED)
         sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - last line of defence for the whole CLI
+        import structlog
+
+        structlog.get_logger("controlplane.cli").error("command_failed", exc_info=True)
+        typer.secho(f"error: {type(exc).__name__}: {redact_text(str(exc))}", err=True,
+                    fg=typer.colors.RED)
+        sys.exit(1)

@@ -296,11 +296,11 @@ class FlyResources(Base):
     volume_id: Mapped[str | None] = mapped_column(String(64))
     machine_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     instance_id: Mapped[str | None] = mapped_column(String(64))
-    machine_create_tag: Mapped[str | None] = mapped_column(String(64))
+    machine_create_tag: Mapped[str | None] = mapped_column(String(128))
     observed_rev: Mapped[int] = mapped_column(Integer, default=0)
-    config_hash: Mapped[str | None] = mapped_column(String(64))
+    config_hash: Mapped[str | None] = mapped_column(String(80))  # "sha256:<64 hex>"
     secrets_version: Mapped[int | None] = mapped_column(BigInteger)
-    secrets_digest: Mapped[str | None] = mapped_column(String(64))
+    secrets_digest: Mapped[str | None] = mapped_column(String(80))
     observed_state: Mapped[str | None] = mapped_column(String(32))
     observed_at: Mapped[datetime | None]
     image_ref: Mapped[str | None] = mapped_column(String(512))

@@ -51,6 +51,7 @@ def create_engine(
         engine = create_async_engine(
             url,
             echo=echo,
+            hide_parameters=True,  # bound values (ciphertexts ...) never in error messages or logs
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -65,6 +66,7 @@ def create_engine(
     return create_async_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,

@@ -1,83 +1,109 @@
-"""End to end: `controlplane demo` on the embedded default (SQLite + the Fly emulator), twice."""
+"""End to end: `controlplane demo` on SQLite (the embedded default) and on PostgreSQL, with the Fly
+emulator: provisions the fleet, converges again without recreating anything, and recreates a machine
+only after Fly confirms it is gone."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
+from sqlalchemy import select, text
 from typer.testing import CliRunner
 
 from controlplane.cli import app
+from controlplane.db.models import Base
+from controlplane.db.session import create_engine
 from controlplane.redaction import SECRET_PATTERNS
 
 VAULT_VALUE = re.compile(r"^v1:[A-Za-z0-9_-]+:[A-Za-z0-9_-]+$")
 
 
-def _rows(db: Path, sql: str, params: tuple = ()) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql, params).fetchall()
+def _rows(url: str, sql: str, **params: Any) -> list[tuple]:
+    async def go() -> list[tuple]:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return [tuple(r) for r in (await conn.execute(text(sql), params)).all()]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
 
 
-def _plaintext_hits(db: Path) -> list[str]:
-    """Secret-shaped strings anywhere in the database except vault ciphertexts."""
-    hits = []
-    with sqlite3.connect(db) as conn:
-        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
-        for table in tables:
-            for row in conn.execute(f'SELECT * FROM "{table}"'):
-                for value in row:
-                    if not isinstance(value, str) or VAULT_VALUE.match(value):
-                        continue
-                    hits += [f"{table}: {p.pattern}" for p in SECRET_PATTERNS if p.search(value)]
-    return hits
+def _plaintext_hits(url: str) -> list[str]:
+    """Secret-shaped strings anywhere in the database, except vault ciphertexts."""
+
+    async def go() -> list[str]:
+        hits: list[str] = []
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                for table in Base.metadata.sorted_tables:
+                    for row in (await conn.execute(select(table))).all():
+                        for value in row:
+                            value = str(value) if isinstance(value, (dict, list)) else value
+                            if not isinstance(value, str) or VAULT_VALUE.match(value):
+                                continue
+                            hits += [f"{table.name}: {p.pattern}" for p in SECRET_PATTERNS
+                                     if p.search(value)]
+        finally:
+            await engine.dispose()
+        return hits
+
+    return asyncio.run(go())
 
 
-def test_demo_provisions_the_fleet_and_converges_again(tmp_path: Path) -> None:
+@pytest.fixture
+def demo_db(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("CP_DATABASE_URL", fresh_database_url)
+    return fresh_database_url
+
+
+def test_demo_provisions_the_fleet_and_converges_again(demo_db: str, tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(app, ["demo"], catch_exceptions=False)
     assert first.exit_code == 0, first.output
     assert "demo complete: every tenant's agent is running." in first.output
     assert (tmp_path / ".env").read_text().count("CP_VAULT_KEYS=") == 1
 
-    db = tmp_path / "controlplane.db"
-    tenants = _rows(db, "SELECT plan, lifecycle_state FROM tenants ORDER BY external_id")
-    assert [state for _, state in tenants] == ["running", "running", "running"]
-    fly = _rows(db, "SELECT app_name, volume_id, machine_id, instance_id, observed_state, config_hash, "
-                    "secrets_version FROM fly_resources")
+    states = _rows(demo_db, "SELECT lifecycle_state FROM tenants")
+    assert sorted(s for (s,) in states) == ["running", "running", "running"]
+    fly = _rows(demo_db, "SELECT app_name, volume_id, machine_id, instance_id, observed_state, "
+                         "config_hash, secrets_version FROM fly_resources")
     assert len(fly) == 3
     for app_name, volume_id, machine_id, instance_id, state, config_hash, version in fly:
         assert app_name.startswith("oc-") and volume_id.startswith("vol_")
         assert machine_id and instance_id and state == "started"
-        assert config_hash.startswith("sha256:") and version >= 1
-    keys = _rows(db, "SELECT provider, status, length(last4), length(fingerprint) FROM provider_keys")
-    assert len(keys) == 6 and all(s == "usable" and l4 == 4 and fp == 64 for _, s, l4, fp in keys)
-    actions = {a for (a,) in _rows(db, "SELECT DISTINCT action FROM audit_log")}
+        assert config_hash.startswith("sha256:") and len(config_hash) == 71 and version >= 1
+    keys = _rows(demo_db, "SELECT status, last4, fingerprint FROM provider_keys")
+    assert len(keys) == 6 and all(s == "usable" and len(l4) == 4 and len(fp) == 64 for s, l4, fp in keys)
+    actions = {a for (a,) in _rows(demo_db, "SELECT DISTINCT action FROM audit_log")}
     assert {"tenant.created", "byok.key_saved", "channels.connected", "lifecycle", "plan.changed"} <= actions
-    assert _plaintext_hits(db) == []
-
+    assert _plaintext_hits(demo_db) == []
     snapshot = (tmp_path / "fly-emulator.json").read_text()
     assert [p.pattern for p in SECRET_PATTERNS if p.search(snapshot)] == []
 
     # Second run: same tenants, nothing recreated, the plan change applied by a machine update.
-    machines_before = {m for (m,) in _rows(db, "SELECT machine_id FROM fly_resources")}
+    machines_before = set(_rows(demo_db, "SELECT machine_id FROM fly_resources"))
     second = runner.invoke(app, ["demo"], catch_exceptions=False)
     assert second.exit_code == 0, second.output
     assert "already runs config" in second.output
     assert "updated to the new config" in second.output
-    assert {m for (m,) in _rows(db, "SELECT machine_id FROM fly_resources")} == machines_before
-    assert len(_rows(db, "SELECT id FROM tenants")) == 3
+    assert set(_rows(demo_db, "SELECT machine_id FROM fly_resources")) == machines_before
+    assert len(_rows(demo_db, "SELECT id FROM tenants")) == 3
     assert (tmp_path / ".env").read_text().count("CP_VAULT_KEYS=") == 1
 
 
-def test_demo_recreates_a_machine_only_after_a_confirmed_404(tmp_path: Path) -> None:
+def test_demo_recreates_a_machine_only_after_a_confirmed_404(demo_db: str, tmp_path: Path) -> None:
     from controlplane.fly.emulator import EmulatorOptions, FlyEmulator
 
     runner = CliRunner()
     assert runner.invoke(app, ["demo"], catch_exceptions=False).exit_code == 0
-    db = tmp_path / "controlplane.db"
-    (app_name, machine_id), *_ = _rows(db, "SELECT app_name, machine_id FROM fly_resources ORDER BY app_name")
+    (app_name, machine_id), *_ = _rows(
+        demo_db, "SELECT app_name, machine_id FROM fly_resources ORDER BY app_name")
 
     # Somebody destroys one machine behind the control plane's back (in the persisted "Fly").
     emulator = FlyEmulator.load(tmp_path / "fly-emulator.json", EmulatorOptions(org="personal"))
@@ -94,5 +120,5 @@ def test_demo_recreates_a_machine_only_after_a_confirmed_404(tmp_path: Path) -> 
     again = runner.invoke(app, ["demo"], catch_exceptions=False)
     assert again.exit_code == 0, again.output
     assert f"machine {machine_id} is gone on Fly: recreating it" in again.output
-    rows = _rows(db, "SELECT machine_id FROM fly_resources WHERE app_name = ?", (app_name,))
-    assert rows[0][0] != machine_id
+    (new_id,), = _rows(demo_db, "SELECT machine_id FROM fly_resources WHERE app_name = :a", a=app_name)
+    assert new_id != machine_id

@@ -6,50 +6,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import inspect
 
 from controlplane.db import migrate
 from controlplane.db.models import Base
 from controlplane.db.session import create_engine
-from tests.conftest import POSTGRES_URL
-
 REPO = Path(__file__).resolve().parents[2]
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A brand-new empty database (a file, or a whole PostgreSQL database created for the test)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
-        return
-    name = f"cp_mig_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
     env["CP_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "controlplane", *args],
-        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+        capture_output=True, text=True, env={**env, "PYTHONPATH": str(REPO)}, cwd=cwd, timeout=120,
     )
 
 
@@ -62,18 +35,18 @@ async def _tables(url: str) -> set[str]:
         await engine.dispose()
 
 
-async def test_upgrade_check_downgrade_upgrade(fresh_database_url: str) -> None:
+async def test_upgrade_check_downgrade_upgrade(fresh_database_url: str, tmp_path: Path) -> None:
     url = fresh_database_url
-    done = _cli("db", "upgrade", database_url=url)
+    done = _cli("db", "upgrade", database_url=url, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "is at revision head" in done.stdout
     assert await _tables(url) == set(Base.metadata.tables) | {"alembic_version"}
 
-    check = _cli("db", "check", database_url=url)
+    check = _cli("db", "check", database_url=url, cwd=tmp_path)
     assert check.returncode == 0, check.stderr + check.stdout
     assert "no drift" in check.stdout
 
-    down = _cli("db", "downgrade", "--revision", "base", database_url=url)
+    down = _cli("db", "downgrade", "--revision", "base", database_url=url, cwd=tmp_path)
     assert down.returncode == 0, down.stderr
     assert await _tables(url) == {"alembic_version"}
 
@@ -104,7 +77,7 @@ async def test_check_detects_drift(fresh_database_url: str) -> None:
 
 
 def test_bad_database_url_exits_2_naming_the_setting(tmp_path: Path) -> None:
-    done = _cli("db", "upgrade", database_url="mysql://nope/x")
+    done = _cli("db", "upgrade", database_url="mysql://nope/x", cwd=tmp_path)
     assert done.returncode == 2
     assert "CP_DATABASE_URL" in done.stderr
     assert "Traceback" not in done.stderr

@@ -135,3 +135,27 @@ def test_any_registered_secret_is_removed_from_any_text(secret: str, prefix: str
     register_secret(secret)
     assert secret not in redact_text(prefix + secret + suffix)
     assert secret not in json.dumps(redact_value({"a": [prefix + secret], "b": {"c": secret + suffix}}))
+
+
+def test_registered_secret_block_redacts_then_forgets() -> None:
+    from controlplane.redaction import registered_secret
+
+    value = "shapeless" + "Q7" * 12  # like a Mistral or Cohere key: no recognisable prefix
+    assert redact_text(f"x {value} y") == f"x {value} y"
+    with registered_secret(value):
+        with registered_secret(value):  # a second holder of the same value
+            pass
+        assert value not in redact_text(f"x {value} y")  # still held by the outer block
+    assert redact_text(f"x {value} y") == f"x {value} y"  # forgotten: not kept alive
+
+
+def test_structlog_is_redacted_before_logging_is_configured(capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    code = ("import controlplane, structlog; "
+            f"structlog.get_logger().info('early', key={OPENAI!r}, other='x {GROQ} y')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "early" in done.stderr
+    assert OPENAI not in done.stderr + done.stdout and GROQ not in done.stderr + done.stdout
