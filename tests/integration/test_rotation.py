@@ -87,15 +87,98 @@ async def test_rotate_10000_secrets_with_a_concurrent_writer(db: Database) -> No
     assert await _all_plaintexts(db, vault) == expected  # nothing lost, latest writes kept
 
 
-async def test_rotation_is_resumable_and_idempotent(db: Database) -> None:
-    expected = await _seed(db, n_tenants=30, per_tenant=3)
+class Interrupted(Exception):
+    pass
+
+
+async def test_rotation_resumes_after_an_interruption(db: Database) -> None:
+    expected = await _seed(db, n_tenants=50, per_tenant=2)
     vault = Vault(NEW)
-    # "Crash" after the first pass of one tiny batch: simulate by rotating only some rows first.
-    partial = await rotate_to_primary(db, vault, batch_size=10, max_passes=1)
-    assert partial.remaining == 0
+    batches = []
+
+    def stop_after_three(n: int) -> None:
+        batches.append(n)
+        if len(batches) == 3:
+            raise Interrupted  # the operator hits ^C, or the process dies, after 3 batches
+
+    with pytest.raises(Interrupted):
+        await rotate_to_primary(db, vault, batch_size=10, progress=stop_after_three)
+    assert await count_by_key(db) == {"k1": 70, "k2": 30}  # 3 committed batches, nothing else
+    resumed = await rotate_to_primary(db, vault, batch_size=10)
+    assert resumed.rewritten == 70 and resumed.remaining == 0
+    assert await count_by_key(db) == {"k2": 100}
     again = await rotate_to_primary(db, vault, batch_size=10)
-    assert again.rewritten == 0 and again.remaining == 0
+    assert again.rewritten == 0 and again.remaining == 0  # idempotent
     assert await _all_plaintexts(db, vault) == expected
+
+
+@pytest.fixture
+async def pg_db() -> Database:
+    """PostgreSQL only: on SQLite every transaction takes the write lock up front (BEGIN
+    IMMEDIATE), so no writer can commit between rotation's read and its swap there."""
+    from controlplane.db.models import Base
+    from controlplane.db.session import create_engine
+    from tests.conftest import POSTGRES_URL, PostgresSchema
+
+    schema = PostgresSchema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
+    await schema.create()
+    database = Database(create_engine(POSTGRES_URL, pg_schema=schema.schema))
+    database.pg_schema = schema.schema  # type: ignore[attr-defined]
+    async with database.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+        await schema.drop()
+
+
+async def test_a_concurrent_old_ring_write_wins_the_race_and_is_rotated_next_pass(pg_db: Database) -> None:
+    """Between rotation's read and its compare-and-swap, a process still running with the OLD key
+    ring rewrites a row. The swap must not overwrite that write; the next pass rotates it."""
+    import threading
+
+    from tests.conftest import POSTGRES_URL
+
+    db = pg_db
+
+    expected = await _seed(db, n_tenants=5, per_tenant=1)
+    old, new = Vault(OLD), Vault(NEW)
+    victim_tenant, victim_name = sorted(expected)[0]
+    raced = {"done": False}
+
+    def old_ring_writer() -> None:
+        async def write() -> None:
+            from controlplane.db.session import create_engine
+
+            engine = create_engine(POSTGRES_URL, pg_schema=db.pg_schema)  # type: ignore[attr-defined]
+            try:
+                other = Database(engine)
+                async with other.transaction() as s:
+                    await put_secret(s, old, tenant_id=victim_tenant, name=victim_name,
+                                     plaintext="written-by-an-old-process")
+            finally:
+                await engine.dispose()
+
+        asyncio.run(write())
+
+    class RacingVault(Vault):
+        def reencrypt(self, stored: str, *, tenant_id: str, name: str) -> str:
+            result = super().reencrypt(stored, tenant_id=tenant_id, name=name)
+            if not raced["done"] and (tenant_id, name) == (victim_tenant, victim_name):
+                raced["done"] = True
+                t = threading.Thread(target=old_ring_writer)  # commits while rotation waits
+                t.start()
+                t.join()
+            return result
+
+    report = await rotate_to_primary(db, RacingVault(NEW), batch_size=10)
+    assert raced["done"]
+    assert report.skipped_concurrent == 1  # the swap lost, and said so
+    assert report.passes >= 2 and report.remaining == 0
+    expected[(victim_tenant, victim_name)] = "written-by-an-old-process"
+    assert await count_by_key(db) == {"k2": 5}
+    assert await _all_plaintexts(db, new) == expected
 
 
 async def test_rows_with_unknown_keys_are_reported_not_lost(db: Database) -> None:
