@@ -33,6 +33,10 @@ _IMAGE = re.compile(
 )
 
 
+#: An exact release tag: dotted numbers, optionally a "v" prefix and a variant suffix (-slim ...).
+_VERSION_TAG = re.compile(r"^v?\d+(?:\.\d+)+(?:[-+][A-Za-z0-9._-]+)?$")
+
+
 class ChannelSpec(BaseModel):
     """A chat channel the tenant wants connected (its token lives in a Fly app secret)."""
 
@@ -119,8 +123,11 @@ class TenantSpec(BaseModel):
         if not match:
             raise ValueError("not an image reference (registry/repository[:tag][@sha256:digest])")
         tag, digest = match.group("tag"), match.group("digest")
-        if digest is None and (tag is None or tag in {"latest", "main", "extended-stable"}):
-            raise ValueError("image must be pinned: an exact version tag or an @sha256 digest")
+        if digest is None and (tag is None or not _VERSION_TAG.match(tag)):
+            raise ValueError(
+                "image must be pinned: an exact version tag (e.g. 2026.9.6 or 2026.9.6-slim) or an "
+                "@sha256 digest; moving tags such as latest, main or stable are refused"
+            )
         return value
 
     @field_validator("channels")

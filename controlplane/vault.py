@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import re
 from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from controlplane.settings import Settings
 
 FORMAT_VERSION = "v1"
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
 NONCE_BYTES = 12
 TAG_BYTES = 16
 KEY_BYTES = 32
@@ -162,6 +164,8 @@ class Vault:
         version, key_id, blob = parts
         if version != FORMAT_VERSION:
             raise MalformedCiphertext(f"unsupported secret format version {version!r}")
+        if not _B64URL.fullmatch(blob):
+            raise MalformedCiphertext("stored secret data is not valid unpadded base64url")
         try:
             raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
         except (binascii.Error, ValueError):

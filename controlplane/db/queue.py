@@ -41,8 +41,9 @@ async def mark_for_reconcile(
       makes it due now even if it was backing off, and un-parks it (invariant 6: explicit actions are
       never blocked by background backoff); a background mark (``explicit=False``, e.g. the periodic
       resync) changes nothing;
-    * being reconciled right now (leased) → flagged ``requeue`` so it is looked at again as soon as
-      the current run ends.
+    * being reconciled right now (leased) and marked ``explicit`` → flagged ``requeue`` so it is
+      looked at again as soon as the current run ends (a background mark of a leased tenant changes
+      nothing: the run in progress reads the world fresh anyway).
     """
     now = now or utcnow()
     stmt = _insert_for(session).values(
