@@ -17,6 +17,7 @@ Apps have globally unique, deterministic names, so app create needs no tag: an a
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import structlog
@@ -40,11 +41,21 @@ log = structlog.get_logger(__name__)
 CREATE_TAG_KEY = "cp_create_tag"
 
 
+def machine_name_for_tag(tag: str) -> str:
+    """A deterministic machine name for a create tag. Fly refuses a second machine with the same
+    name in an app (409 ``already_exists``), so even a create retried while the (eventually
+    consistent) list still hides the first one cannot make a duplicate."""
+    return ("cp-" + re.sub(r"[^a-z0-9-]", "-", tag.lower()))[:63]
+
+
 def tag_request(request: CreateMachineRequest, tag: str) -> CreateMachineRequest:
-    """A copy of ``request`` whose ``config.metadata`` carries ``tag``."""
+    """A copy of ``request`` whose ``config.metadata`` carries ``tag`` (and, if the caller chose no
+    name, whose name is derived from the tag)."""
     if not tag or len(tag) > 128:
         raise ValueError("the create tag must be 1-128 characters")
     tagged = request.model_copy(deep=True)
+    if tagged.name is None:
+        tagged.name = machine_name_for_tag(tag)
     metadata = dict(tagged.config.metadata or {})
     existing = metadata.get(CREATE_TAG_KEY)
     if existing is not None and existing != tag:
@@ -99,11 +110,16 @@ async def create_machine_idempotent(
             machine = await client.create_machine(app, tagged)
             return machine
         except FlyAlreadyExists as exc:
-            # Name collision: most likely our own earlier attempt under the same name.
-            found = await find_machines_by_tag(client, app, tag)
-            if found:
-                log.info("fly.create_adopted", app=app, tag=tag, machine_id=found[0].id, reason="name_exists")
-                return found[0]
+            # Name collision: most likely our own earlier (ambiguous) attempt, which the list may
+            # not show yet. Look again while it catches up; never create under another name.
+            for lookup in range(max(1, lookups) + 1):
+                found = await find_machines_by_tag(client, app, tag)
+                if found:
+                    log.info("fly.create_adopted", app=app, tag=tag, machine_id=found[0].id,
+                             reason="name_exists")
+                    return found[0]
+                if lookup < max(1, lookups):
+                    await clock.sleep(lookup_delay)
             raise exc
         except FlyError as exc:
             if not exc.ambiguous:
@@ -190,5 +206,6 @@ __all__ = [
     "create_app_idempotent",
     "create_machine_idempotent",
     "find_machines_by_tag",
+    "machine_name_for_tag",
     "tag_request",
 ]

@@ -123,6 +123,11 @@ class MachineLease:
                 log.warning("fly.lease_refresh_failed", app=self.app, machine_id=self.machine_id,
                             **exc.log_fields())
                 continue
+            except Exception as exc:  # noqa: BLE001 - a bug must not leave the lease "healthy"
+                self.lost = FlyLeaseHeld(f"lease refresh failed unexpectedly ({type(exc).__name__})")
+                log.error("fly.lease_refresh_crashed", app=self.app, machine_id=self.machine_id,
+                          error_type=type(exc).__name__)
+                return
             if lease.nonce and lease.nonce != self.nonce:
                 self.lost = FlyLeaseHeld("lease refresh returned a different nonce")
                 log.warning("fly.lease_nonce_changed", app=self.app, machine_id=self.machine_id)

@@ -219,3 +219,23 @@ async def test_flat_lease_body_and_stale_lease_recovery(fly: FlyClient, router: 
     assert await clear_stale_lease(fly, "a", "m1") is True
     assert release.calls.last.request.headers[LEASE_NONCE_HEADER] == "stale"
     assert json.loads(router.routes[0].calls.last.request.content) == {"ttl": 13}
+
+
+async def test_an_unexpected_refresh_failure_marks_the_lease_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug or an unforeseen exception in the refresher must not leave the lease looking healthy
+    while it silently expires."""
+    fake = LeaseFake()
+    clock = FakeClock(auto=False)
+    fly, _ = make_client(fake, clock)
+
+    async def broken_refresh(*args: object, **kwargs: object) -> None:
+        raise KeyError("something nobody expected")
+
+    async with fly:
+        async with fly.lease("a", "m1") as lease:
+            monkeypatch.setattr(fly, "refresh_lease", broken_refresh)
+            await clock.advance(4.1)
+            assert lease.lost is not None
+            with pytest.raises(LeaseLost):
+                lease.check()
+    assert fake.released == 1

@@ -82,3 +82,50 @@ async def test_ambiguous_create_variants_each_adopted(make_client) -> None:  # t
                 app, CreateMachineRequest(config=MachineConfig(image="img:1")), f"tag-{i}", lookup_delay=0.01
             )
             assert [m.id for m in emu.machines_in(app)] == [machine.id]
+
+
+async def test_ambiguous_creates_with_a_lagging_list_still_make_no_duplicate(make_client) -> None:  # type: ignore[no-untyped-def]
+    """The list is eventually consistent: here it hides a new machine for 1 s, far longer than the
+    client's lookup window (2 × 0.05 s). A retried create then meets Fly's duplicate-name check
+    (the machine name is derived from the create tag) instead of making a second machine."""
+    from controlplane.fly import FlyAlreadyExists
+    from controlplane.fly.emulator import EmulatorOptions, FaultSpec, FlyEmulator, LatencyProfile
+    from tests.fly_integration.conftest import ORG, TOKEN
+
+    emu = FlyEmulator(EmulatorOptions(
+        latency=LatencyProfile.zero().with_(list_consistency=1.0),
+        faults=FaultSpec.parse("ambiguous_create=0.3"), seed=3, org=ORG, token=TOKEN))
+    fly, transport = make_client(emu)
+    tenants = 40
+    rng = random.Random(3)
+    tags = {t: f"lag-{t:03d}-{rng.getrandbits(64):016x}" for t in range(tenants)}
+
+    async def provision_lagging(tenant: int) -> Machine:
+        app = f"oc-lag{tenant:03d}"
+        request = CreateMachineRequest(region="iad", config=MachineConfig(
+            image="ghcr.io/openclaw/openclaw:2026.9.6",
+            guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=512)))
+        for attempt in range(40):  # the reconciler: "check again shortly"
+            try:
+                await fly.create_app_idempotent(app, network=app, lookup_delay=0.05)
+                return await fly.create_machine_idempotent(app, request, tags[tenant],
+                                                           lookup_delay=0.05, lookups=2)
+            except FlyAlreadyExists:
+                await asyncio.sleep(0.1)  # ours, not visible yet: look again later
+            except FlyError as exc:
+                if not (exc.transient or exc.ambiguous):
+                    raise
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError(f"tenant {tenant} never provisioned")
+
+    async with fly:
+        machines = await asyncio.gather(*(provision_lagging(t) for t in range(tenants)))
+
+    live = [m for m in emu.machines.values() if m.state not in ("destroying", "destroyed")]
+    assert len(live) == tenants
+    assert set(Counter(m.app for m in live).values()) == {1}
+    assert {m.id for m in machines} == {m.id for m in live}
+    fired = Counter(kind for _, kind in emu.faults_fired)
+    assert sum(n for k, n in fired.items() if k.startswith("ambiguous")) >= 5, fired
+    creates = len(transport.calls("POST", r"/apps/[^/]+/machines"))
+    assert creates > tenants  # retried creates happened, and none produced a second machine
