@@ -4,13 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install bench lint clean db-upgrade
+.PHONY: demo test install bench lint clean db-upgrade constraints
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -27,5 +27,10 @@ bench: $(STAMP)
 db-upgrade: $(STAMP)
 	$(BIN)/controlplane db upgrade
 
+# Refresh the tested versions after changing dependencies in pyproject.toml (then run `make test`).
+constraints: $(STAMP)
+	$(BIN)/pip install --quiet --upgrade -e '.[dev]'
+	$(BIN)/pip freeze --exclude-editable | grep -v '^openclaw-fleet-controlplane' > constraints.txt
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis controlplane.db*
+	rm -rf $(VENV) .ci-venv .pytest_cache .hypothesis controlplane.db* fly-emulator.json
