@@ -24,7 +24,7 @@ GEMINI = "AIza" + "b" * 35
 GROQ = "gsk_" + "c" * 52
 XAI = "xai-" + "d" * 80
 STRIPE = "sk_" + "live_" + "e" * 24
-FLY = "FlyV1 fm2_" + "f" * 40
+FLY = "Fly" + "V1 fm2_" + "f" * 40
 TELEGRAM = "123456789:" + "g" * 35
 OPAQUE = "opaque-registered-secret-value-42"  # no recognisable shape: caught by registration
 
