@@ -1,6 +1,8 @@
 """Key shape rules per provider (reference §2): refuse other key types, warn where unverified.
 
-Order of a check: hygiene (printable ASCII, no whitespace, sane length) → this provider's
+Order of a check: hygiene (printable ASCII, no whitespace, a length between :data:`MIN_KEY_LEN`
+and the rule's ``max_len``: :data:`DEFAULT_MAX_KEY_LEN` for most providers, :data:`MAX_KEY_LEN` for
+MiniMax, whose older keys are JWTs of about 700–800 characters) → this provider's
 wrong-type rules (admin keys, OAuth tokens) → another provider's unmistakable prefix → the exact
 documented pattern (accepted silently) → a near pattern (accepted with a warning) → otherwise
 refused if the provider's format is documented (``strict``) or accepted with a warning if it is
@@ -15,7 +17,10 @@ from dataclasses import dataclass, field
 from controlplane.byok.keyvalue import ProviderKeyValue
 
 MIN_KEY_LEN = 16
-MAX_KEY_LEN = 512
+#: Longest key most providers issue (their keys are well under 200 characters).
+DEFAULT_MAX_KEY_LEN = 512
+#: Longest key any rule accepts: MiniMax's older JWT keys (``eyJ…``) run to about 800 characters.
+MAX_KEY_LEN = 2048
 _PRINTABLE = re.compile(r"^[\x21-\x7e]+$")  # visible ASCII: no spaces, controls or non-ASCII
 
 
@@ -35,6 +40,7 @@ class FormatRule:
     wrong_types: tuple[WrongType, ...] = ()
     strict: bool = True  # False where the format is [unverified]: mismatch only warns
     distinctive: re.Pattern[str] | None = None  # a prefix no other provider's keys have
+    max_len: int = DEFAULT_MAX_KEY_LEN  # longer keys are refused as "too long"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,7 @@ RULES: dict[str, FormatRule] = {
             _c(r"^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"),
         ),
         strict=False,
+        max_len=MAX_KEY_LEN,  # older JWT keys are ~700-800 characters
     ),
     "cohere": FormatRule(  # [unverified]: no documented prefix
         expected="a Cohere API key (about 40 letters and digits)",
@@ -164,7 +171,7 @@ def check_format(provider_id: str, key: ProviderKeyValue) -> FormatCheck:
         )
     if len(value) < MIN_KEY_LEN:
         return FormatCheck(False, f"The key is too short to be {rule.expected}.")
-    if len(value) > MAX_KEY_LEN:
+    if len(value) > rule.max_len:
         return FormatCheck(False, f"The key is too long to be {rule.expected}.")
     for wrong in rule.wrong_types:
         if wrong.pattern.search(value):
@@ -191,4 +198,13 @@ def check_format(provider_id: str, key: ProviderKeyValue) -> FormatCheck:
     )
 
 
-__all__ = ["FormatCheck", "FormatRule", "MAX_KEY_LEN", "MIN_KEY_LEN", "RULES", "WrongType", "check_format"]
+__all__ = [
+    "DEFAULT_MAX_KEY_LEN",
+    "FormatCheck",
+    "FormatRule",
+    "MAX_KEY_LEN",
+    "MIN_KEY_LEN",
+    "RULES",
+    "WrongType",
+    "check_format",
+]

@@ -7,7 +7,7 @@ from tests.byok.byok_fakes import ALNUM, HEX, chars, join, valid_key
 
 from agents_config.providers import PROVIDER_IDS
 from controlplane.byok.catalog import CATALOG
-from controlplane.byok.formats import check_format
+from controlplane.byok.formats import DEFAULT_MAX_KEY_LEN, MAX_KEY_LEN, RULES, check_format
 from controlplane.byok.keyvalue import ProviderKeyValue
 
 
@@ -97,12 +97,44 @@ def test_wrong_key_types_and_other_providers_keys_are_refused(provider: str, mak
     [
         ("", "empty"),
         ("short", "too short"),
-        ("x" * 600, "too long"),
     ],
 )
 def test_hygiene(provider: str, key: str, reason: str) -> None:
     result = check(provider, key)
     assert not result.accepted and reason in (result.reason or "")
+
+
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+def test_keys_longer_than_the_rule_allows_are_too_long(provider: str) -> None:
+    limit = RULES[provider].max_len
+    result = check(provider, chars(limit + 1, ALNUM))
+    assert not result.accepted and "too long" in (result.reason or "")
+
+
+def test_only_minimax_allows_long_keys() -> None:
+    assert RULES["minimax"].max_len == MAX_KEY_LEN == 2048
+    assert {r.max_len for p, r in RULES.items() if p != "minimax"} == {DEFAULT_MAX_KEY_LEN}
+    assert not check("openai", chars(600, ALNUM)).accepted
+
+
+def _jwt(length: int, seed: int = 3) -> str:
+    header = join("ey", "J", chars(30, ALNUM + "_-", seed))
+    signature = chars(342, ALNUM + "_-", seed + 1)
+    payload = chars(length - len(header) - len(signature) - 2, ALNUM + "_-", seed + 2)
+    return join(header, ".", payload, ".", signature)
+
+
+@pytest.mark.parametrize("length", [700, 760, 800, 2048])
+def test_minimax_legacy_jwt_of_real_length_is_accepted(length: int) -> None:
+    jwt = _jwt(length)
+    assert len(jwt) == length
+    result = check("minimax", jwt)
+    assert result.accepted and result.warnings == (), result
+
+
+def test_minimax_key_beyond_the_maximum_is_too_long() -> None:
+    result = check("minimax", _jwt(MAX_KEY_LEN + 1))
+    assert not result.accepted and "too long" in (result.reason or "")
 
 
 @pytest.mark.parametrize("provider", PROVIDER_IDS)
