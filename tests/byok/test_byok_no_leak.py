@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 import httpx
+import pytest
 import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from agents_config.providers import PROVIDER_IDS
 from controlplane.byok.keyvalue import ProviderKeyValue
 from controlplane.byok.redaction import FRAGMENT_LEN, preview, redact_key
+from controlplane.redaction import MASK
 from controlplane.byok.validate import KeyValidator
 from tests.byok.byok_fakes import valid_key
 
@@ -35,6 +37,9 @@ def echoes(draw: st.DrawFn, key: str) -> str:
         key[start:end],
         key[:start] + "*" * 20 + key[-4:],
         key[:2] + "***" + key[-2:],
+        key[:7] + "..." + key[-4:],  # keys without a prefix (Mistral, Cohere)
+        key[:start] + draw(st.sampled_from(["...", "…", "****"])) + key[-4:],
+        "****" + key[-4:],
         key.upper(),
         "Bearer " + key,
     ]))
@@ -147,3 +152,66 @@ def test_provider_key_value_never_shows_itself() -> None:
         assert key not in str(exc)
     else:
         raise AssertionError("ProviderKeyValue must not be picklable")
+
+
+# ---------------------------------------------------------------------------------------------
+# Masked echoes: the visible head and tail next to the mask are key pieces too (too short to be
+# caught as fragments), so the whole echo goes.
+
+ECHO_SHAPES = [
+    ("prefix, dots, last 4", lambda k: k[:8] + "..." + k[-4:]),
+    ("no prefix: 7 + ... + 4 (Mistral, Cohere)", lambda k: k[:7] + "..." + k[-4:]),
+    ("unicode ellipsis, last 6", lambda k: k[:12] + "…" + k[-6:]),
+    ("stars", lambda k: k[:8] + "*" * 20 + k[-4:]),
+    ("xAI style", lambda k: k[:2] + "***" + k[-2:]),
+    ("stars then last 4", lambda k: "****" + k[-4:]),
+    ("dots then last 4", lambda k: "..." + k[-4:]),
+    ("3 + ... + 3", lambda k: k[:3] + "..." + k[-3:]),
+]
+SENTENCES = [
+    ("Incorrect API key provided: ", ". You can find your API key at https://example.com/keys."),
+    ("Invalid key ", ""),
+    ("Authentication Fails, Your api key: ", " is invalid"),
+    ('{"message": "bad key ', '"}'),
+]
+
+
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+@pytest.mark.parametrize(("shape", "make"), ECHO_SHAPES, ids=[s for s, _ in ECHO_SHAPES])
+@pytest.mark.parametrize(("before", "after"), SENTENCES)
+def test_masked_echoes_are_removed_whole(provider: str, shape: str, make, before: str, after: str) -> None:  # type: ignore[no-untyped-def]
+    key = valid_key(provider)
+    text = before + make(key) + after
+    assert redact_key(text, ProviderKeyValue(key)) == before + MASK + after
+    assert redact_key(text) == before + MASK + after  # even without knowing the key
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    provider=st.sampled_from(PROVIDER_IDS),
+    head=st.integers(0, 14),
+    tail=st.integers(2, 6),
+    mask=st.sampled_from(["...", "…", "**", "***", "*" * 8, "*" * 20]),
+    sentence=st.sampled_from(SENTENCES),
+)
+def test_every_masked_echo_shape_is_removed_whole(
+    data: st.DataObject, provider: str, head: int, tail: int, mask: str, sentence: tuple[str, str]
+) -> None:
+    key = valid_key(provider, seed=data.draw(st.integers(0, 10_000)))
+    before, after = sentence
+    text = before + key[:head] + mask + key[-tail:] + after
+    for known in (ProviderKeyValue(key), None):
+        assert redact_key(text, known) == before + MASK + after
+
+
+def test_ordinary_prose_with_ellipses_and_stars_is_kept() -> None:
+    text = "Please wait... then retry. Not found the model or Permission denied"
+    assert redact_key(text) == text
+
+
+def test_preview_reads_a_bounded_head_and_cuts_no_token_in_half() -> None:
+    key = valid_key("openai")
+    body = "x " * 1000 + "a1" * 100_000 + " " + key
+    out = preview(body, ProviderKeyValue(key))
+    assert len(out) <= 300 and key not in out and "a1a1" not in out
