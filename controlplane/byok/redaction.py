@@ -9,7 +9,7 @@ fields) goes through :func:`redact_key`, in this order:
 1. the key itself;
 2. masked echoes (:data:`_MASKED_ECHO`), as a whole: the visible head and tail next to the mask
    are key pieces too short to be recognised as fragments, so they must go with it;
-3. any :data:`FRAGMENT_LEN`-character fragment of the key;
+3. any :data:`FRAGMENT_LEN`-character fragment of the key, in any letter case;
 4. every key-shaped string known to :mod:`controlplane.redaction`, and long token-like runs.
 
 Every pattern starts only where a run of key characters starts, so redaction stays linear in the
@@ -55,10 +55,17 @@ _TRAILING_RUN = re.compile(rf"{_K}+\Z")
 def _strip_fragments(text: str, secret: str) -> str:
     if len(secret) < FRAGMENT_LEN:
         return text.replace(secret, MASK) if secret else text
-    grams = {secret[i : i + FRAGMENT_LEN] for i in range(len(secret) - FRAGMENT_LEN + 1)}
+    # Case-insensitive: a provider may echo the key upper-cased (lower() keeps ASCII lengths;
+    # if it changes the length of some other text, compare as-is).
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        lowered = text
+    low_secret = secret.lower()
+    grams = {low_secret[i : i + FRAGMENT_LEN] for i in range(len(secret) - FRAGMENT_LEN + 1)}
+    grams |= {secret[i : i + FRAGMENT_LEN] for i in range(len(secret) - FRAGMENT_LEN + 1)}
     covered = bytearray(len(text))
     for i in range(len(text) - FRAGMENT_LEN + 1):
-        if text[i : i + FRAGMENT_LEN] in grams:
+        if lowered[i : i + FRAGMENT_LEN] in grams or text[i : i + FRAGMENT_LEN] in grams:
             covered[i : i + FRAGMENT_LEN] = b"\x01" * FRAGMENT_LEN
     if not any(covered):
         return text

@@ -205,6 +205,14 @@ def test_every_masked_echo_shape_is_removed_whole(
         assert redact_key(text, known) == before + MASK + after
 
 
+@pytest.mark.parametrize("provider", PROVIDER_IDS)
+def test_an_upper_or_lower_cased_echo_leaves_no_fragment(provider: str) -> None:
+    key = valid_key(provider)
+    for echo in (key.upper(), key.lower(), key.swapcase()[3:]):
+        out = redact_key(f"Your key {echo} is invalid", ProviderKeyValue(key)).lower()
+        assert not any(f.lower() in out for f in _fragments(key)), out
+
+
 def test_ordinary_prose_with_ellipses_and_stars_is_kept() -> None:
     text = "Please wait... then retry. Not found the model or Permission denied"
     assert redact_key(text) == text
