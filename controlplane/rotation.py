@@ -41,13 +41,13 @@ class RotationReport:
 
 async def count_by_key(db: Database) -> dict[str, int]:
     """How many secrets each key id protects."""
-    async with db.transaction() as s:
+    async with db.read() as s:
         rows = await s.execute(select(Secret.key_id, func.count()).group_by(Secret.key_id))
         return {kid: n for kid, n in rows.all()}
 
 
 async def count_not_on_primary(db: Database, vault: Vault) -> int:
-    async with db.transaction() as s:
+    async with db.read() as s:
         return int(
             await s.scalar(
                 select(func.count()).select_from(Secret).where(Secret.key_id != vault.primary_key_id)

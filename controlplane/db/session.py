@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -74,8 +74,19 @@ def create_engine(
     )
 
 
+READONLY = "cp_readonly"  # execution option: this transaction only reads
+
+
 def _sqlite_begin_immediate(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front; read-only transactions use a deferred BEGIN, which in
+    # WAL mode runs beside a writer without waiting for it, and refuse writes (query_only). The
+    # pragma is set on EVERY begin, so it never leaks to the next user of a pooled connection.
+    if conn.get_execution_options().get(READONLY):
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("PRAGMA query_only = OFF")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -95,11 +106,25 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A read-write transaction: commits on success, rolls back on any exception."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction (on SQLite it does not take the write lock; on PostgreSQL it is
+        ``READ ONLY``). Any write inside it fails."""
+        async with self.sessions() as session:
+            await session.connection(execution_options={READONLY: True})
+            if self.dialect == "postgresql":
+                await session.execute(text("SET TRANSACTION READ ONLY"))
+            try:
+                yield session
+            finally:
+                await session.rollback()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
 
 
-__all__ = ["Database", "create_engine", "SQLITE_BUSY_TIMEOUT_MS"]
+__all__ = ["READONLY", "Database", "SQLITE_BUSY_TIMEOUT_MS", "create_engine"]
