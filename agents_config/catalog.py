@@ -10,6 +10,7 @@ Feature gates are NOT derived here: ask :class:`agents_config.gates.FeatureGates
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from agents_config.providers import PROVIDER_IDS
 DEFAULT_CATALOG_RESOURCE = "default.toml"
 PLAN_ID_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 
+_SKILL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SHARED_CPUS = (1, 2, 4, 6, 8)
 _PERFORMANCE_CPUS = (1, 2, 4, 6, 8, 10, 12, 14, 16, 32, 64, 128)
 
@@ -60,7 +62,12 @@ class ServiceCaps(_Strict):
 
 
 class UsageLimits(_Strict):
-    """Limits on AI usage paid by the operator (platform-key plans). Omitted = no limit."""
+    """Limits on AI usage paid by the operator (platform-key plans). Omitted = no limit.
+
+    Data only: OpenClaw 2026.9.6 has no per-day message or per-month token quota, so nothing in
+    ``openclaw.json`` enforces these. The operator's metering proxy (``TenantSpec.platform_proxy_url``)
+    is what counts and refuses; without a proxy they are not enforced on the tenant's machine.
+    """
 
     messages_per_day: StrictInt | None = Field(default=None, ge=0)
     tokens_per_month: StrictInt | None = Field(default=None, ge=0)
@@ -152,7 +159,11 @@ class ModelPolicy(_Strict):
 
 
 class ToolPolicy(_Strict):
-    """OpenClaw ``tools`` baseline for the plan (the gates add feature-derived denials)."""
+    """OpenClaw ``tools`` baseline for the plan (the gates add feature-derived grants and denials).
+
+    ``profile = "coding"`` includes ``group:runtime`` (``exec``): shell commands on the tenant's own VM.
+    That is intended only for the top tier (see the catalog's comment); lower tiers deny it.
+    """
 
     profile: Literal["minimal", "coding", "messaging", "full"] = "messaging"
     deny: tuple[str, ...] = ()
@@ -185,6 +196,20 @@ class Plan(_Strict):
     machine: MachineSize
     models: ModelPolicy = ModelPolicy()
     tools: ToolPolicy = ToolPolicy()
+    # Skills a plan WITHOUT custom skills may load (``agents.defaults.skills``); None there means [].
+    # Plans with custom skills leave it unset: they load whatever the tenant installs.
+    skills_allow: tuple[str, ...] | None = None
+
+    @field_validator("skills_allow")
+    @classmethod
+    def _skill_names(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None:
+            for name in value:
+                if not _SKILL_NAME.match(name):
+                    raise ValueError(f"not a skill name: {name!r} (expected {_SKILL_NAME.pattern})")
+            if len(set(value)) != len(value):
+                raise ValueError("lists a skill twice")
+        return value
 
     @field_validator("max_channels", mode="before")
     @classmethod
@@ -201,6 +226,10 @@ class Plan(_Strict):
     def _coherent(self) -> Plan:
         if self.key_mode == "platform" and self.models.default_model is None:
             raise ValueError("models.default_model: required when key_mode is 'platform'")
+        if self.custom_skills and self.skills_allow is not None:
+            raise ValueError(
+                "skills_allow: only for plans without custom skills (custom skills load any skill)"
+            )
         if self.key_mode == "byok" and self.heartbeat_every not in ("0m", "0s", "0h"):
             raise ValueError(
                 "heartbeat_every: must be '0m' on BYOK plans (heartbeats spend the user's tokens)"

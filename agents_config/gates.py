@@ -2,6 +2,15 @@
 
 The HTTP API, the OpenClaw config and the Fly machine config all ask :class:`FeatureGates`; nothing
 compares plan ids. Gates come from the plan's data only.
+
+``file_browser`` has no OpenClaw config key: the gateway's Control UI has a Files view, and whether
+the tenant reaches it is decided by the operator's dashboard (whether it exposes or proxies the
+Control UI for this plan), not by ``openclaw.json``. Nothing in this package enforces it.
+
+Sleeping plans (``sleep_when_idle``: Fly autostop "stop", no machine kept running) only wake on
+traffic through Fly's proxy. Telegram then runs as a webhook (an inbound HTTPS request wakes the
+machine); Discord (gateway websocket) and Slack Socket Mode are outbound connections that never go
+through the proxy, so :meth:`FeatureGates.supports_channel` refuses them on those plans.
 """
 
 from __future__ import annotations
@@ -9,6 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents_config.catalog import Plan
+
+
+#: Channels whose inbound messages arrive over a connection the machine opens (never via Fly's proxy).
+ALWAYS_ON_CHANNELS: tuple[str, ...] = ("discord", "slack")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,10 @@ class FeatureGates:
             platform_fallback=plan.key_mode == "byok" and plan.models.platform_fallback is not None,
         )
 
+    def supports_channel(self, kind: str) -> bool:
+        """Whether a channel of this kind can receive messages on the plan's machine."""
+        return not (self.sleep_when_idle and kind in ALWAYS_ON_CHANNELS)
+
     def allows_channels(self, count: int) -> bool:
         return self.max_channels is None or count <= self.max_channels
 
@@ -47,4 +64,4 @@ class FeatureGates:
         return wanted if self.max_channels is None else min(wanted, self.max_channels)
 
 
-__all__ = ["FeatureGates"]
+__all__ = ["ALWAYS_ON_CHANNELS", "FeatureGates"]

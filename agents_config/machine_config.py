@@ -17,6 +17,7 @@ from agents_config.openclaw_config import (
     GATEWAY_PORT,
     STATE_DIR,
     RenderedOpenClawConfig,
+    WebhookListener,
     render_openclaw_config,
 )
 from agents_config.spec import TenantSpec
@@ -43,6 +44,24 @@ def _node_heap_mb(memory_mb: int) -> int:
     return memory_mb * 3 // 4  # 2048 MB → 1536, as upstream
 
 
+def _scaling(gates: FeatureGates) -> dict[str, Any]:
+    # Every service of the machine gets the same policy: any of them may wake it (Fly's proxy only).
+    if gates.sleep_when_idle:
+        return {"autostop": "stop", "autostart": True, "min_machines_running": 0}
+    return {"autostop": "off", "autostart": True, "min_machines_running": 1}
+
+
+def _webhook_service(gates: FeatureGates, listener: WebhookListener) -> dict[str, Any]:
+    """A webhook listener (e.g. Telegram's) on its own public TLS port, so an inbound update wakes
+    a sleeping machine."""
+    return {
+        "protocol": "tcp",
+        "internal_port": listener.internal_port,
+        "ports": [{"port": listener.public_port, "handlers": ["tls", "http"]}],
+        **_scaling(gates),
+    }
+
+
 def _service(gates: FeatureGates) -> dict[str, Any]:
     service: dict[str, Any] = {
         "protocol": "tcp",
@@ -51,7 +70,6 @@ def _service(gates: FeatureGates) -> dict[str, Any]:
             {"port": 443, "handlers": ["tls", "http"]},
             {"port": 80, "handlers": ["http"], "force_https": True},
         ],
-        "autostart": True,
         "checks": [
             {
                 "type": "http",
@@ -64,10 +82,7 @@ def _service(gates: FeatureGates) -> dict[str, Any]:
             }
         ],
     }
-    if gates.sleep_when_idle:
-        service.update(autostop="stop", min_machines_running=0)
-    else:
-        service.update(autostop="off", min_machines_running=1)
+    service.update(_scaling(gates))
     return service
 
 
@@ -101,7 +116,10 @@ def render_machine_config(
         },
         "init": {"cmd": list(GATEWAY_CMD)},
         "mounts": [{"volume": volume_id, "path": STATE_DIR}],
-        "services": [_service(gates)],
+        "services": [
+            _service(gates),
+            *(_webhook_service(gates, w) for w in rendered.webhook_listeners),
+        ],
         "restart": {"policy": "on-failure", "max_retries": RESTART_MAX_RETRIES},
         "metadata": {
             META_TENANT_ID: spec.tenant_id,

@@ -5,6 +5,24 @@ Pure data. Model ids are the ones OpenClaw 2026.9.6's bundled provider catalogs 
 
 ``quality``: 1 basic, 2 standard (fine for everyday chat), 3 strong, 4 frontier.
 ``cost_rank``: 1 cheapest … 10 most expensive, comparable across providers (blended $/token, rounded).
+``context_window`` / ``max_tokens``: emitted as ``contextWindow`` / ``maxTokens`` in the explicit
+``models.providers.<id>.models[]`` rows (providers without a bundled plugin); None where the pinned
+package documents no figure. Sources, all in the OpenClaw 2026.9.6 package:
+
+* DeepSeek V4 Pro/Flash: docs/providers/deepseek.md (1,000,000 / 384,000).
+* Groq GPT-OSS 120B: docs/providers/groq.md (context 131,072; no max output given). Llama 3.3 70B
+  Versatile is NOT in the pinned Groq catalog table; we declare the row ourselves, without figures.
+* Mistral Large/Small latest: docs/providers/mistral.md (262,144 / 16,384).
+* Cohere Command A (03-2025): docs/providers/cohere.md (256,000 / 8,000; hidden there, previous gen).
+* MiniMax M2.7: docs/providers/minimax.md (204,800 / 131,072).
+
+Where the product and the pinned package differ (we keep the names PRODUCT.md uses):
+
+* Kimi K2.5 (``moonshot/kimi-k2.5``): the pinned Moonshot catalog (docs/providers/moonshot.md) lists
+  K3 and K2.7 Code, not K2.5; the figures (262,144 / 32,768) are the package's own K2.5 row in
+  dist/extensions/nvidia/openclaw.plugin.json (also docs/providers/qwen.md for the context).
+* MiniMax M2.1 (``minimax/MiniMax-M2.1``): the pinned MiniMax catalog lists M3 and M2.7, not M2.1;
+  we reuse the documented M2.x figures of M2.7 (204,800 / 131,072).
 """
 
 from __future__ import annotations
@@ -26,6 +44,8 @@ class ModelInfo:
     name: str
     quality: int
     cost_rank: int
+    context_window: int | None = None
+    max_tokens: int | None = None
 
     @property
     def ref(self) -> str:
@@ -42,18 +62,18 @@ _MODELS: tuple[ModelInfo, ...] = (
     ModelInfo("google", "gemini-3.1-pro-preview", "Gemini 3.1 Pro (preview)", QUALITY_FRONTIER, 6),
     ModelInfo("google", "gemini-3-flash-preview", "Gemini 3 Flash (preview)", QUALITY_STRONG, 2),
     ModelInfo("google", "gemini-3.1-flash-lite", "Gemini 3.1 Flash-Lite", QUALITY_STANDARD, 1),
-    ModelInfo("groq", "openai/gpt-oss-120b", "GPT-OSS 120B (Groq)", QUALITY_STRONG, 2),
+    ModelInfo("groq", "openai/gpt-oss-120b", "GPT-OSS 120B (Groq)", QUALITY_STRONG, 2, 131_072),
     ModelInfo("groq", "llama-3.3-70b-versatile", "Llama 3.3 70B (Groq)", QUALITY_STANDARD, 2),
     ModelInfo("openrouter", "anthropic/claude-sonnet-4-6", "Claude Sonnet 4.6 (OpenRouter)", QUALITY_STRONG, 6),
     ModelInfo("openrouter", "deepseek/deepseek-v4-flash", "DeepSeek V4 Flash (OpenRouter)", QUALITY_STANDARD, 1),
-    ModelInfo("mistral", "mistral-large-latest", "Mistral Large", QUALITY_STRONG, 4),
-    ModelInfo("mistral", "mistral-small-latest", "Mistral Small", QUALITY_STANDARD, 1),
-    ModelInfo("deepseek", "deepseek-v4-pro", "DeepSeek V4 Pro", QUALITY_STRONG, 3),
-    ModelInfo("deepseek", "deepseek-v4-flash", "DeepSeek V4 Flash", QUALITY_STANDARD, 1),
-    ModelInfo("moonshot", "kimi-k2.5", "Kimi K2.5", QUALITY_STRONG, 3),
-    ModelInfo("minimax", "MiniMax-M2.1", "MiniMax M2.1", QUALITY_STRONG, 2),
-    ModelInfo("minimax", "MiniMax-M2.7", "MiniMax M2.7", QUALITY_STRONG, 3),
-    ModelInfo("cohere", "command-a-03-2025", "Command A", QUALITY_STRONG, 5),
+    ModelInfo("mistral", "mistral-large-latest", "Mistral Large", QUALITY_STRONG, 4, 262_144, 16_384),
+    ModelInfo("mistral", "mistral-small-latest", "Mistral Small", QUALITY_STANDARD, 1, 262_144, 16_384),
+    ModelInfo("deepseek", "deepseek-v4-pro", "DeepSeek V4 Pro", QUALITY_STRONG, 3, 1_000_000, 384_000),
+    ModelInfo("deepseek", "deepseek-v4-flash", "DeepSeek V4 Flash", QUALITY_STANDARD, 1, 1_000_000, 384_000),
+    ModelInfo("moonshot", "kimi-k2.5", "Kimi K2.5", QUALITY_STRONG, 3, 262_144, 32_768),
+    ModelInfo("minimax", "MiniMax-M2.1", "MiniMax M2.1", QUALITY_STRONG, 2, 204_800, 131_072),
+    ModelInfo("minimax", "MiniMax-M2.7", "MiniMax M2.7", QUALITY_STRONG, 3, 204_800, 131_072),
+    ModelInfo("cohere", "command-a-03-2025", "Command A", QUALITY_STRONG, 5, 256_000, 8_000),
     ModelInfo("xai", "grok-4.3", "Grok 4.3", QUALITY_FRONTIER, 7),
     ModelInfo("xai", "grok-4-fast-non-reasoning", "Grok 4 Fast", QUALITY_STANDARD, 1),
 )
@@ -81,6 +101,8 @@ def _check_table() -> None:
             raise AssertionError(f"model {m.ref}: unknown provider")
         if not (QUALITY_BASIC <= m.quality <= QUALITY_FRONTIER and 1 <= m.cost_rank <= 10):
             raise AssertionError(f"model {m.ref}: quality or cost_rank out of range")
+        if m.context_window is not None and m.max_tokens is not None and m.max_tokens > m.context_window:
+            raise AssertionError(f"model {m.ref}: max_tokens exceeds context_window")
     if len(MODELS) != len(_MODELS):
         raise AssertionError("duplicate model ref in the catalog")
 

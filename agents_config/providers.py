@@ -20,6 +20,17 @@ class Provider:
     openclaw_base_url: str | None = None
     openclaw_api: str | None = None
 
+    @property
+    def explicit_block(self) -> bool:
+        """OpenClaw 2026.9.6 needs ``baseUrl`` + ``api`` + ``models[]`` for this provider."""
+        return self.openclaw_base_url is not None
+
+
+# DeepSeek, Groq and Mistral are official EXTERNAL provider plugins in OpenClaw 2026.9.6
+# (@openclaw/deepseek-provider, @openclaw/groq-provider, @openclaw/mistral-provider; see the package's
+# docs/providers/<id>.md). A bare ``{apiKey}`` overlay makes the gateway try an npm install at boot and
+# end with no models, so they get explicit OpenAI-compatible blocks (base URLs as those docs give them).
+
 
 PROVIDERS: dict[str, Provider] = {
     p.id: p
@@ -27,10 +38,29 @@ PROVIDERS: dict[str, Provider] = {
         Provider("anthropic", "Anthropic", "ANTHROPIC_API_KEY"),
         Provider("openai", "OpenAI", "OPENAI_API_KEY"),
         Provider("google", "Google Gemini", "GEMINI_API_KEY"),
-        Provider("groq", "Groq", "GROQ_API_KEY"),
+        Provider(
+            "groq",
+            "Groq",
+            "GROQ_API_KEY",
+            openclaw_base_url="https://api.groq.com/openai/v1",
+            openclaw_api="openai-completions",
+        ),
         Provider("openrouter", "OpenRouter", "OPENROUTER_API_KEY"),
-        Provider("mistral", "Mistral", "MISTRAL_API_KEY"),
-        Provider("deepseek", "DeepSeek", "DEEPSEEK_API_KEY"),
+        Provider(
+            "mistral",
+            "Mistral",
+            "MISTRAL_API_KEY",
+            openclaw_base_url="https://api.mistral.ai/v1",
+            openclaw_api="openai-completions",
+        ),
+        Provider(
+            "deepseek",
+            "DeepSeek",
+            "DEEPSEEK_API_KEY",
+            # docs/providers/deepseek.md gives the base URL without /v1 (DeepSeek serves both forms)
+            openclaw_base_url="https://api.deepseek.com",
+            openclaw_api="openai-completions",
+        ),
         Provider(
             "moonshot",
             "Moonshot (Kimi)",

@@ -11,7 +11,9 @@ Rules (deterministic; candidates are always visited in sorted ref order, never d
 4. Primary: the tenant's chosen model if it is a candidate, else the plan's default model if it is a
    candidate, else the best ranked.
 5. Fallbacks: the best model of every other provider first (a failing key takes a whole provider
-   down), then the rest in rank order; at most :data:`MAX_FALLBACKS`.
+   down), then the rest in rank order; at most :data:`MAX_FALLBACKS`. On ``platform`` plans (the
+   operator pays) a fallback never costs more than the primary (``cost_rank``): e.g. Sonnet never
+   falls back to Opus automatically; the dearer model stays selectable (it is still a candidate).
 6. Platform fallback (byok plans that name one, when the operator's key for its provider is offered
    and the tenant has no own key for that provider, since both would use the same variable): last
    in the chain; it becomes the primary when no BYOK key is usable (e.g. during a migration grace).
@@ -56,6 +58,17 @@ class RoutingDecision:
     key_sources: tuple[tuple[str, KeySource], ...]  # (provider, whose key), sorted by provider
     candidates: tuple[str, ...]  # every routable model (sorted), for the model-override allowlist
     notes: tuple[str, ...] = ()  # why a preference was not honoured, etc.
+    platform_fallback: str | None = None  # the byok plan's platform model, when it is in the chain
+
+    @property
+    def on_platform_fallback(self) -> bool:
+        """The primary runs on the operator's key of a byok plan (no usable own key: the grace)."""
+        return self.platform_fallback is not None and self.primary == self.platform_fallback
+
+    @property
+    def own_key_candidates(self) -> tuple[str, ...]:
+        """Candidates that run on the tenant's own keys (byok) or the plan's keys (platform plan)."""
+        return tuple(ref for ref in self.candidates if ref != self.platform_fallback)
 
     @property
     def chain(self) -> tuple[str, ...]:
@@ -146,7 +159,15 @@ def route_models(
             primary = by_ref[policy.default_model]
         else:
             primary = ranked[0]
-        rest = _diversified([m for m in ranked if m is not primary], primary.provider)
+        others = [m for m in ranked if m is not primary]
+        if plan.key_mode == "platform":
+            dearer = [m.ref for m in others if m.cost_rank > primary.cost_rank]
+            if dearer:
+                notes.append(
+                    f"not an automatic fallback (costs more than {primary.ref}): {', '.join(dearer)}"
+                )
+            others = [m for m in others if m.cost_rank <= primary.cost_rank]
+        rest = _diversified(others, primary.provider)
         chain = [primary.ref, *(m.ref for m in rest[:MAX_FALLBACKS])]
     else:
         notes.append(f"no usable {source} key: running on the platform fallback {platform_ref}")
@@ -165,6 +186,7 @@ def route_models(
         key_sources=tuple(sorted(sources.items())),
         candidates=tuple(routable),
         notes=tuple(notes),
+        platform_fallback=platform_ref,
     )
 
 

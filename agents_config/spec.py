@@ -33,6 +33,13 @@ _IMAGE = re.compile(
 )
 
 
+#: The operator's metering proxy: https, a DNS host, optional port and path; no credentials, query
+#: or fragment (it is written into openclaw.json as a base URL).
+_PROXY_URL = re.compile(
+    r"^https://(?P<host>[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+)"
+    r"(?::[0-9]{1,5})?(?P<path>(?:/[A-Za-z0-9._~-]+)*)/?$"
+)
+
 #: An exact release tag: dotted numbers, optionally a "v" prefix and a variant suffix (-slim ...).
 _VERSION_TAG = re.compile(r"^v?\d+(?:\.\d+)+(?:[-+][A-Za-z0-9._-]+)?$")
 
@@ -98,6 +105,21 @@ class TenantSpec(BaseModel):
     region: str = Field(pattern=r"^[a-z]{3}$")
     image: str
     desired_rev: int = Field(ge=0)
+    # The operator's metering proxy for platform (operator-paid) keys; see agents_config.openclaw_config.
+    platform_proxy_url: str | None = None
+
+    @field_validator("platform_proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _PROXY_URL.match(value):
+            # not echoed: a URL with embedded credentials must not reach logs through an error
+            raise ValueError(
+                "not an https URL of the metering proxy (https://host[:port][/path], lower-case "
+                "host, no credentials, query or fragment)"
+            )
+        return value.rstrip("/")
 
     @field_validator("byok_providers")
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any
 
 from jsonschema import Draft7Validator
 
-from agents_config.catalog import PlanCatalog, load_catalog
+from agents_config.catalog import PlanCatalog, load_catalog, parse_catalog_text
 from agents_config.spec import ChannelSpec, TenantSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,6 +34,35 @@ def default_catalog() -> PlanCatalog:
 @lru_cache(maxsize=1)
 def platform_catalog() -> PlanCatalog:
     return load_catalog(PLATFORM_CATALOG_PATH)
+
+
+# A platform plan over every provider: the metering proxy must work for bundled and explicit blocks.
+PROXY_ALL_TOML = """
+[catalog]
+name = "proxy-all"
+
+[plans.everything]
+display_name = "Everything on the operator's keys"
+stripe_price_id = "price_everything"
+monthly_price_cents = 9900
+key_mode = "platform"
+requests_per_minute = 30
+max_channels = "unlimited"
+cron = true
+custom_skills = false
+file_browser = false
+api_access = true
+sleep_when_idle = false
+caps = { web_searches_per_month = 0, browser_minutes_per_month = 0, emails_per_month = 0, phone_minutes_per_month = 0 }
+machine = { cpu_kind = "shared", cpus = 2, memory_mb = 2048, volume_size_gb = 1 }
+skills_allow = ["weather"]
+models = { default_model = "openai/gpt-5.4-mini" }
+"""
+
+
+@lru_cache(maxsize=1)
+def proxy_all_catalog() -> PlanCatalog:
+    return parse_catalog_text(PROXY_ALL_TOML, source="proxy-all")
 
 
 def catalogs() -> dict[str, PlanCatalog]:
@@ -111,6 +140,17 @@ BYOK_KEY_SETS: tuple[tuple[str, ...], ...] = (
 STRATEGIES = ("aggressive", "balanced", "quality_first")
 
 
+def without_open_dms(channels: tuple[ChannelSpec, ...]) -> tuple[ChannelSpec, ...]:
+    """Platform-key plans refuse dm_policy "open": the same channels with "pairing" instead."""
+    return tuple(
+        ChannelSpec(kind=c.kind, dm_policy="pairing") if c.effective_dm_policy == "open" else c
+        for c in channels
+    )
+
+
+PROXY_URL = "https://meter.example.com/v1"
+
+
 def conformance_cases() -> list[tuple[str, TenantSpec]]:
     """(name, spec) pairs covering every plan of both catalogs × key sets × channels × strategies."""
     cases: list[tuple[str, TenantSpec]] = []
@@ -138,15 +178,25 @@ def conformance_cases() -> list[tuple[str, TenantSpec]]:
                 )
     add("default", plan="power", byok_providers=("anthropic", "openai"), chosen_model="openai/gpt-5.4-nano", channels=CHANNEL_SETS[2])
     for i, keys in enumerate((("minimax", "moonshot"), ("moonshot",), ("minimax",))):
-        add("platform-tiers", plan="starter", platform_keys=keys, channels=CHANNEL_SETS[i % 4], strategy=STRATEGIES[i])
-    add("platform-tiers", plan="premium", platform_keys=("anthropic",), channels=CHANNEL_SETS[2])
+        add("platform-tiers", plan="starter", platform_keys=keys, channels=without_open_dms(CHANNEL_SETS[i % 4]), strategy=STRATEGIES[i])
+    add("platform-tiers", plan="premium", platform_keys=("anthropic",), channels=without_open_dms(CHANNEL_SETS[2]))
     add("platform-tiers", plan="premium", platform_keys=("anthropic",), chosen_model="anthropic/claude-opus-4-6", channels=CHANNEL_SETS[3], strategy="quality_first")
     for i, keys in enumerate(BYOK_KEY_SETS):
         add("platform-tiers", plan="byok", byok_providers=keys, platform_keys=("minimax",), channels=CHANNEL_SETS[(i + 1) % 4], strategy=STRATEGIES[i % 3])
     add("platform-tiers", plan="byok", platform_keys=("minimax",), channels=CHANNEL_SETS[1])  # grace: no own key
     add("platform-tiers", plan="byok", byok_providers=("openai",), channels=CHANNEL_SETS[0])  # no platform key offered
+    # the metering proxy in front of platform keys (bundled and explicit-block providers alike)
+    add("platform-tiers", plan="starter", platform_keys=("minimax", "moonshot"), channels=CHANNEL_SETS[1], platform_proxy_url=PROXY_URL)
+    add("platform-tiers", plan="premium", platform_keys=("anthropic",), channels=CHANNEL_SETS[3], platform_proxy_url=PROXY_URL)
+    add("platform-tiers", plan="byok", byok_providers=("deepseek",), platform_keys=("minimax",), channels=CHANNEL_SETS[0], platform_proxy_url=PROXY_URL)
+    add("platform-tiers", plan="byok", platform_keys=("minimax",), channels=CHANNEL_SETS[2], platform_proxy_url=PROXY_URL)
+    for i, keys in enumerate(BYOK_KEY_SETS):
+        add("proxy-all", plan="everything", platform_keys=keys, strategy=STRATEGIES[i % 3],
+            channels=without_open_dms(CHANNEL_SETS[i % 4]), platform_proxy_url=PROXY_URL)
     return cases
 
 
 def catalog_of(name: str) -> PlanCatalog:
+    if name.startswith("proxy-all-"):
+        return proxy_all_catalog()
     return default_catalog() if name.startswith("default-") else platform_catalog()

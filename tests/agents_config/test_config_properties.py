@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from tests.agents_config.ac_support import IMAGE, catalogs, platform_catalog, default_catalog
 
 from agents_config.canonical import canonical_json
+from agents_config.gates import FeatureGates
 from agents_config.leakcheck import SecretLikeValueError
 from agents_config.machine_config import render_machine_config
 from agents_config.models import MODEL_REFS
@@ -79,9 +80,16 @@ def tenant_inputs(draw, secret_pool=None):
         "image": IMAGE,
         "desired_rev": draw(st.integers(0, 10**6)),
     }
+    plan = catalog.plans.get(fields["plan"])
+    if plan is not None and plan.key_mode == "platform":  # open DMs are refused there (tested below)
+        for c in fields["channels"]:
+            if c["dm_policy"] == "open":
+                c["dm_policy"] = "pairing"
+    if draw(st.booleans()):
+        fields["platform_proxy_url"] = draw(st.sampled_from(["https://meter.example.com", "https://m.example.net:8443/p/"]))
     if secret_pool is not None:
         # put secret-looking strings into every free-form field, some of the time
-        for field in ("tenant_id", "app_name", "chosen_model", "region", "image", "plan"):
+        for field in ("tenant_id", "app_name", "chosen_model", "region", "image", "plan", "platform_proxy_url"):
             if draw(st.integers(0, 3)) == 0:
                 fields[field] = draw(st.sampled_from(secret_pool))
         if draw(st.booleans()):
@@ -133,7 +141,13 @@ def test_channel_count_never_exceeds_the_plan(data) -> None:
     assert len(configured) == len(rendered.channels)
     assert limit is None or len(configured) <= limit
     assert len(rendered.channels) + len(rendered.dropped_channels) == len(spec.channels)
-    assert rendered.channels == tuple(c.kind for c in spec.channels[: len(rendered.channels)])
+    assert sorted(rendered.channels + rendered.dropped_channels) == sorted(c.kind for c in spec.channels)
+    assert len(rendered.channel_notes) == len(rendered.dropped_channels)
+    gates = FeatureGates.for_plan(catalog.plan(spec.plan))
+    workable = tuple(c.kind for c in spec.channels if gates.supports_channel(c.kind))
+    assert rendered.channels == workable[: len(rendered.channels)]  # the first workable ones, in order
+    if gates.sleep_when_idle:
+        assert not {"discord", "slack"} & set(configured)
     for block in configured.values():
         policy, allow = block["dmPolicy"], block.get("allowFrom", [])
         assert (policy == "allowlist") <= (len(allow) >= 1)
@@ -152,12 +166,13 @@ def test_starter_never_has_cron_or_api_endpoints(keys, platform, channels, catal
     catalog = catalogs()[catalog_name]
     if catalog_name == "platform-tiers":
         platform = [*platform, "moonshot"]
+        channels = [{**c, "dm_policy": "pairing"} if c["dm_policy"] == "open" else c for c in channels]
     spec = TenantSpec(tenant_id="t1", app_name="oc-t1", plan="starter", byok_providers=keys,
                       platform_keys=platform, channels=[ChannelSpec(**c) for c in channels],
                       region="fra", image=IMAGE, desired_rev=1)
     config = render_openclaw_config(spec, catalog).config
     assert config["cron"] == {"enabled": False}
-    assert "cron" in config["tools"]["deny"]
+    assert "automations" in config["tools"]["deny"] and "automations" not in config["tools"].get("alsoAllow", [])
     endpoints = config["gateway"]["http"]["endpoints"]
     assert not any(e["enabled"] for e in endpoints.values())
     assert "extraDirs" not in json.dumps(config["skills"])
@@ -183,6 +198,7 @@ def test_same_input_same_bytes_and_hash(data) -> None:
 
 SECRET_ENV_NAMES = {p.env_var for p in PROVIDERS.values()} | {
     "OPENCLAW_GATEWAY_TOKEN", "TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET", "PLATFORM_PROXY_TOKEN",
 }
 
 

@@ -37,6 +37,11 @@ TENANTS = {
         spec(plan="starter", app_name="oc-gold-3", platform_keys=["moonshot", "minimax"],
              channels=[ChannelSpec(kind="telegram")]),
     ),
+    "platform-byok-grace-proxy": (
+        platform_catalog,
+        spec(plan="byok", app_name="oc-gold-5", platform_keys=["minimax"], platform_proxy_url="https://meter.example.com",
+             channels=[ChannelSpec(kind="telegram", allow_from=("123456789",))]),
+    ),
     "platform-byok-fallback": (
         platform_catalog,
         spec(plan="byok", app_name="oc-gold-4", byok_providers=["openai"], platform_keys=["minimax"],
@@ -57,7 +62,9 @@ def test_golden(name: str) -> None:
         "sha256": rendered.sha256,
         "routing_notes": list(rendered.routing.notes),
         "dropped_channels": list(rendered.dropped_channels),
-        "secret_env": [[s.env_var, s.kind, s.subject] for s in rendered.secret_env],
+        "channel_notes": list(rendered.channel_notes),
+        "secret_env": [[s.env_var, s.kind, s.subject] + (["generated"] if s.generated else [])
+                       for s in rendered.secret_env],
         "machine": machine,
     }) + "\n"
     path = GOLDEN / f"{name}.json"

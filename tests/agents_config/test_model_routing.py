@@ -42,9 +42,24 @@ def test_platform_plans_use_platform_keys_and_default_model() -> None:
     assert starter.chain == ("moonshot/kimi-k2.5", "minimax/MiniMax-M2.1")
     assert starter.key_sources == (("minimax", "platform"), ("moonshot", "platform"))
     premium = route("premium", catalog=platform_catalog(), platform=("anthropic",), strategy="quality_first")
-    assert premium.chain == ("anthropic/claude-sonnet-4-6", "anthropic/claude-opus-4-6")
+    # the operator pays: Sonnet never falls back to the dearer Opus automatically, Opus stays selectable
+    assert premium.chain == ("anthropic/claude-sonnet-4-6",)
+    assert "anthropic/claude-opus-4-6" in premium.candidates
+    assert any("claude-opus-4-6" in n and "costs more" in n for n in premium.notes)
     opus = route("premium", catalog=platform_catalog(), platform=("anthropic",), chosen="anthropic/claude-opus-4-6")
-    assert opus.primary == "anthropic/claude-opus-4-6"
+    assert opus.chain == ("anthropic/claude-opus-4-6", "anthropic/claude-sonnet-4-6")  # cheaper is fine
+
+
+@pytest.mark.parametrize("strategy", ["aggressive", "balanced", "quality_first"])
+@pytest.mark.parametrize("chosen", [None, "moonshot/kimi-k2.5", "minimax/MiniMax-M2.1", "anthropic/claude-opus-4-6",
+                                    "anthropic/claude-sonnet-4-6"])
+def test_platform_fallbacks_never_cost_more_than_the_primary(strategy: str, chosen: str | None) -> None:
+    from agents_config.models import MODELS
+
+    for plan_id, keys in (("starter", ("minimax", "moonshot")), ("premium", ("anthropic",))):
+        decision = route(plan_id, catalog=platform_catalog(), platform=keys, chosen=chosen, strategy=strategy)
+        primary_cost = MODELS[decision.primary].cost_rank
+        assert all(MODELS[r].cost_rank <= primary_cost for r in decision.fallbacks), decision
 
 
 def test_byok_plan_appends_platform_fallback_last() -> None:
@@ -56,6 +71,10 @@ def test_byok_plan_appends_platform_fallback_last() -> None:
 def test_platform_fallback_is_primary_when_no_own_key() -> None:
     decision = route("byok", catalog=platform_catalog(), platform=("minimax",))
     assert decision.chain == ("minimax/MiniMax-M2.1",)
+    assert decision.on_platform_fallback and decision.own_key_candidates == ()
+    with_key = route("byok", catalog=platform_catalog(), byok=("openai",), platform=("minimax",))
+    assert with_key.platform_fallback == "minimax/MiniMax-M2.1" and not with_key.on_platform_fallback
+    assert "minimax/MiniMax-M2.1" not in with_key.own_key_candidates
     assert any("platform fallback" in n for n in decision.notes)
 
 

@@ -25,7 +25,7 @@ def test_matrix_is_wide_and_distinct() -> None:
     plans = {(name.rsplit("-", 1)[0]) for name in rendered}
     assert plans == {
         "default-starter", "default-pro", "default-power",
-        "platform-tiers-starter", "platform-tiers-premium", "platform-tiers-byok",
+        "platform-tiers-starter", "platform-tiers-premium", "platform-tiers-byok", "proxy-all-everything",
     }
 
 
