@@ -3,7 +3,13 @@ its keys are checked (reference §2).
 
 Base URLs are fixed here (never user-supplied: no SSRF or key exfiltration); an operator may
 override one per provider with ``CP_<PROVIDER>_BASE_URL`` (emulator, proxy). Moonshot and MiniMax
-keys are region-bound: the first region is tried first, the others after an ``invalid_key``.
+keys are region-bound: the first region is tried first, the others after an ``invalid_key`` or an
+answer that was not understood (``unknown``, e.g. a 404 from one region's host).
+
+A probe ``proves`` the key when a 2xx from it shows the provider accepted the key. Auth and paid
+probes do, except MiniMax's ``GET /anthropic/v1/models`` ([unverified] that it rejects bad keys):
+a 200 there leaves the key ``unknown`` with the flag ``unproven`` until the paid 1-token probe
+answers. Credit probes do not, except Moonshot's balance call, which is authenticated.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ class Probe:
     path: str  # appended to the base URL
     params: tuple[tuple[str, str], ...] = ()  # never the key
     json: dict[str, Any] | None = None
+    proves: bool = True  # a 2xx from this probe proves the provider accepted the key
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +71,13 @@ class ProviderSpec:
         return ordered
 
 
-def _probe(name: str, kind: ProbeKind, path: str, method: str = "GET", **kw: Any) -> Probe:
-    return Probe(name=name, kind=kind, method=method, path=path, **kw)
+def _probe(
+    name: str, kind: ProbeKind, path: str, method: str = "GET", *, proves: bool | None = None, **kw: Any
+) -> Probe:
+    """A probe; by default auth and paid probes prove the key and credit probes do not."""
+    if proves is None:
+        proves = kind is not ProbeKind.credit
+    return Probe(name=name, kind=kind, method=method, path=path, proves=proves, **kw)
 
 
 _A, _C, _P = ProbeKind.auth, ProbeKind.credit, ProbeKind.paid
@@ -120,13 +132,16 @@ _DEFINITIONS: dict[str, tuple[Auth, tuple[tuple[str | None, str], ...], tuple[Pr
     "moonshot": (
         Auth.bearer,
         (("intl", "https://api.moonshot.ai/v1"), ("cn", "https://api.moonshot.cn/v1")),
-        (_probe("models", _A, "/models"), _probe("balance", _C, "/users/me/balance")),
+        # the balance call is authenticated: a 200 proves the key even if /models answered 404
+        (_probe("models", _A, "/models"), _probe("balance", _C, "/users/me/balance", proves=True)),
     ),
     "minimax": (
         Auth.bearer,  # the CN host reportedly rejects X-Api-Key
         (("global", "https://api.minimax.io"), ("cn", "https://api.minimaxi.com")),
         (
-            _probe("models", _A, "/anthropic/v1/models"),
+            # [unverified] that it rejects bad keys: a 200 here does not prove the key
+            _probe("models", _A, "/anthropic/v1/models", proves=False),
+            _probe("plan", _C, "/v1/token_plan/remains"),  # plan keys: quota left in the window
             _probe(
                 "message", _P, "/anthropic/v1/messages", "POST",
                 json={"model": "MiniMax-M2", "max_tokens": 1,

@@ -5,6 +5,20 @@
 * Short timeouts (``settings.provider_timeout_seconds``); a timeout gives ``overloaded`` and any
   other transport failure ``unknown`` — never ``invalid_key``.
 * A few attempts on ``rate_limited``/``overloaded``, honouring retry-after when it is short.
+
+How a region's probes combine (:meth:`KeyValidator._check_region`):
+
+* the auth probe decides whether the key is accepted; a non-ok answer ends the check, except an
+  ``unknown`` one when a later probe can prove the key (Moonshot: ``/models`` 404, then the
+  authenticated balance call decides);
+* a 200 from a probe that does not prove the key (MiniMax's free endpoint) gives ``unknown`` with
+  the flag ``unproven``: stored as "unverified" until the paid 1-token probe answers ok;
+* credit and paid probes refine an accepted key: only ``no_credit``, ``spend_limit`` and
+  ``revoked_or_blocked`` from them are final (:data:`FINAL_FROM_REFINEMENT`); a ``permission``
+  from a paid probe adds ``model_restricted``, anything else ``credit_unchecked``, and the free
+  check's ``ok`` stands. An ``invalid_key`` from the only probe that can prove the key is final.
+* Moonshot and MiniMax keys are region-bound: the next region is tried after ``invalid_key`` or
+  an ``unknown`` answer (a 404 from one region's host).
 * Nothing logged or returned carries the key: provider text is redacted
   (:mod:`controlplane.byok.redaction`) and transport exceptions are reduced to their type name.
 """
@@ -31,7 +45,7 @@ from controlplane.byok.classifiers._engine import (
 )
 from controlplane.byok.keyvalue import ProviderKeyValue
 from controlplane.byok.redaction import preview
-from controlplane.byok.verdicts import Verdict, message_for
+from controlplane.byok.verdicts import UNPROVEN, UNPROVEN_MESSAGE, Verdict, message_for
 from controlplane.db.models import KeyVerdict
 
 log = structlog.get_logger(__name__)
@@ -103,14 +117,16 @@ class KeyValidator:
             follow_redirects=False,
             headers={"user-agent": USER_AGENT, "accept": "application/json"},
         ) as client:
-            first: Verdict | None = None
+            tried: list[Verdict] = []
             for region_name, base_url in spec.base_urls(self._settings, region):
                 verdict = await self._check_region(client, spec, base_url, region_name, key)
-                if verdict.verdict is not KeyVerdict.invalid_key:
+                tried.append(verdict)
+                if not _try_next_region(verdict):
                     break
-                first = first or verdict  # a region-bound key fails on the other region
             else:
-                verdict = first if first is not None else verdict
+                # Every region refused or did not understand: prefer an answer that does not
+                # refuse (a region that said nothing useful may be the key's own region).
+                verdict = next((v for v in tried if v.verdict is not KeyVerdict.invalid_key), tried[0])
         log.info(
             "byok.validated",
             provider=spec.id,
@@ -130,25 +146,44 @@ class KeyValidator:
         region: str | None,
         key: ProviderKeyValue,
     ) -> Verdict:
-        result: Verdict | None = None
-        for probe in spec.probes:
-            if probe.kind is ProbeKind.paid and not self._paid_probes:
-                continue
-            verdict = await self._call_with_retries(client, spec, base_url, probe, key)
-            verdict = replace(verdict, region=region)
+        """Run the probes against one region (see the module docstring for how they combine)."""
+        probes = [p for p in spec.probes if p.kind is not ProbeKind.paid or self._paid_probes]
+        result: Verdict | None = None  # the answer so far
+        proven = False  # a probe that proves the key answered ok
+        for index, probe in enumerate(probes):
+            verdict = replace(await self._call_with_retries(client, spec, base_url, probe, key), region=region)
             if probe.kind is ProbeKind.auth:
-                if verdict.verdict is not KeyVerdict.ok:
-                    return verdict  # the key is not proven: stop here
-                result = verdict if result is None else result.with_flags(*verdict.flags)
-                continue
-            # credit / paid probes refine an accepted key
+                if verdict.verdict is KeyVerdict.ok:
+                    if probe.proves:
+                        result, proven = _merged(verdict, result), True
+                    elif proven and result is not None:
+                        result = result.with_flags(*verdict.flags)
+                    else:
+                        result = _unproven(spec, verdict, result)
+                    continue
+                if (
+                    verdict.verdict is KeyVerdict.unknown
+                    and result is None
+                    and any(later.proves for later in probes[index + 1 :])
+                ):
+                    result = verdict  # e.g. Moonshot 404 on /models: a later call can prove the key
+                    continue
+                return verdict  # the key is not accepted: stop here
+            # credit / paid probes refine the answer
             assert result is not None, "catalog: every provider starts with an auth probe"
             if verdict.verdict is KeyVerdict.ok:
-                result = result.with_flags(*verdict.flags)
-            elif verdict.transient:
+                if probe.proves and not proven:
+                    result, proven = _merged(verdict, result), True
+                else:
+                    result = result.with_flags(*verdict.flags)
+            elif verdict.verdict in FINAL_FROM_REFINEMENT:
+                return _merged(verdict, result)
+            elif verdict.verdict is KeyVerdict.invalid_key and probe.proves and not proven:
+                return _merged(verdict, result)  # the only probe that can prove the key refuses it
+            elif verdict.verdict is KeyVerdict.permission and probe.kind is ProbeKind.paid:
+                result = result.with_flags("model_restricted")
+            else:  # a refusal of this probe's own request, or no answer: not the key's verdict
                 result = result.with_flags("credit_unchecked")
-            else:
-                return verdict.with_flags(*result.flags)
         assert result is not None, "catalog: every provider has an auth probe"
         return result
 
@@ -218,6 +253,42 @@ class KeyValidator:
         return verdict
 
 
+#: Verdicts a credit or paid probe gives as the key's final verdict even after the free check
+#: accepted it: they are about the account or the key itself. Any other refusal from such a probe
+#: (permission for its test model, a 401/404 from a plan endpoint the key has no plan for ...) is
+#: about that probe's own request and only adds a flag (``model_restricted``, ``credit_unchecked``).
+FINAL_FROM_REFINEMENT: frozenset[KeyVerdict] = frozenset(
+    {KeyVerdict.no_credit, KeyVerdict.spend_limit, KeyVerdict.revoked_or_blocked}
+)
+
+
+def _try_next_region(verdict: Verdict) -> bool:
+    """Region-bound keys: another region is tried after ``invalid_key`` or an answer that was not
+    understood (a 404 from one host), never after an unproven 200 or a transient answer."""
+    if verdict.verdict is KeyVerdict.invalid_key:
+        return True
+    return verdict.verdict is KeyVerdict.unknown and UNPROVEN not in verdict.flags
+
+
+def _merged(verdict: Verdict, earlier: Verdict | None) -> Verdict:
+    """``verdict`` with the flags gathered so far (minus ``unproven``: this answer decides)."""
+    flags = tuple(f for f in (earlier.flags if earlier is not None else ()) if f != UNPROVEN)
+    return replace(verdict, flags=tuple(dict.fromkeys((*flags, *verdict.flags))))
+
+
+def _unproven(spec: ProviderSpec, verdict: Verdict, earlier: Verdict | None) -> Verdict:
+    """A 200 from a probe that does not prove the key (MiniMax's free endpoint)."""
+    flags = (*(earlier.flags if earlier is not None else ()), *verdict.flags, UNPROVEN)
+    return Verdict(
+        provider=spec.id,
+        verdict=KeyVerdict.unknown,
+        message=UNPROVEN_MESSAGE.format(name=spec.display_name),
+        http_status=verdict.http_status,
+        region=verdict.region,
+        flags=tuple(dict.fromkeys(flags)),
+    )
+
+
 def classify_response(
     spec: ProviderSpec,
     probe: Probe,
@@ -231,7 +302,7 @@ def classify_response(
     answer = extract(status, text, headers)
     classifier = spec.classifier
     if 200 <= status < 300:
-        if classifier.errors_on_200 and answer.tokens:
+        if classifier.errors_on_200 and answer.is_error:
             return _from_rule(spec, classify_answer(classifier.rules, answer), answer, key)
         outcome = classifier.on_success(probe.name, answer.body)
         return _from_outcome(spec, outcome, answer, key)
@@ -281,4 +352,11 @@ def _from_rule(
     )
 
 
-__all__ = ["ANTHROPIC_VERSION", "KeyValidator", "USER_AGENT", "auth_headers", "classify_response"]
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "FINAL_FROM_REFINEMENT",
+    "KeyValidator",
+    "USER_AGENT",
+    "auth_headers",
+    "classify_response",
+]

@@ -33,6 +33,13 @@ RECHECK_AFTER: dict[KeyStatus, timedelta] = {
     KeyStatus.broken: timedelta(hours=24),
 }
 
+#: Flag of a key no probe could prove (MiniMax's free endpoint answers 200 to any key).
+UNPROVEN = "unproven"
+UNPROVEN_MESSAGE = (
+    "{name} does not confirm keys on its free endpoint; the key will be proven on first use or "
+    "with a paid check."
+)
+
 #: The default sentence of each verdict; ``{name}`` is the provider's display name.
 MESSAGES: dict[KeyVerdict, str] = {
     KeyVerdict.ok: "{name} accepted the key.",
@@ -157,6 +164,8 @@ __all__ = [
     "RECHECK_AFTER",
     "REFUSED",
     "TRANSIENT",
+    "UNPROVEN",
+    "UNPROVEN_MESSAGE",
     "WARNING",
     "Verdict",
     "failures_after_check",

@@ -226,7 +226,11 @@ OK_BODIES: dict[str, list[tuple[str, Any]]] = {
     "mistral": [("/v1/models", {"object": "list", "data": []})],
     "deepseek": [("/models", {"object": "list", "data": []}), ("/user/balance", {"is_available": True, "balance_infos": [{"currency": "USD", "total_balance": "5.00"}]})],
     "moonshot": [("/v1/models", {"object": "list", "data": []}), ("/v1/users/me/balance", {"code": 0, "status": True, "data": {"available_balance": 12.5, "voucher_balance": 0, "cash_balance": 12.5}})],
-    "minimax": [("/anthropic/v1/models", {"data": [], "base_resp": {"status_code": 0, "status_msg": "success"}})],
+    "minimax": [  # the free endpoint alone proves nothing: the paid probe is needed for ok
+        ("/anthropic/v1/models", {"data": [], "base_resp": {"status_code": 0, "status_msg": "success"}}),
+        ("/v1/token_plan/remains", {"model_remains": [{"model_name": "MiniMax-M2", "current_interval_remaining_count": 10}], "base_resp": {"status_code": 0}}),
+        ("/anthropic/v1/messages", {"id": "m", "type": "message", "role": "assistant", "content": [{"type": "text", "text": "h"}], "usage": {"input_tokens": 1, "output_tokens": 1}}),
+    ],
     "cohere": [("/v1/check-api-key", {"valid": True, "organization_id": "o", "owner_id": "u"})],
     "xai": [("/v1/api-key", {"redacted_api_key": "xai-...ab", "api_key_blocked": False, "api_key_disabled": False, "team_blocked": False, "acls": ["api-key:model:*"]})],
 }
@@ -250,10 +254,12 @@ def _mock_ok(mock: respx.MockRouter, provider: str, overrides: dict[str, Any] | 
 @pytest.mark.parametrize("provider", sorted(OK_BODIES))
 async def test_accepted_key_is_ok_and_sent_only_in_the_documented_header(provider: str) -> None:
     key = valid_key(provider)
+    paid = provider == "minimax"  # MiniMax keys are only proven by the 1-token probe
     with respx.mock(assert_all_called=True) as mock:
         routes = _mock_ok(mock, provider)
-        verdict = await validator().validate(provider, ProviderKeyValue(key))
+        verdict = await KeyValidator(max_attempts=1, paid_probes=paid).validate(provider, ProviderKeyValue(key))
     assert verdict.verdict is V.ok, verdict
+    assert "unproven" not in verdict.flags
     for route in routes:
         request = route.calls.last.request
         assert key not in str(request.url)  # never in the URL or query string

@@ -6,6 +6,10 @@ retry-after hint. A provider's table is a tuple of :class:`Rule`; the first rule
 the verdict. Tables list, in this order (reference §4 "Classifier rules"): body type/code/reason
 rules, then message-text rules (billing before rate-limit), then status rules; every table ends
 with :data:`COMMON_TEXT` and :data:`COMMON_STATUS`, so every answer gets a verdict.
+
+Top-level ``type``/``code`` members are error tokens only in an error answer (:attr:`Answer.is_error`):
+a successful Anthropic-style reply ``{"type": "message", ...}`` or a ``{"code": 0, ...}`` success
+body carries no error token, so a 2xx is only read as an error when its body says so.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ class Answer:
     body: Any
     text: str
     retry_after: float | None = None
+    #: An error answer: HTTP status >= 400, or an error body on any status (``type``/``object``
+    #: "error", an ``error`` member, a non-zero MiniMax ``base_resp.status_code``). Only then do
+    #: the body's top-level ``type``/``code`` count as error tokens.
+    is_error: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +138,22 @@ def parse_json(text: str) -> Any:
         return None
 
 
+def as_number(value: Any) -> float | None:
+    """A JSON number, or a string holding one (``"0.00"``); ``None`` for anything else."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if number == number and number not in (float("inf"), float("-inf")) else None
+
+
 def _as_token(value: Any) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -157,8 +181,19 @@ def extract(status: int, text: str, headers: Mapping[str, str]) -> Answer:
         if isinstance(value, str) and value.strip():
             messages.append(value.strip())
 
+    is_error = False
     if isinstance(body, dict):
         error = body.get("error")
+        base = body.get("base_resp")  # MiniMax: also on HTTP 200
+        base_code = base.get("status_code") if isinstance(base, dict) else None
+        base_failed = base_code not in (None, 0, "0")
+        is_error = (
+            status >= 400
+            or body.get("type") == "error"
+            or body.get("object") == "error"
+            or isinstance(error, (dict, str))
+            or base_failed
+        )
         if isinstance(error, dict):
             for k in ("type", "code", "status", "reason"):
                 add(error.get(k))
@@ -174,17 +209,14 @@ def extract(status: int, text: str, headers: Mapping[str, str]) -> Answer:
                 add_message(metadata.get("reason"))
         elif isinstance(error, str):  # xAI {"code": "...", "error": "..."}
             add_message(error)
-        for k in ("type", "code"):
-            if k in body and body.get("object", "error") == "error":
+        if is_error:  # a success body's "type": "message" or "code": 0 is not an error code
+            for k in ("type", "code"):
                 add(body.get(k))
         add_message(body.get("message"))
         add_message(body.get("detail"))
-        base = body.get("base_resp")  # MiniMax: also on HTTP 200
-        if isinstance(base, dict):
-            code = base.get("status_code")
-            if code not in (None, 0, "0"):
-                add(code)
-                add_message(base.get("status_msg"))
+        if base_failed and isinstance(base, dict):
+            add(base_code)
+            add_message(base.get("status_msg"))
     message = " | ".join(messages)
     tokens.update(_PAREN_CODE.findall(message))  # MiniMax "system error (1033)"
     return Answer(
@@ -194,6 +226,7 @@ def extract(status: int, text: str, headers: Mapping[str, str]) -> Answer:
         body=body,
         text=text,
         retry_after=retry_after(headers, body),
+        is_error=is_error,
     )
 
 
@@ -292,6 +325,7 @@ __all__ = [
     "Rule",
     "SuccessInspector",
     "V",
+    "as_number",
     "classify_answer",
     "extract",
     "no_inspection",

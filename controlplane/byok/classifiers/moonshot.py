@@ -1,10 +1,15 @@
-"""Moonshot / Kimi (reference §3.8): decide on ``error.type``; keys are region-bound (.ai / .cn)."""
+"""Moonshot / Kimi (reference §3.8): decide on ``error.type``; keys are region-bound (.ai / .cn).
+
+``GET /users/me/balance`` is authenticated: a 200 there proves the key even when ``/models``
+answered 404 ``resource_not_found_error`` (models can be hidden until the first recharge), and an
+``available_balance`` of zero or less means ``no_credit``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from controlplane.byok.classifiers._engine import Outcome, ProviderClassifier, V, rule
+from controlplane.byok.classifiers._engine import Outcome, ProviderClassifier, V, as_number, rule
 
 _NO_CREDIT = (
     "The key is valid, but the Moonshot account balance is used up (the account is suspended "
@@ -32,8 +37,8 @@ RULES = (
 def on_success(probe: str, body: Any) -> Outcome | None:
     if probe != "balance" or not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         return None
-    available = body["data"].get("available_balance")
-    if isinstance(available, (int, float)) and not isinstance(available, bool) and available <= 0:
+    available = as_number(body["data"].get("available_balance"))
+    if available is not None and available <= 0:
         return Outcome(V.no_credit, says=_NO_CREDIT)
     return None
 
