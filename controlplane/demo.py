@@ -275,6 +275,11 @@ class DemoProvisioner:
             for env in rendered.secret_env:
                 if env.kind == "gateway":
                     name = GATEWAY_TOKEN_SECRET
+                elif env.kind == "channel" and env.generated:  # e.g. the Telegram webhook secret
+                    name = channel_secret_name(env.subject, "webhook_secret")
+                    if await read_secret(s, self.vault, tenant_id=tenant_id, name=name) is None:
+                        await put_secret(s, self.vault, tenant_id=tenant_id, name=name,
+                                         plaintext=secrets.token_hex(32))
                 elif env.kind == "channel":
                     name = channel_secret_name(env.subject)
                 else:
