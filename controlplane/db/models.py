@@ -245,6 +245,8 @@ class ProviderKey(Base):
     last_checked_at: Mapped[datetime | None]
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # Key type flags from the last definite check (trial_key, free_tier, unproven, ...), or None.
+    flags: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
