@@ -5,6 +5,12 @@ held across network calls), then ONE transaction that writes the ciphertext and 
 :func:`controlplane.desired.desired_state_changed` (desired_rev bump + audit row + reconcile mark).
 The plaintext key leaves this module only encrypted (vault) or as a request header (validator);
 views, audit rows, errors and logs carry provider, last four characters and fingerprint only.
+
+Observations of a stored key (a re-check, or the same key saved again, even when the provider now
+refuses it) follow :mod:`controlplane.byok.verdicts`: ``consecutive_failures`` counts definite bad
+answers, a refusal marks the key broken only after ``BROKEN_AFTER`` of them, and a transient answer
+only records when the key was checked and when it will be checked next — the last definite
+verdict, message and key flags (``trial_key``, ``free_tier``, ``unproven`` ...) stay.
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from controlplane.byok.validate import KeyValidator
 from controlplane.byok.verdicts import (
     Verdict,
     failures_after_check,
-    recheck_delay,
+    next_check_delay,
+    refusal_message,
     status_after_check,
     status_at_entry,
 )
@@ -72,6 +79,7 @@ class KeyView:
     last_checked_at: datetime | None
     next_check_at: datetime | None
     consecutive_failures: int
+    flags: tuple[str, ...] = field(default=())  # key type flags: trial_key, free_tier, unproven ...
 
     @classmethod
     def of(cls, row: ProviderKey) -> KeyView:
@@ -89,6 +97,7 @@ class KeyView:
             last_checked_at=row.last_checked_at,
             next_check_at=row.next_check_at,
             consecutive_failures=row.consecutive_failures,
+            flags=tuple(row.flags or ()),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,6 +114,7 @@ class KeyView:
             "last_checked_at": self.last_checked_at.isoformat() if self.last_checked_at else None,
             "next_check_at": self.next_check_at.isoformat() if self.next_check_at else None,
             "consecutive_failures": self.consecutive_failures,
+            "flags": list(self.flags),
         }
 
 
@@ -157,7 +167,8 @@ class KeyService:
         """Check, validate, encrypt and store ``key`` as ``tenant_id``'s key for ``provider``.
 
         Raises :class:`KeyFormatRefused` (shape), :class:`KeyRefused` (invalid_key,
-        revoked_or_blocked, permission: nothing stored), :class:`TenantNotFound`,
+        revoked_or_blocked, permission: nothing stored — but if it is the key already stored, the
+        refusal is recorded on it first, counted like a re-check), :class:`TenantNotFound`,
         :class:`UnknownProvider`.
         """
         spec = get_spec(provider)
@@ -176,8 +187,9 @@ class KeyService:
 
         verdict = await self._validator.validate(spec.id, value)  # network: before the transaction
         if verdict.refused:
+            recorded = await self._record_refusal_of_stored_key(tenant_id, spec.id, value, verdict, actor=actor)
             log.info("byok.key_refused", tenant_id=tenant_id, provider=spec.id,
-                     verdict=verdict.verdict.value, actor=actor)
+                     verdict=verdict.verdict.value, stored_key_observed=recorded, actor=actor)
             raise KeyRefused(verdict)
 
         plaintext = value.reveal()
@@ -193,12 +205,10 @@ class KeyService:
             if row is not None and await self._same_key(session, row, fingerprint, plaintext):
                 before = _audit_view(row)
                 old_status = row.status
-                status = status_after_check(verdict.verdict, old_status)  # transient: unchanged
                 row.fingerprint = fingerprint  # refreshed if the fingerprint key changed
-                self._observe(row, verdict, status, now,
-                              failures=failures_after_check(verdict.verdict, row.consecutive_failures))
+                self._observe(row, verdict, now)
                 await session.flush()
-                if old_status is not status:
+                if old_status is not row.status:
                     await desired_state_changed(
                         session, tenant, actor=actor, action="byok.key_status_changed",
                         reason=f"{spec.id} key re-saved: {verdict.verdict.value}",
@@ -217,7 +227,7 @@ class KeyService:
             row.secret_id = secret.id
             row.last4 = last4
             row.fingerprint = fingerprint
-            self._observe(row, verdict, status, now, failures=0)
+            self._first_observation(row, verdict, status, now)
             await session.flush()
             await desired_state_changed(
                 session, tenant, actor=actor,
@@ -242,16 +252,65 @@ class KeyService:
             return False
         return stored is not None and hmac.compare_digest(stored.encode(), plaintext.encode())
 
-    def _observe(self, row: ProviderKey, verdict: Verdict, status: KeyStatus, now: datetime, *, failures: int) -> None:
+    async def _record_refusal_of_stored_key(
+        self, tenant_id: str, provider: str, value: ProviderKeyValue, verdict: Verdict, *, actor: str
+    ) -> bool:
+        """The key being saved was refused: if it is the key already stored, that is an
+        observation of the stored key (counted like a re-check). ``True`` if one was recorded."""
+        plaintext = value.reveal()
+        fingerprint = self._vault.fingerprint(plaintext)
+        now = self._clock()
+        async with self._db.transaction() as session:
+            tenant = await _lock_tenant(session, tenant_id)
+            row = await _find(session, tenant_id, provider)
+            if row is None or not await self._same_key(session, row, fingerprint, plaintext):
+                return False
+            before = _audit_view(row)
+            old_status = row.status
+            row.fingerprint = fingerprint
+            self._observe(row, verdict, now)
+            await session.flush()
+            if row.status is not old_status:
+                await desired_state_changed(
+                    session, tenant, actor=actor, action="byok.key_status_changed",
+                    reason=f"{provider} key re-saved: {verdict.verdict.value}",
+                    before=before, after=_audit_view(row),
+                )
+        return True
+
+    def _first_observation(self, row: ProviderKey, verdict: Verdict, status: KeyStatus, now: datetime) -> None:
+        """A newly saved key: everything comes from this check."""
         row.verdict = verdict.verdict
         row.status = status
         row.message = verdict.message
+        row.flags = list(verdict.flags) or None
         row.last_checked_at = now
-        row.next_check_at = now + recheck_delay(status, verdict.retry_after)
-        row.consecutive_failures = failures
+        row.next_check_at = now + next_check_delay(verdict, status)
+        row.consecutive_failures = 0
         if verdict.region is not None:
             row.region = verdict.region
         row.updated_at = now
+
+    def _observe(self, row: ProviderKey, verdict: Verdict, now: datetime) -> None:
+        """One more observation of a stored key (policy: :mod:`controlplane.byok.verdicts`)."""
+        row.last_checked_at = now
+        row.updated_at = now
+        if verdict.transient:  # keeps the last definite verdict, message, flags, status, failures
+            row.next_check_at = now + next_check_delay(verdict, row.status)
+            return
+        failures = failures_after_check(verdict.verdict, row.consecutive_failures)
+        status = status_after_check(verdict.verdict, row.status, failures)
+        message = verdict.message
+        if verdict.refused and status is not KeyStatus.broken:
+            message = refusal_message(verdict, get_spec(row.provider).display_name, failures)
+        row.verdict = verdict.verdict
+        row.status = status
+        row.message = message
+        row.flags = list(verdict.flags) or None
+        row.consecutive_failures = failures
+        row.next_check_at = now + next_check_delay(verdict, status)
+        if verdict.region is not None:
+            row.region = verdict.region
 
     # -- delete ------------------------------------------------------------------------------
     async def delete(self, tenant_id: str, provider: str, *, actor: str) -> bool:
@@ -296,7 +355,8 @@ class KeyService:
     # -- re-check ----------------------------------------------------------------------------
     async def test_now(self, tenant_id: str, provider: str, *, actor: str) -> CheckResult:
         """Re-validate the stored key now and record the observation (verdict, status,
-        consecutive_failures). Transient verdicts never change a key's status."""
+        consecutive_failures, flags). Transient verdicts change only the check times; a refusal
+        marks the key broken only after ``BROKEN_AFTER`` bad checks in a row."""
         spec = get_spec(provider)
         async with self._db.transaction() as session:
             row = await _find(session, tenant_id, spec.id)
@@ -319,11 +379,9 @@ class KeyService:
                 return CheckResult(KeyView.of(row), verdict, recorded=False)
             before = _audit_view(row)
             old_status = row.status
-            status = status_after_check(verdict.verdict, old_status)
-            self._observe(row, verdict, status, now,
-                          failures=failures_after_check(verdict.verdict, row.consecutive_failures))
+            self._observe(row, verdict, now)
             await session.flush()
-            if status is not old_status:
+            if row.status is not old_status:
                 await desired_state_changed(
                     session, tenant, actor=actor, action="byok.key_status_changed",
                     reason=f"{spec.id} key check: {verdict.verdict.value}",

@@ -1,9 +1,27 @@
 """The result of checking a key: one :class:`~controlplane.db.models.KeyVerdict` plus a sentence a
 person understands, and what the control plane does with each verdict (policy).
 
-Policy (reference §5): ``invalid_key``, ``revoked_or_blocked`` and ``permission`` are refused at
-entry; ``no_credit`` and ``spend_limit`` are stored with a warning; ``rate_limited``,
+Policy (reference §5)
+
+At entry (save): ``invalid_key``, ``revoked_or_blocked`` and ``permission`` are refused (nothing is
+stored); ``no_credit`` and ``spend_limit`` are stored with a warning; ``rate_limited``,
 ``overloaded`` and ``unknown`` are stored as "unverified" and re-checked later.
+
+On a stored key's re-check (periodic, "test now", or the same key saved again):
+
+* ``consecutive_failures`` counts consecutive definite bad observations (refused and warning
+  verdicts); ``ok`` resets it to 0; transient verdicts leave it unchanged
+  (:func:`failures_after_check`).
+* ``ok`` → usable; a warning verdict → warning at once (the key is kept).
+* A refused verdict marks the key broken only once ``consecutive_failures`` reaches
+  :data:`BROKEN_AFTER` (one refusal may be a provider glitch); until then the status is kept and
+  the message says "… refused the key (N of 3 checks)" (:func:`refusal_message`). The bad run may
+  include warning observations (``consecutive_failures`` does not tell them apart): a key that was
+  already failing with no credit and is then refused has not worked for that many checks.
+* A transient verdict changes nothing but the check times: the last definite verdict, message,
+  flags and status stay, and the next check comes after the unverified delay (or retry-after if
+  longer); an ``unproven`` key (see :data:`UNPROVEN`) waits :data:`UNPROVEN_RECHECK_AFTER`, since
+  the free endpoint can only give the same answer again (:func:`next_check_delay`).
 """
 
 from __future__ import annotations
@@ -25,6 +43,10 @@ TRANSIENT: frozenset[KeyVerdict] = frozenset(
     {KeyVerdict.rate_limited, KeyVerdict.overloaded, KeyVerdict.unknown}
 )
 
+#: A stored key is marked broken after this many consecutive definite bad observations ending
+#: in a refused verdict (see the module docstring).
+BROKEN_AFTER = 3
+
 #: When to look at a key again, by the status it was given.
 RECHECK_AFTER: dict[KeyStatus, timedelta] = {
     KeyStatus.usable: timedelta(hours=24),
@@ -35,6 +57,8 @@ RECHECK_AFTER: dict[KeyStatus, timedelta] = {
 
 #: Flag of a key no probe could prove (MiniMax's free endpoint answers 200 to any key).
 UNPROVEN = "unproven"
+#: When to look again at an unproven key: re-asking the free endpoint sooner proves nothing more.
+UNPROVEN_RECHECK_AFTER = timedelta(hours=24)
 UNPROVEN_MESSAGE = (
     "{name} does not confirm keys on its free endpoint; the key will be proven on first use or "
     "with a paid check."
@@ -132,24 +156,35 @@ def status_at_entry(verdict: KeyVerdict) -> KeyStatus:
     return KeyStatus.unverified
 
 
-def status_after_check(verdict: KeyVerdict, previous: KeyStatus) -> KeyStatus:
-    """The status of a stored key after a re-check: transient verdicts never change it."""
+def status_after_check(verdict: KeyVerdict, previous: KeyStatus, failures: int) -> KeyStatus:
+    """The status of a stored key after a re-check; ``failures`` is the new
+    ``consecutive_failures`` (:func:`failures_after_check`). Transient verdicts never change it,
+    a refused verdict only after :data:`BROKEN_AFTER` bad observations in a row."""
     if verdict is KeyVerdict.ok:
         return KeyStatus.usable
     if verdict in WARNING:
         return KeyStatus.warning
     if verdict in REFUSED:
-        return KeyStatus.broken
+        return KeyStatus.broken if failures >= BROKEN_AFTER else previous
     return previous
 
 
 def failures_after_check(verdict: KeyVerdict, previous: int) -> int:
-    """Consecutive bad observations: reset on ``ok``, +1 on a bad verdict, unchanged on transient."""
+    """Consecutive definite bad observations (refused and warning verdicts): reset on ``ok``,
+    +1 on a bad verdict, unchanged on a transient one."""
     if verdict is KeyVerdict.ok:
         return 0
     if verdict in TRANSIENT:
         return previous
     return previous + 1
+
+
+def refusal_message(verdict: Verdict, display_name: str, failures: int) -> str:
+    """The message of a stored key refused by a re-check but not (yet) marked broken."""
+    return (
+        f"{display_name} refused the key ({failures} of {BROKEN_AFTER} checks); it is marked "
+        f"broken after {BROKEN_AFTER} failed checks in a row. {verdict.message}"
+    )
 
 
 def recheck_delay(status: KeyStatus, retry_after: float | None = None) -> timedelta:
@@ -159,18 +194,32 @@ def recheck_delay(status: KeyStatus, retry_after: float | None = None) -> timede
     return base
 
 
+def next_check_delay(verdict: Verdict, status: KeyStatus) -> timedelta:
+    """When to check a key again after ``verdict``: transient verdicts use the unverified delay
+    (or retry-after if longer) whatever status the key keeps; unproven keys wait longer."""
+    if verdict.transient:
+        if UNPROVEN in verdict.flags:
+            return max(UNPROVEN_RECHECK_AFTER, recheck_delay(KeyStatus.unverified, verdict.retry_after))
+        return recheck_delay(KeyStatus.unverified, verdict.retry_after)
+    return recheck_delay(status, verdict.retry_after)
+
+
 __all__ = [
+    "BROKEN_AFTER",
     "MESSAGES",
     "RECHECK_AFTER",
     "REFUSED",
     "TRANSIENT",
     "UNPROVEN",
     "UNPROVEN_MESSAGE",
+    "UNPROVEN_RECHECK_AFTER",
     "WARNING",
     "Verdict",
     "failures_after_check",
     "message_for",
+    "next_check_delay",
     "recheck_delay",
+    "refusal_message",
     "status_after_check",
     "status_at_entry",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from controlplane.byok.errors import (
 )
 from controlplane.byok.keyvalue import ProviderKeyValue
 from controlplane.byok.service import KeyService
-from controlplane.byok.verdicts import Verdict, message_for
+from controlplane.byok.verdicts import BROKEN_AFTER, UNPROVEN_MESSAGE, Verdict, message_for
 from controlplane.db.models import (
     AuditLog,
     KeyStatus,
@@ -37,11 +37,12 @@ from tests.byok.byok_fakes import valid_key
 
 
 class FakeValidator:
-    """Answers with queued verdicts; records that no DB connection is checked out meanwhile."""
+    """Answers with queued verdicts (a bare verdict or a whole :class:`Verdict`); records that no
+    DB connection is checked out meanwhile."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.answers: list[V] = []
+        self.answers: list[V | Verdict] = []
         self.calls: list[tuple[str, str | None]] = []
         self.connections_during_validation: list[int] = []
         self.hook: Callable[[], Awaitable[None]] | None = None
@@ -55,8 +56,22 @@ class FakeValidator:
             hook, self.hook = self.hook, None
             await hook()
         verdict = self.answers.pop(0) if self.answers else V.ok
+        if isinstance(verdict, Verdict):
+            return verdict
         return Verdict(provider=provider, verdict=verdict, message=message_for(verdict, provider),
                        retry_after=self.retry_after)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
 
 
 @pytest.fixture
@@ -194,6 +209,51 @@ async def test_refused_new_key_leaves_the_old_key_in_place(
     keys, secrets = await _rows(db, tenant.id)
     assert vault.decrypt(secrets[0].value, tenant_id=tenant.id, name="provider:deepseek") == old
     assert keys[0].status is KeyStatus.usable
+    assert (keys[0].verdict, keys[0].consecutive_failures) == (V.ok, 0)  # a different key: not observed
+
+
+async def test_re_entering_the_stored_key_when_it_is_now_refused_records_the_refusal(
+    db: Database, service: KeyService, validator: FakeValidator, tenant_factory: Any
+) -> None:
+    tenant = await tenant_factory()
+    key = valid_key("deepseek")
+    await service.save(tenant.id, "deepseek", key, actor="api")
+    rev = (await _tenant(db, tenant.id)).desired_rev
+
+    validator.answers = [V.invalid_key, V.invalid_key, V.invalid_key]
+    for n in (1, 2):
+        with pytest.raises(KeyRefused) as info:
+            await service.save(tenant.id, "deepseek", key, actor="api")
+        assert info.value.verdict.verdict is V.invalid_key and key not in str(info.value)
+        view = await service.key_status(tenant.id, "deepseek")
+        assert view is not None
+        assert (view.status, view.verdict, view.consecutive_failures) == (KeyStatus.usable, V.invalid_key, n)
+        assert view.message is not None and f"({n} of 3 checks)" in view.message
+    assert (await _tenant(db, tenant.id)).desired_rev == rev
+
+    with pytest.raises(KeyRefused):
+        await service.save(tenant.id, "deepseek", key, actor="api")
+    view = await service.key_status(tenant.id, "deepseek")
+    assert view is not None and (view.status, view.consecutive_failures) == (KeyStatus.broken, 3)
+    assert (await _tenant(db, tenant.id)).desired_rev == rev + 1  # no longer usable: routing input
+    audit = await _audit_text(db)
+    assert "byok.key_status_changed" in audit and key not in audit
+    keys, secrets = await _rows(db, tenant.id)
+    assert len(keys) == 1 and len(secrets) == 1  # the stored key itself is kept
+
+
+async def test_re_entering_the_stored_key_after_a_vault_fingerprint_change_is_still_recognised(
+    db: Database, validator: FakeValidator, vault: Vault, tenant_factory: Any
+) -> None:
+    tenant = await tenant_factory()
+    key = valid_key("groq")
+    await KeyService(db, vault, validator).save(tenant.id, "groq", key, actor="api")  # type: ignore[arg-type]
+    rotated = Vault([("k2", bytes([2]) * 32), ("k1", bytes([1]) * 32)], fingerprint_key=bytes([9]) * 32)
+    validator.answers = [V.revoked_or_blocked]
+    with pytest.raises(KeyRefused):
+        await KeyService(db, rotated, validator).save(tenant.id, "groq", key, actor="api")  # type: ignore[arg-type]
+    keys, _ = await _rows(db, tenant.id)
+    assert (keys[0].verdict, keys[0].consecutive_failures) == (V.revoked_or_blocked, 1)
 
 
 async def test_format_refusal_never_reaches_the_provider(
@@ -283,21 +343,168 @@ async def test_test_now_counts_consecutive_failures_and_resets_on_ok(
 
     validator.answers = [V.invalid_key, V.rate_limited, V.invalid_key, V.ok, V.overloaded]
     r1 = await service.test_now(tenant.id, "openai", actor="poller")
-    assert (r1.key.status, r1.key.consecutive_failures, r1.recorded) == (KeyStatus.broken, 1, True)
-    assert (await _tenant(db, tenant.id)).desired_rev == rev + 1  # status changed: routing input
+    assert (r1.key.status, r1.key.consecutive_failures, r1.recorded) == (KeyStatus.usable, 1, True)
+    assert r1.key.verdict is V.invalid_key and r1.key.message is not None
+    assert r1.key.message.startswith("OpenAI refused the key (1 of 3 checks)")
+    assert (await _tenant(db, tenant.id)).desired_rev == rev  # one refusal: status unchanged
 
     r2 = await service.test_now(tenant.id, "openai", actor="poller")  # transient: nothing changes
-    assert (r2.key.status, r2.key.consecutive_failures, r2.key.verdict) == (KeyStatus.broken, 1, V.rate_limited)
+    assert (r2.key.status, r2.key.consecutive_failures, r2.key.verdict) == (KeyStatus.usable, 1, V.invalid_key)
+    assert r2.key.message == r1.key.message
     r3 = await service.test_now(tenant.id, "openai", actor="poller")
-    assert (r3.key.status, r3.key.consecutive_failures) == (KeyStatus.broken, 2)
-    assert (await _tenant(db, tenant.id)).desired_rev == rev + 1
+    assert (r3.key.status, r3.key.consecutive_failures) == (KeyStatus.usable, 2)
+    assert r3.key.message is not None and "(2 of 3 checks)" in r3.key.message
+    assert (await _tenant(db, tenant.id)).desired_rev == rev
 
     r4 = await service.test_now(tenant.id, "openai", actor="api")
-    assert (r4.key.status, r4.key.consecutive_failures) == (KeyStatus.usable, 0)
-    assert (await _tenant(db, tenant.id)).desired_rev == rev + 2
+    assert (r4.key.status, r4.key.consecutive_failures, r4.key.verdict) == (KeyStatus.usable, 0, V.ok)
+    assert (await _tenant(db, tenant.id)).desired_rev == rev
     r5 = await service.test_now(tenant.id, "openai", actor="poller")  # transient never marks bad
-    assert (r5.key.status, r5.key.consecutive_failures) == (KeyStatus.usable, 0)
+    assert (r5.key.status, r5.key.consecutive_failures, r5.key.verdict) == (KeyStatus.usable, 0, V.ok)
     assert validator.connections_during_validation == [0] * 6
+
+
+@pytest.mark.parametrize("refused", [V.invalid_key, V.revoked_or_blocked, V.permission])
+async def test_a_key_is_broken_only_after_three_refusals_in_a_row(
+    db: Database, service: KeyService, validator: FakeValidator, tenant_factory: Any, refused: V
+) -> None:
+    assert BROKEN_AFTER == 3
+    tenant = await tenant_factory()
+    await service.save(tenant.id, "groq", valid_key("groq"), actor="api")
+    rev = (await _tenant(db, tenant.id)).desired_rev
+
+    validator.answers = [refused, refused, V.overloaded, V.unknown, refused]
+    seen = [await service.test_now(tenant.id, "groq", actor="poller") for _ in range(5)]
+    assert [(r.key.status, r.key.consecutive_failures) for r in seen] == [
+        (KeyStatus.usable, 1), (KeyStatus.usable, 2), (KeyStatus.usable, 2), (KeyStatus.usable, 2),
+        (KeyStatus.broken, 3),
+    ]
+    assert seen[-1].key.message == seen[-1].verdict.message  # broken: the provider's sentence
+    assert (await _tenant(db, tenant.id)).desired_rev == rev + 1  # only the change to broken
+    assert "byok.key_status_changed" in await _audit_text(db)
+
+    validator.answers = [V.ok]
+    back = await service.test_now(tenant.id, "groq", actor="poller")
+    assert (back.key.status, back.key.consecutive_failures) == (KeyStatus.usable, 0)
+    assert (await _tenant(db, tenant.id)).desired_rev == rev + 2
+
+
+async def test_a_refusal_between_two_oks_never_breaks_the_key(
+    db: Database, service: KeyService, validator: FakeValidator, tenant_factory: Any
+) -> None:
+    tenant = await tenant_factory()
+    await service.save(tenant.id, "groq", valid_key("groq"), actor="api")
+    validator.answers = [V.invalid_key, V.ok, V.invalid_key, V.invalid_key, V.ok, V.invalid_key]
+    statuses = [(await service.test_now(tenant.id, "groq", actor="poller")).key.status for _ in range(6)]
+    assert set(statuses) == {KeyStatus.usable}
+
+
+@pytest.mark.parametrize("warning", [V.no_credit, V.spend_limit])
+async def test_a_warning_verdict_applies_at_once_and_counts_as_a_bad_observation(
+    db: Database, service: KeyService, validator: FakeValidator, tenant_factory: Any, warning: V
+) -> None:
+    tenant = await tenant_factory()
+    await service.save(tenant.id, "deepseek", valid_key("deepseek"), actor="api")
+    rev = (await _tenant(db, tenant.id)).desired_rev
+    validator.answers = [warning, V.rate_limited, warning, V.ok]
+    r1 = await service.test_now(tenant.id, "deepseek", actor="poller")
+    assert (r1.key.status, r1.key.consecutive_failures, r1.key.verdict) == (KeyStatus.warning, 1, warning)
+    assert r1.key.message == r1.verdict.message
+    assert (await _tenant(db, tenant.id)).desired_rev == rev + 1
+    r2 = await service.test_now(tenant.id, "deepseek", actor="poller")
+    assert (r2.key.status, r2.key.consecutive_failures, r2.key.verdict) == (KeyStatus.warning, 1, warning)
+    r3 = await service.test_now(tenant.id, "deepseek", actor="poller")
+    assert (r3.key.status, r3.key.consecutive_failures) == (KeyStatus.warning, 2)
+    r4 = await service.test_now(tenant.id, "deepseek", actor="poller")
+    assert (r4.key.status, r4.key.consecutive_failures) == (KeyStatus.usable, 0)
+
+
+async def test_a_refusal_after_a_run_of_warnings_completes_the_bad_run(
+    db: Database, service: KeyService, validator: FakeValidator, tenant_factory: Any
+) -> None:
+    tenant = await tenant_factory()
+    await service.save(tenant.id, "deepseek", valid_key("deepseek"), actor="api")
+    validator.answers = [V.no_credit, V.invalid_key, V.invalid_key]
+    seen = [await service.test_now(tenant.id, "deepseek", actor="poller") for _ in range(3)]
+    assert [(r.key.status, r.key.consecutive_failures) for r in seen] == [
+        (KeyStatus.warning, 1), (KeyStatus.warning, 2), (KeyStatus.broken, 3)]
+
+
+async def test_a_transient_recheck_keeps_the_last_definite_answer_and_checks_again_soon(
+    db: Database, vault: Vault, validator: FakeValidator, tenant_factory: Any
+) -> None:
+    clock = Clock()
+    service = KeyService(db, vault, validator, clock=clock)  # type: ignore[arg-type]
+    tenant = await tenant_factory()
+    validator.answers = [Verdict(provider="openrouter", verdict=V.no_credit, message="no credit left",
+                                 region=None, flags=("free_tier",))]
+    saved = await service.save(tenant.id, "openrouter", valid_key("openrouter"), actor="api")
+    assert saved.key.status is KeyStatus.warning and saved.key.next_check_at == clock.now + timedelta(hours=6)
+
+    checked_at = clock.advance(hours=7)
+    validator.answers = [Verdict(provider="openrouter", verdict=V.rate_limited, message="busy", retry_after=3600.0)]
+    r1 = await service.test_now(tenant.id, "openrouter", actor="poller")
+    assert (r1.key.verdict, r1.key.message, r1.key.status, r1.key.flags) == (
+        V.no_credit, "no credit left", KeyStatus.warning, ("free_tier",))
+    assert r1.key.consecutive_failures == 0
+    assert r1.key.last_checked_at == checked_at and r1.key.next_check_at == checked_at + timedelta(hours=1)
+
+    checked_at = clock.advance(hours=1)
+    validator.answers = [Verdict(provider="openrouter", verdict=V.unknown, message="?", preview="<html>")]
+    r2 = await service.test_now(tenant.id, "openrouter", actor="poller")
+    assert (r2.key.verdict, r2.key.message) == (V.no_credit, "no credit left")
+    assert r2.key.last_checked_at == checked_at and r2.key.next_check_at == checked_at + timedelta(minutes=10)
+    assert (tenant.id, "openrouter") in await service.due_for_check(now=checked_at + timedelta(minutes=10))
+
+
+async def test_flags_are_stored_replaced_by_definite_checks_and_shown(
+    db: Database, service: KeyService, validator: FakeValidator, tenant_factory: Any
+) -> None:
+    tenant = await tenant_factory()
+    validator.answers = [Verdict(provider="cohere", verdict=V.ok, message="ok", flags=("trial_key", "credit_unchecked"))]
+    saved = await service.save(tenant.id, "cohere", valid_key("cohere"), actor="api")
+    assert saved.key.flags == ("trial_key", "credit_unchecked")
+    assert saved.key.to_dict()["flags"] == ["trial_key", "credit_unchecked"]
+    keys, _ = await _rows(db, tenant.id)
+    assert keys[0].flags == ["trial_key", "credit_unchecked"]
+    views = await service.status(tenant.id)
+    assert views[0].flags == ("trial_key", "credit_unchecked")
+
+    validator.answers = [Verdict(provider="cohere", verdict=V.overloaded, message="busy", flags=("x",))]
+    r1 = await service.test_now(tenant.id, "cohere", actor="poller")
+    assert r1.key.flags == ("trial_key", "credit_unchecked")  # transient: kept
+    validator.answers = [Verdict(provider="cohere", verdict=V.ok, message="ok", flags=("trial_key",))]
+    r2 = await service.test_now(tenant.id, "cohere", actor="poller")
+    assert r2.key.flags == ("trial_key",)
+    validator.answers = [V.ok]
+    r3 = await service.test_now(tenant.id, "cohere", actor="poller")
+    assert r3.key.flags == () and r3.key.to_dict()["flags"] == []
+    keys, _ = await _rows(db, tenant.id)
+    assert keys[0].flags is None
+
+
+async def test_an_unproven_minimax_key_is_stored_unverified_with_its_flag(
+    db: Database, vault: Vault, validator: FakeValidator, tenant_factory: Any
+) -> None:
+    clock = Clock()
+    service = KeyService(db, vault, validator, clock=clock)  # type: ignore[arg-type]
+    tenant = await tenant_factory()
+    unproven = Verdict(provider="minimax", verdict=V.unknown, message=UNPROVEN_MESSAGE.format(name="MiniMax"),
+                       http_status=200, region="global", flags=("unproven",))
+    validator.answers = [unproven]
+    saved = await service.save(tenant.id, "minimax", valid_key("minimax"), actor="api")
+    assert (saved.key.status, saved.key.verdict, saved.key.flags, saved.key.region) == (
+        KeyStatus.unverified, V.unknown, ("unproven",), "global")
+    assert saved.key.message is not None and "does not confirm keys on its free endpoint" in saved.key.message
+    assert saved.key.next_check_at == clock.now + timedelta(hours=24)  # re-asking sooner proves nothing
+
+    clock.advance(hours=24)
+    validator.answers = [Verdict(provider="minimax", verdict=V.ok, message="MiniMax accepted the key.", region="global")]
+    proven = await service.test_now(tenant.id, "minimax", actor="poller")
+    assert (proven.key.status, proven.key.flags) == (KeyStatus.usable, ())
+    validator.answers = [unproven]  # later checks without the paid probe do not un-prove it
+    again = await service.test_now(tenant.id, "minimax", actor="poller")
+    assert (again.key.status, again.key.verdict) == (KeyStatus.usable, V.ok)
 
 
 async def test_test_now_uses_the_stored_region_and_missing_keys_raise(
