@@ -91,3 +91,16 @@ def test_bad_input_exits_2_naming_the_field(app: typer.Typer, args: list[str], s
 def test_the_key_is_never_accepted_on_the_command_line(app: typer.Typer) -> None:
     code, _, err = run(app, ["byok", "check", "--provider", "openai", "--key", valid_key("openai")], "")
     assert code == 2 and valid_key("openai") not in err
+
+
+def test_unproven_minimax_key_reports_its_flags(app: typer.Typer) -> None:
+    key = valid_key("minimax")
+    with respx.mock() as mock:
+        mock.get("https://api.minimax.io/anthropic/v1/models").mock(return_value=httpx.Response(200, json={"data": []}))
+        mock.get("https://api.minimax.io/v1/token_plan/remains").mock(return_value=httpx.Response(404, json={}))
+        code, out, err = run(app, ["byok", "check", "--provider", "minimax"], key)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["verdict"] == "unknown" and data["would_store"] == "unverified"
+    assert "unproven" in data["flags"] and "does not confirm keys" in data["message"]
+    assert key not in out and key not in err
