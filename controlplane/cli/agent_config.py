@@ -112,13 +112,8 @@ def render(
     typer.echo(canonical_json(output).decode("utf-8") if compact else pretty_json(output))
     for note in rendered.routing.notes:
         typer.secho(f"note: {note}", err=True, fg=typer.colors.YELLOW)
-    if rendered.dropped_channels:
-        typer.secho(
-            f"note: plan {tenant.plan!r} allows {len(rendered.channels)} channel(s); dropped: "
-            + ", ".join(rendered.dropped_channels),
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
+    for note in rendered.channel_notes:  # one line per dropped channel, with its reason
+        typer.secho(f"note: channel {note}", err=True, fg=typer.colors.YELLOW)
     typer.secho(f"config hash: {rendered.sha256}", err=True, fg=typer.colors.BRIGHT_BLACK)
 
 

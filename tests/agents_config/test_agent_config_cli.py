@@ -99,3 +99,18 @@ def test_bad_catalog_file_exits_2(tmp_path: Path) -> None:
     bad.write_text("[plans.x\n")
     result = render("--spec", str(EXAMPLES / "starter-telegram.json"), "--catalog", str(bad))
     assert result.exit_code == 2 and "invalid TOML" in result.stderr and "line 1" in result.stderr
+
+
+def test_dropped_channels_are_reported_with_their_reason(tmp_path: Path) -> None:
+    spec = {
+        "tenant_id": "t1", "app_name": "oc-t1", "plan": "starter", "byok_providers": ["openai"],
+        "channels": [{"kind": "discord", "allow_from": ["112233445566"]},
+                     {"kind": "telegram", "allow_from": ["222222222"]}],
+        "region": "iad", "image": "ghcr.io/openclaw/openclaw:2026.9.6", "desired_rev": 1,
+    }
+    path = tmp_path / "sleepy.json"
+    path.write_text(json.dumps(spec))
+    result = render("--spec", str(path))
+    assert result.exit_code == 0, result.output
+    assert "note: channel discord: needs an always-on machine" in result.stderr
+    assert list(json.loads(result.stdout)["channels"]) == ["telegram"]
