@@ -1,8 +1,10 @@
 """CLI commands for Fly: ``controlplane fly-emulator`` runs the Fly Machines API emulator on a port.
 
-    controlplane fly-emulator --port 4280 --latency zero|realistic --faults SPEC --seed N
+    controlplane fly-emulator --port 4280 --latency fast|zero|realistic --faults SPEC --seed N
                               [--token T | env FLY_EMULATOR_TOKEN] [--org O] [--snapshot FILE]
 
+``--latency fast`` is the default: every transition takes a little emulated time, as on Fly.
+``zero`` settles everything before the next request, which is kinder than Fly: only for benchmarks.
 With ``--snapshot FILE`` the emulator loads FILE if it exists and writes it back on shutdown.
 Point a client at ``http://127.0.0.1:PORT`` (the API lives under ``/v1``; gateway probes under
 ``/gateway/<app>/healthz`` or with ``Host: <app>.fly.dev``).
@@ -16,13 +18,15 @@ from typing import Annotated
 
 import typer
 
-LATENCIES = ("zero", "realistic")
+LATENCIES = ("zero", "fast", "realistic")
 
 
 def fly_emulator(
     port: Annotated[int, typer.Option(help="TCP port to listen on (0 = any free port).")] = 4280,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    latency: Annotated[str, typer.Option(help="Latency profile: zero or realistic.")] = "zero",
+    latency: Annotated[str, typer.Option(
+        help="Latency profile: fast (default: small non-zero Fly races), realistic (Fly-like seconds), or zero "
+             "(kinder than Fly: only for benchmarks).")] = "fast",
     faults: Annotated[str, typer.Option(help="Fault spec, e.g. 5xx=0.1,429=0.05,ambiguous_create=0.05.")] = "",
     seed: Annotated[int, typer.Option(help="Seed for faults and ids.")] = 0,
     token: Annotated[

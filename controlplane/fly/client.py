@@ -209,7 +209,7 @@ class FlyClient:
             name=name, org_slug=org or self.org, network=network, enable_subdomains=enable_subdomains
         )
         response = await self.http.request(
-            "POST", "/apps", action="create_app", scope=name, idempotent=False, json=to_body(body)
+            "POST", "/apps", action="create_app", scope="*", idempotent=False, json=to_body(body)
         )
         data = _json(response)
         if isinstance(data, dict) and data.get("name"):
@@ -376,12 +376,19 @@ class FlyClient:
         return _parse(Machine, response)
 
     async def start_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> StartResult:
-        """412 (FlyWrongState) while the machine is still ``replacing``: wait, then retry."""
+        """412 (FlyWrongState) while the machine is still ``replacing``: wait, then retry.
+
+        ``result.migrated``: Fly moved the machine to ``new_host`` and it has a NEW version — re-GET
+        (or wait without a pinned version) before waiting; a wait on the old version answers
+        ``migrated``, which :meth:`wait_for` follows like ``replaced``."""
         response = await self.http.request(
             "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/start", action="start_machine",
             scope=machine_id, idempotent=False, nonce=nonce,
         )
-        return _parse(StartResult, response, _json(response) or {})
+        result = _parse(StartResult, response, _json(response) or {})
+        if result.migrated:
+            log.info("fly.machine_migrated", app=app, machine_id=machine_id, new_host=result.new_host)
+        return result
 
     async def stop_machine(
         self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,

@@ -204,6 +204,28 @@ class FlyWaitTimeout(FlyTimeout):
         self.last_state = last_state
 
 
+class FlyMachineUnusable(FlyWaitTimeout):
+    """:meth:`FlyClient.wait_for` saw the machine reach a state from which the wanted one cannot come
+    without our intervention; raised at once instead of waiting to the deadline. ``last_state`` says
+    which. A subclass of :class:`FlyWaitTimeout` so "did not get there" handlers still catch it."""
+
+    transient = False
+
+
+class FlyMachineFailed(FlyMachineUnusable):
+    """``failed`` (could not start: recover by start, update or recreate) or ``launch_failed`` (the
+    launch failed; the machine ends ``destroyed``: recreate it)."""
+
+
+class FlyMachineDestroyed(FlyMachineUnusable):
+    """The machine was destroyed while waiting for another state."""
+
+
+class FlyIncompleteConfig(FlyError):
+    """The machine's ``config`` is missing (``host_status != ok``: Fly shows ``incomplete_config``).
+    Never build an update from it — a whole-config update would drop everything that is not there."""
+
+
 class FlyConnectionError(FlyAmbiguous):
     """Transport error (connection reset/refused, protocol error, read timeout, DNS)."""
 
@@ -308,6 +330,10 @@ def classify(
         return FlyUnauthorized(message, **kw)
     if status_code == 429:
         return FlyRateLimited(message, retry_after=parse_retry_after(retry_after), **kw)
+    # A 409 "insufficient memory" is the machine's HOST being full (start/update), whatever the
+    # status field says: checked before the region-capacity status.
+    if status_code == 409 and _HOST_CAPACITY.search(message) and not _VOLUME_HOST.search(message):
+        return FlyHostCapacity(message, **kw)
     # Body status field first: these mean the same thing whatever the code.
     if fly_status == "volume_placement_capacity" or _VOLUME_HOST.search(message):
         return FlyVolumeHostFull(message, **kw)
@@ -374,6 +400,10 @@ __all__ = [
     "FlyForbidden",
     "FlyHostCapacity",
     "FlyHostDisabled",
+    "FlyIncompleteConfig",
+    "FlyMachineDestroyed",
+    "FlyMachineFailed",
+    "FlyMachineUnusable",
     "FlyLeaseHeld",
     "FlyNameTaken",
     "FlyNotFound",

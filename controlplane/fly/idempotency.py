@@ -65,10 +65,31 @@ def tag_request(request: CreateMachineRequest, tag: str) -> CreateMachineRequest
     return tagged
 
 
-async def find_machines_by_tag(client: FlyClient, app: str, tag: str) -> list[Machine]:
+#: A 404 on the tag lookup right after the app was created is read-after-write lag (fly-go retries
+#: list 404s for ~5 s after an app create): keep looking this long before letting it through.
+LOOKUP_NOT_FOUND_GRACE = 5.0
+
+
+async def find_machines_by_tag(client: FlyClient, app: str, tag: str, *,
+                               not_found_grace: float = LOOKUP_NOT_FOUND_GRACE) -> list[Machine]:
     """Live machines of ``app`` carrying ``tag``, oldest first. The server-side filter is checked
-    client-side too (a server ignoring the filter must not make us adopt a stranger)."""
-    machines = await client.list_machines(app, metadata={CREATE_TAG_KEY: tag})
+    client-side too (a server ignoring the filter must not make us adopt a stranger).
+
+    A 404 (app "not found") is NOT a confirmed miss — a brand-new app answers 404 for a moment —
+    so it is retried for ``not_found_grace`` seconds and then raised (callers never create on it)."""
+    clock = client.clock
+    deadline = clock.monotonic() + not_found_grace
+    delay = 0.2
+    while True:
+        try:
+            machines = await client.list_machines(app, metadata={CREATE_TAG_KEY: tag})
+            break
+        except FlyNotFound:
+            if clock.monotonic() + delay > deadline:
+                raise
+            log.info("fly.tag_lookup_not_found_retry", app=app, tag=tag)
+            await clock.sleep(delay)
+            delay = min(delay * 2, 1.0)
     hits = [m for m in machines if m.metadata.get(CREATE_TAG_KEY) == tag and m.state not in GONE_STATES]
     hits.sort(key=lambda m: (m.created_at or "", m.id))
     if len(hits) > 1:

@@ -8,12 +8,20 @@ flyctl's pattern: a short TTL (13 s) refreshed in the background every ``(ttl - 
 lease is ALWAYS released on exit — normal exit, exception or cancellation. The release runs in its own
 shielded task, so even a second cancellation cannot stop it from being sent; if it still fails, the
 short TTL makes the lease expire on its own within seconds.
+
+An acquire whose answer is lost (408/5xx/dropped connection) may have taken the lease with a nonce
+we never saw. We never act as if we held it: each attempt carries a unique marker in the lease
+``description``; after an ambiguous answer we read the lease back (``GET .../lease``) and adopt it
+only if it carries OUR marker (then we know its nonce); no lease → the acquire did not happen, try
+again; someone else's lease → treated as held. If even the read fails, the error is raised and the
+unseen lease (if any) simply expires after its short TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from typing import TYPE_CHECKING
 
 import structlog
@@ -26,6 +34,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+#: Acquires answered ambiguously (and found not to have happened) that are tried again.
+AMBIGUOUS_ACQUIRE_RETRIES = 3
 #: How long the release call may take before we give up (the lease then simply expires).
 RELEASE_TIMEOUT = 10.0
 #: Keeps release tasks referenced until they finish (asyncio only holds weak references).
@@ -93,10 +103,13 @@ class MachineLease:
         clock = self.client.clock
         deadline = clock.monotonic() + self.acquire_timeout
         delay = 0.5
+        ambiguous_left = AMBIGUOUS_ACQUIRE_RETRIES
         while True:
+            marker = secrets.token_hex(6)
+            description = f"{self.description} [{marker}]" if self.description else f"[{marker}]"
             try:
                 self.lease = await self.client.acquire_lease(
-                    self.app, self.machine_id, ttl=self.ttl, description=self.description
+                    self.app, self.machine_id, ttl=self.ttl, description=description
                 )
                 break
             except FlyLeaseHeld:
@@ -104,6 +117,29 @@ class MachineLease:
                     raise
                 await clock.sleep(delay)
                 delay = min(delay * 2, 4.0)
+            except FlyError as exc:
+                if not exc.ambiguous:
+                    raise
+                log.warning("fly.lease_acquire_ambiguous", app=self.app, machine_id=self.machine_id,
+                            **exc.log_fields())
+                found = await self.client.get_lease(self.app, self.machine_id)  # a failure raises
+                if found is not None and found.description and marker in found.description:
+                    log.info("fly.lease_adopted", app=self.app, machine_id=self.machine_id)
+                    self.lease = found  # ours: its nonce is now known
+                    break
+                if found is not None:
+                    # Someone else's lease: the same as a 409.
+                    if clock.monotonic() + delay > deadline:
+                        raise FlyLeaseHeld(
+                            f"machine {self.machine_id} lease currently held by {found.owner or 'another holder'}",
+                            status_code=409,
+                        ) from None
+                    await clock.sleep(delay)
+                    delay = min(delay * 2, 4.0)
+                    continue
+                ambiguous_left -= 1  # no lease: the acquire did not happen (or already expired)
+                if ambiguous_left < 0:
+                    raise
         self._refresher = asyncio.create_task(self._refresh_loop(), name=f"lease-refresh-{self.machine_id}")
         return self
 

@@ -22,6 +22,10 @@ TRANSIENT_STATES = frozenset(
      "replacing", "launch_failed"}
 )
 GONE_STATES = frozenset({"destroyed", "destroying"})
+#: Terminal states of an OLD version: the machine lives on under a new ``instance_id``.
+SUPERSEDED_STATES = frozenset({"replaced", "migrated"})
+#: The machine could not (re)start: waiting longer for another state is pointless.
+FAILED_STATES = frozenset({"failed", "launch_failed"})
 
 
 class FlyModel(BaseModel):
@@ -186,6 +190,22 @@ class UpdateMachineRequest(FlyModel):
     skip_secrets: bool | None = None
     skip_service_registration: bool | None = None
 
+    @classmethod
+    def from_machine(cls, machine: Machine, **fields: Any) -> UpdateMachineRequest:
+        """A whole-config update starting from a freshly read machine (a deep copy of its config,
+        ``current_version`` pinned). Refuses with :class:`~controlplane.fly.errors.FlyIncompleteConfig`
+        when the machine has no ``config`` (``host_status != ok``: only ``incomplete_config``) —
+        posting a partial config would wipe everything missing from it."""
+        if machine.config is None:
+            from controlplane.fly.errors import FlyIncompleteConfig
+
+            raise FlyIncompleteConfig(
+                f"machine {machine.id} has no complete config (host_status {machine.host_status or 'unknown'}); "
+                "refusing to build an update from it: re-read it once its host is ok"
+            )
+        fields.setdefault("current_version", machine.current_version)
+        return cls(config=machine.config.model_copy(deep=True), **fields)
+
 
 class StopRequest(FlyModel):
     signal: str | None = None
@@ -242,12 +262,26 @@ class Machine(FlyModel):
 
     @property
     def metadata(self) -> dict[str, str]:
-        return dict(self.config.metadata or {}) if self.config else {}
+        """``config.metadata``, or what ``incomplete_config`` holds when the host is not ok."""
+        if self.config is not None:
+            return dict(self.config.metadata or {})
+        return _incomplete_metadata(self.incomplete_config)
+
+    @property
+    def host_ok(self) -> bool:
+        """False when ``host_status`` is ``unknown``/``unreachable``: the state is not trustworthy
+        and ``config`` is missing (do not act destructively, do not update)."""
+        return self.host_status in (None, "ok")
 
     @property
     def healthy(self) -> bool:
         """At least one check result and all passing (an empty list right after start is not)."""
         return bool(self.checks) and all(c.status == "passing" for c in self.checks)
+
+
+def _incomplete_metadata(incomplete: dict[str, Any] | None) -> dict[str, str]:
+    meta = (incomplete or {}).get("metadata")
+    return {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
 
 
 class StartResult(FlyModel):
@@ -287,12 +321,16 @@ class OrgMachine(FlyModel):
     version: str | None = None
     private_ip: str | None = None
     config: MachineOverviewConfig | None = None
+    incomplete_config: dict[str, Any] | None = None
+    host_status: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
 
     @property
     def metadata(self) -> dict[str, str]:
-        return dict(self.config.metadata or {}) if self.config else {}
+        if self.config is not None:
+            return dict(self.config.metadata or {})
+        return _incomplete_metadata(self.incomplete_config)
 
 
 class OrgMachinesPage(FlyModel):
@@ -320,6 +358,7 @@ __all__ = [
     "CreateAppRequest",
     "CreateMachineRequest",
     "CreateVolumeRequest",
+    "FAILED_STATES",
     "GONE_STATES",
     "Lease",
     "ListState",
@@ -338,6 +377,7 @@ __all__ = [
     "StopConfig",
     "StopRequest",
     "StrippedLease",
+    "SUPERSEDED_STATES",
     "TRANSIENT_STATES",
     "UpdateMachineRequest",
     "Volume",

@@ -1,9 +1,13 @@
 """Wait for a machine state up to the caller's own deadline (reference §7).
 
 Fly's ``GET .../wait`` blocks at most 60 s and answers 408 on timeout; this loops it until the
-deadline, pins the version, follows a *replaced* version (re-GET to learn the new ``instance_id``),
-treats 404 as ``destroyed`` when that is a target, and tolerates a brief 404 right after create
-(read-after-write lag).
+deadline, pins the version, follows a *replaced* or *migrated* version (re-GET to learn the new
+``instance_id``), treats 404 as ``destroyed`` when that is a target, and tolerates a brief 404 right
+after create (read-after-write lag, :data:`NOT_FOUND_GRACE`).
+
+It never spins to the deadline on a dead end: ``failed``/``launch_failed`` raise
+:class:`FlyMachineFailed` and ``destroyed`` raises :class:`FlyMachineDestroyed` at once, unless they
+are (or, for ``launch_failed``, lead to) one of the wanted states.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import structlog
 
 from controlplane.fly.errors import (
     FlyBadRequest,
+    FlyMachineDestroyed,
+    FlyMachineFailed,
     FlyNotFound,
     FlyPrecondition,
     FlyTimeout,
     FlyWaitTimeout,
 )
-from controlplane.fly.models import TRANSIENT_STATES, WaitResult, WaitState
+from controlplane.fly.models import FAILED_STATES, SUPERSEDED_STATES, TRANSIENT_STATES, WaitResult, WaitState
 
 if TYPE_CHECKING:
     from controlplane.fly.client import FlyClient
@@ -43,7 +49,22 @@ def _reached(state: str | None, targets: Sequence[str]) -> bool:
         return False
     if state in targets:
         return True
-    return "settled" in targets and state not in TRANSIENT_STATES and state != "replaced"
+    return "settled" in targets and state not in TRANSIENT_STATES and state not in SUPERSEDED_STATES
+
+
+def _dead_end(machine_id: str, state: str | None, targets: Sequence[str], **kw: object) -> None:
+    """Raise at once when ``state`` cannot lead to any of ``targets`` by itself."""
+    if state in FAILED_STATES and state not in targets:
+        if state == "launch_failed" and "destroyed" in targets:
+            return  # a failed launch ends in destroyed
+        raise FlyMachineFailed(
+            f"machine {machine_id} is {state} while waiting for {','.join(targets)}", last_state=state, **kw,  # type: ignore[arg-type]
+        )
+    if state == "destroyed" and "destroyed" not in targets:
+        raise FlyMachineDestroyed(
+            f"machine {machine_id} was destroyed while waiting for {','.join(targets)}",
+            last_state=state, **kw,  # type: ignore[arg-type]
+        )
 
 
 async def wait_for(
@@ -85,6 +106,7 @@ async def wait_for(
         last_state = machine.state
         if _reached(machine.state, targets):
             return WaitResult(ok=True, state=machine.state, version=version)
+        _dead_end(machine_id, machine.state, targets)
         if unchanged:  # inconsistent answers (eventual consistency): do not spin
             await pause()
         return None
@@ -105,6 +127,7 @@ async def wait_for(
             last_state = machine.state
             if _reached(machine.state, targets):
                 return WaitResult(ok=True, state=machine.state, version=version)
+            _dead_end(machine_id, machine.state, targets)
 
     while True:
         remaining = deadline - clock.monotonic()
@@ -127,26 +150,23 @@ async def wait_for(
             raise
         except FlyTimeout as exc:  # 408: not there yet
             last_state = _current_state(exc.message) or last_state
-            if last_state == "replaced":
+            if last_state in SUPERSEDED_STATES:
                 got = await follow_replaced()
                 if got is not None:
                     return got
                 continue
-            if last_state == "destroyed" and "destroyed" not in targets:
-                raise FlyWaitTimeout(
-                    f"machine {machine_id} was destroyed while waiting for {','.join(targets)}",
-                    last_state=last_state, status_code=exc.status_code, request_id=exc.request_id,
-                ) from None
+            _dead_end(machine_id, last_state, targets, status_code=exc.status_code, request_id=exc.request_id)
             await pause()
             continue
         except (FlyBadRequest, FlyPrecondition) as exc:
-            if "replaced" not in exc.message.lower():
+            text = exc.message.lower()
+            if "replaced" not in text and "migrated" not in text:
                 raise
             got = await follow_replaced()
             if got is not None:
                 return got
             continue
-        if result.state == "replaced":
+        if result.state in SUPERSEDED_STATES:
             got = await follow_replaced()
             if got is not None:
                 return got

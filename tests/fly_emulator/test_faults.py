@@ -99,7 +99,7 @@ async def test_one_shot_injection_then_normal(api: CheckedClient, emu: FlyEmulat
     ("op", "kind", "status", "fly_status", "text"),
     [
         ("create_machine", "capacity", 412, "insufficient_capacity", "insufficient resources"),
-        ("start_machine", "capacity", 409, "insufficient_capacity", "insufficient memory"),
+        ("start_machine", "capacity", 409, None, "insufficient memory"),  # the host, not the region
         ("create_volume", "capacity", 400, "insufficient_capacity", "no capacity"),
         ("create_machine", "org_quota", 403, "quota_exceeded", "over the allowed quota"),
         ("update_machine", "host_disabled", 500, "unknown", "deploys to this host are temporarily disabled"),
@@ -107,7 +107,7 @@ async def test_one_shot_injection_then_normal(api: CheckedClient, emu: FlyEmulat
     ],
 )
 async def test_permanent_errors_have_fly_bodies(api: CheckedClient, emu: FlyEmulator, op: str, kind: str,
-                                                status: int, fly_status: str, text: str) -> None:
+                                                status: int, fly_status: str | None, text: str) -> None:
     app = await make_app(api)
     machine = (await api.post(f"/v1/apps/{app}/machines", json=machine_body("base", skip_launch=True))).json()
     emu.inject(op, kind, times=None, region="fra")
@@ -122,7 +122,7 @@ async def test_permanent_errors_have_fly_bodies(api: CheckedClient, emu: FlyEmul
     for _ in range(2):  # permanent: stays until cleared
         response = await calls[op]()
         assert response.status_code == status
-        assert response.json()["status"] == fly_status and text in response.json()["error"]
+        assert response.json().get("status") == fly_status and text in response.json()["error"]
     emu.clear_faults()
     assert (await calls[op]()).status_code in (200, 201)
 

@@ -14,7 +14,7 @@ P = slow_profile(create=100, start=100, replace=1000, stop=100, destroy=100, des
 
 
 async def test_full_lifecycle_states_and_status_codes() -> None:
-    emu = FlyEmulator(options(latency=P))
+    emu = FlyEmulator(options(latency=P, enforce_current_version=True))
     async with emu.client() as http:
         api = CheckedClient(http)
         app = await make_app(api)

@@ -1,5 +1,6 @@
 """Fly's published rate limits: 1 req/s burst 3 per action per machine/app, Get Machine 5/s burst 10,
-app deletions 100/min; 429 with a Fly error body and (configurable) Retry-After; switchable off."""
+app deletions 100/min, app creates 1/s burst 3 per org; 429 with a Fly error body, Retry-After only
+when enabled (Fly does not document it); switchable off."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ async def _machine(api: CheckedClient) -> str:
 
 
 async def test_get_machine_burst_10_then_429_then_refill() -> None:
-    emu = FlyEmulator(options(rate_limits=True, clock_speed=0.001))  # time nearly frozen: no refill
+    # time nearly frozen: no refill; Retry-After is opt-in
+    emu = FlyEmulator(options(rate_limits=True, retry_after=True, clock_speed=0.001))
     async with emu.client() as http:
         api = CheckedClient(http)
         base = await _machine(api)
@@ -48,12 +50,25 @@ async def test_app_deletions_100_per_minute() -> None:
         api = CheckedClient(http)
         for index in range(101):
             await make_app(api, f"app-{index}")
+            emu.advance(1.0)  # app creates are paced too (1/s per org)
         codes = [(await api.delete(f"/v1/apps/app-{i}")).status_code for i in range(101)]
         assert codes == [202] * 100 + [429]
 
 
-async def test_retry_after_can_be_disabled_and_limits_switched_off() -> None:
-    emu = FlyEmulator(options(rate_limits=True, retry_after=False, clock_speed=0.001))
+async def test_app_creates_1_per_second_burst_3_per_org() -> None:
+    emu = FlyEmulator(options(rate_limits=True, clock_speed=0.001))
+    async with emu.client() as http:
+        api = CheckedClient(http)
+        body = {"org_slug": "test-org"}
+        codes = [(await api.post("/v1/apps", json={**body, "app_name": f"burst-{i}"})).status_code
+                 for i in range(4)]
+        assert codes == [201, 201, 201, 429]
+        emu.advance(1.0)
+        assert (await api.post("/v1/apps", json={**body, "app_name": "burst-9"})).status_code == 201
+
+
+async def test_no_retry_after_by_default_and_limits_switched_off() -> None:
+    emu = FlyEmulator(options(rate_limits=True, clock_speed=0.001))
     async with emu.client() as http:
         api = CheckedClient(http)
         base = await _machine(api)

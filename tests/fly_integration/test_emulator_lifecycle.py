@@ -1,4 +1,9 @@
-"""Full tenant lifecycle through the client against the emulator (in-process and real loopback)."""
+"""Full tenant lifecycle through the client against the emulator (in-process and real loopback).
+
+The emulator runs the ``fast`` profile, so everything Fly does not do instantly is not instant here
+either: secrets become visible a moment after the write, lists lag behind changes, a destroyed
+machine is first visible as ``destroyed``, a deleted app answers 404 only after its machines are gone.
+The test waits for each of those the way production code must."""
 
 from __future__ import annotations
 
@@ -11,13 +16,15 @@ from controlplane.fly import (
     FlyClient,
     FlyLeaseHeld,
     FlyNotFound,
+    FlySecretsNotVisible,
     MachineConfig,
     MachineGuest,
     MachineMount,
     MachineService,
     UpdateMachineRequest,
 )
-from tests.fly_integration.conftest import ORG, TOKEN, emulator
+from controlplane.fly import FlyNotFound as _NotFound
+from tests.fly_integration.conftest import ORG, TOKEN, emulator, eventually
 
 APP = "oc-tenant-1"
 
@@ -44,7 +51,14 @@ async def lifecycle(fly: FlyClient) -> None:
 
     secrets = await fly.set_secrets(APP, {"ANTHROPIC_API_KEY": "sk-ant-one"})
     assert secrets.version is not None
-    assert {s.name for s in await fly.list_secrets(APP)} == {"ANTHROPIC_API_KEY"}
+
+    async def secret_names() -> set[str]:
+        return {s.name for s in await fly.list_secrets(APP)}
+
+    async def only_anthropic() -> None:
+        assert await secret_names() == {"ANTHROPIC_API_KEY"}
+
+    await eventually(only_anthropic, fly.clock)  # the secret store is read eventually-consistently
 
     volume = await fly.create_volume(APP, CreateVolumeRequest(name="data", region="iad", size_gb=1))
     assert (await fly.get_volume(APP, volume.id)).id == volume.id
@@ -54,8 +68,12 @@ async def lifecycle(fly: FlyClient) -> None:
     assert machine.metadata[CREATE_TAG_KEY] == "tag-t1-1"
     started = await fly.wait_for(APP, machine.id, "started", timeout=60, version=machine.current_version)
     assert started.state == "started"
-    listed = await fly.list_machines(APP, metadata={CREATE_TAG_KEY: "tag-t1-1"}, state="started")
-    assert [m.id for m in listed] == [machine.id]
+
+    async def listed_started() -> None:  # the list catches up with "started" a moment later
+        listed = await fly.list_machines(APP, metadata={CREATE_TAG_KEY: "tag-t1-1"}, state="started")
+        assert [m.id for m in listed] == [machine.id]
+
+    await eventually(listed_started, fly.clock)
 
     # key rotation: new secrets version, whole-config update under a lease, nonce on every mutation
     rotated = await fly.set_secrets(APP, {"ANTHROPIC_API_KEY": "sk-ant-two", "OPENAI_API_KEY": "sk-two"})
@@ -65,11 +83,14 @@ async def lifecycle(fly: FlyClient) -> None:
         assert current.config is not None
         with pytest.raises(FlyLeaseHeld):  # without the nonce a leased machine refuses mutations
             await fly.update_machine(APP, machine.id, UpdateMachineRequest(config=current.config))
-        updated = await fly.update_machine(
-            APP, machine.id,
-            UpdateMachineRequest(config=current.config, current_version=current.current_version,
-                                 min_secrets_version=rotated.version),
-            nonce=lease.nonce,
+        # min_secrets_version newer than the store shows → 412 for a moment: retry (a definite refusal)
+        updated = await eventually(
+            lambda: fly.update_machine(
+                APP, machine.id,
+                UpdateMachineRequest.from_machine(current, min_secrets_version=rotated.version),
+                nonce=lease.nonce,
+            ),
+            fly.clock, retry_on=(FlySecretsNotVisible,),
         )
         assert updated.current_version != current.current_version
         assert updated.config and updated.config.env == {"OPENCLAW_GATEWAY_PORT": "18789"}
@@ -85,13 +106,16 @@ async def lifecycle(fly: FlyClient) -> None:
     events = await fly.list_events(APP, machine.id, limit=50)
     assert events and all(e.type for e in events)
 
-    org_view = fly.iter_org_machines(summary=True)
-    found = [m async for m in org_view]
-    assert [m.id for m in found if m.app_name == APP] == [machine.id]
-    assert not org_view.error_regions
+    async def in_org_listing() -> None:
+        org_view = fly.iter_org_machines(summary=True)
+        found = [m async for m in org_view]
+        assert [m.id for m in found if m.app_name == APP] == [machine.id]
+        assert not org_view.error_regions
+
+    await eventually(in_org_listing, fly.clock)
 
     await fly.unset_secrets(APP, ["OPENAI_API_KEY"])
-    assert {s.name for s in await fly.list_secrets(APP)} == {"ANTHROPIC_API_KEY"}
+    await eventually(only_anthropic, fly.clock)
 
     # two-phase destroy: delete (404 is done), confirm gone via wait destroyed (404 = destroyed)
     assert await fly.destroy_machine(APP, machine.id)
@@ -100,13 +124,20 @@ async def lifecycle(fly: FlyClient) -> None:
     await fly.destroy_machine(APP, machine.id, missing_ok=True)
     await fly.delete_volume(APP, volume.id, missing_ok=True)
     assert await fly.delete_app(APP)
-    for _ in range(50):
+    await app_gone(fly, APP)
+
+
+async def app_gone(fly: FlyClient, name: str) -> None:
+    """Poll GET /apps/{name} until 404 (the delete is asynchronous)."""
+
+    async def gone() -> None:
         try:
-            await fly.get_app(APP)
-        except FlyNotFound:
-            break
-    else:
-        pytest.fail("app never disappeared")
+            await fly.get_app(name)
+        except _NotFound:
+            return
+        raise AssertionError(f"app {name} still there")
+
+    await eventually(gone, fly.clock, timeout=60)
 
 
 async def test_full_lifecycle_in_process(make_client) -> None:  # type: ignore[no-untyped-def]
@@ -122,7 +153,8 @@ async def test_full_lifecycle_in_process(make_client) -> None:  # type: ignore[n
 async def test_full_lifecycle_over_loopback_http() -> None:
     emu = emulator()
     async with emu.serve(host="127.0.0.1", port=0) as base_url:
-        async with FlyClient(token=TOKEN, base_url=base_url, org=ORG) as fly:
+        async with FlyClient(token=TOKEN, base_url=base_url, org=ORG,
+                             clock=emu.client_clock(jump=False)) as fly:
             await lifecycle(fly)
 
 
@@ -146,12 +178,6 @@ async def test_force_delete_app_with_running_machine(make_client) -> None:  # ty
         machine = await fly.create_machine_idempotent("oc-force", machine_request(None), "tag-f", lookup_first=False)
         await fly.wait_for("oc-force", machine.id, "started", timeout=30)
         assert await fly.delete_app("oc-force", force=True)
-        for _ in range(50):
-            try:
-                await fly.get_app("oc-force")
-            except FlyNotFound:
-                break
-        else:
-            pytest.fail("app never disappeared")
+        await app_gone(fly, "oc-force")
         assert await fly.delete_app("oc-force", missing_ok=True) is False
     assert ("force", "true") in transport.calls("DELETE", "/apps/oc-force")[0].params

@@ -1,5 +1,6 @@
 """wait_for against the emulator with slow transitions: 408 loops, replaced-version following,
-start while replacing (412), and 404 = destroyed. The emulator runs 100x faster than real time."""
+start while replacing (412), and 404 = destroyed. The emulator runs 300x faster than real time; the
+client reads the emulated clock, so wait deadlines below are emulated seconds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from controlplane.fly import (
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
 from tests.fly_integration.conftest import ORG, TOKEN
 
-SPEED = 100.0  # emulated seconds per real second
+SPEED = 300.0  # emulated seconds per real second
 
 
 def slow_emulator() -> FlyEmulator:
@@ -28,9 +29,9 @@ async def test_wait_loops_over_408_and_follows_replaced_version(make_client) -> 
         machine = await fly.create_machine_idempotent(
             "oc-slow", CreateMachineRequest(config=MachineConfig(image="img:1")), "tag-slow", lookup_first=False
         )
-        # The wait deadline is the client's (real seconds); each emulated /wait of N s takes N/100 s,
-        # so a 150 s boot needs several 408-answered long polls.
-        result = await fly.wait_for("oc-slow", machine.id, "started", timeout=20, version=machine.current_version)
+        # Each emulated /wait lasts at most 60 s (0.2 s real), so a 150 s boot needs several
+        # 408-answered long polls.
+        result = await fly.wait_for("oc-slow", machine.id, "started", timeout=600, version=machine.current_version)
         assert result.state == "started"
         waits = transport.calls("GET", rf"/apps/oc-slow/machines/{machine.id}/wait")
         assert len(waits) >= 2
@@ -46,7 +47,7 @@ async def test_wait_loops_over_408_and_follows_replaced_version(make_client) -> 
             )
         assert updated.current_version != current.current_version
         # Waiting on the OLD version: the emulator answers "currently replaced"; we re-GET and follow.
-        followed = await fly.wait_for("oc-slow", machine.id, "started", timeout=20, version=current.current_version)
+        followed = await fly.wait_for("oc-slow", machine.id, "started", timeout=600, version=current.current_version)
         assert followed.state == "started" and followed.version == updated.current_version
 
 
@@ -59,7 +60,7 @@ async def test_start_while_replacing_is_wrong_state_then_works(make_client) -> N
             "oc-stopped", CreateMachineRequest(config=MachineConfig(image="img:1"), skip_launch=True), "tag-s",
             lookup_first=False,
         )
-        await fly.wait_for("oc-stopped", machine.id, ["stopped", "settled"], timeout=20, version=machine.current_version)
+        await fly.wait_for("oc-stopped", machine.id, ["stopped", "settled"], timeout=600, version=machine.current_version)
         current = await fly.get_machine("oc-stopped", machine.id)
         assert current.config is not None
         updated = await fly.update_machine(
@@ -71,9 +72,9 @@ async def test_start_while_replacing_is_wrong_state_then_works(make_client) -> N
             pass  # 412 while replacing: the documented behaviour; wait for it to settle first
         else:
             raise AssertionError("start during replacing should be refused")
-        await fly.wait_for("oc-stopped", machine.id, "settled", timeout=20, version=updated.current_version)
+        await fly.wait_for("oc-stopped", machine.id, "settled", timeout=600, version=updated.current_version)
         await fly.start_machine("oc-stopped", machine.id)
-        started = await fly.wait_for("oc-stopped", machine.id, "started", timeout=20, version=updated.current_version)
+        started = await fly.wait_for("oc-stopped", machine.id, "started", timeout=600, version=updated.current_version)
         assert started.state == "started"
         await fly.destroy_machine("oc-stopped", machine.id, force=True)
-        assert (await fly.wait_for("oc-stopped", machine.id, "destroyed", timeout=20)).state == "destroyed"
+        assert (await fly.wait_for("oc-stopped", machine.id, "destroyed", timeout=600)).state == "destroyed"

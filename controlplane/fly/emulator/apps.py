@@ -1,4 +1,9 @@
-"""Apps (global names, async cascading delete) and their versioned, write-only secret store."""
+"""Apps (global names, async cascading delete) and their versioned, write-only secret store.
+
+A new app answers GET and machine list with 404 for ``read_lag`` (read-after-write lag). A delete
+(202) is all-or-nothing: every machine goes ``destroying`` → ``destroyed`` on a schedule, new machine
+creates are refused (409), destroyed machines stay visible under ``include_deleted``, then the app
+and everything in it answer 404."""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from controlplane.fly.emulator.clock import rfc3339
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found
 from controlplane.fly.emulator.state import AppRecord, SecretEntry, SecretWrite
-from controlplane.fly.emulator.timeline import settle
+from controlplane.fly.emulator.timeline import add_event, set_state, settle
+from controlplane.fly.emulator.state import PlannedStep
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +48,12 @@ def get_app(world: World, name: str) -> AppRecord:
     return app
 
 
+def require_app_visible(world: World, app: AppRecord) -> None:
+    """GET app / list machines on an app younger than ``read_lag``: 404 (read-after-write lag)."""
+    if app.created_mono is not None and world.now() < app.created_mono + world.profile.read_lag:
+        raise not_found("app")
+
+
 def _check_org(world: World, org: str | None) -> str:
     if not org:
         raise bad_request("org_slug is required")
@@ -68,6 +80,7 @@ def create_app(world: World, body: dict[str, Any]) -> dict[str, Any]:
         id=world.ids.app_id(),
         internal_numeric_id=world.ids.numeric(),
         created_wall=world.wall(),
+        created_mono=world.now(),
     )
     world.state.apps[name] = app
     log.debug("fly_emulator.app_created", app=name)
@@ -107,7 +120,22 @@ def delete_app(world: World, name: str, force: bool) -> None:
             412, f"app {name} has {len(running)} running machine(s); stop them first or pass force=true",
             "failed_precondition",
         )
-    app.delete_at_mono = world.now() + world.profile.app_delete
+    now = world.now()
+    profile = world.profile
+    # Cascade: every machine is destroyed, one after the other (a short stagger), before the app goes.
+    last_destroyed = now
+    for index, machine in enumerate(sorted(world.state.machines_of(name), key=lambda m: m.created_mono)):
+        if machine.state in ("destroying", "destroyed"):
+            continue
+        due = now + profile.destroy + index * 0.05 * profile.destroy
+        machine.plan = [PlannedStep(due_mono=due, state="destroyed", event_type="destroy",
+                                    event_status="destroyed")]
+        machine.lease = None
+        set_state(world, machine, "destroying", now)
+        add_event(world, machine, "destroy", "destroying", "flyd", now)
+        last_destroyed = max(last_destroyed, due)
+    app.deleting_since_mono = now
+    app.delete_at_mono = max(now + profile.app_delete, last_destroyed + min(profile.destroyed_retention, 1.0))
     settle_app(world, app)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import re
@@ -23,8 +24,8 @@ from controlplane.fly.emulator.ids import IdFactory
 from controlplane.fly.emulator.options import EmulatorOptions
 from controlplane.fly.emulator.ratelimit import RateLimiter
 from controlplane.fly.emulator.server import serve
-from controlplane.fly.emulator.timeline import settle
-from controlplane.fly.emulator.state import AppRecord, EmulatorState, MachineEvent, MachineRecord
+from controlplane.fly.emulator.timeline import add_event, record_view, set_state, settle, touch
+from controlplane.fly.emulator.state import AppRecord, EmulatorState, MachineEvent, MachineRecord, PlannedStep
 from controlplane.fly.emulator.transport import EmulatorTransport
 
 log = structlog.get_logger(__name__)
@@ -115,7 +116,7 @@ class FlyEmulator:
         ``match``: an operation name (``create_machine``, ``update_machine``, ``start_machine``,
         ``get_machine``, ``wait_machine``, ``list_org_machines``, ...), or a path regex (a string starting
         with ``/`` or ``^``, or a compiled pattern), or None for any call. ``kind``: ``500|502|503|5xx|429|
-        408|drop`` (call not run), ``ambiguous|ambiguous_408|ambiguous_503|ambiguous_drop`` (call runs,
+        408|404|drop`` (call not run), ``ambiguous|ambiguous_408|ambiguous_503|ambiguous_drop`` (call runs,
         answer lost), ``latency`` (with ``delay`` seconds), or permanent-style errors ``capacity|
         org_quota|host_disabled|volume_host_full``. ``times=None`` keeps it until ``clear_faults()``.
         """
@@ -169,8 +170,7 @@ class FlyEmulator:
             machine.plan = []
             machine.state = "stopped"
             machine.started_mono = None
-        machine.updated_mono = world.now()
-        machine.updated_wall = world.wall()
+        touch(world, machine)
 
     def _exit_event(self, machine: MachineRecord, *, restarting: bool) -> None:
         world = self.world
@@ -190,15 +190,49 @@ class FlyEmulator:
         """Put a machine in ``failed`` (could not start); recover by start, update or destroy."""
         machine = self.machine(machine_id)
         machine.plan = []
-        machine.state = "failed"
-        machine.started_mono = None
-        machine.updated_mono = self.world.now()
-        machine.updated_wall = self.world.wall()
         self._exit_event(machine, restarting=False)
+        set_state(self.world, machine, "failed", self.world.now())
+
+    def launch_fail(self, machine_id: str) -> None:
+        """The launch fails (e.g. image pull or placement): ``launch_failed`` now, then ``destroyed``
+        after the profile's ``destroy`` delay, like Fly (a launch failure is not recoverable)."""
+        machine = self.machine(machine_id)
+        world = self.world
+        now = world.now()
+        machine.plan = [PlannedStep(due_mono=now + max(world.profile.destroy, 0.0), state="destroyed",
+                                    event_type="destroy", event_status="destroyed")]
+        set_state(world, machine, "launch_failed", now)
+        add_event(world, machine, "launch", "failed", "flyd", now)
+
+    def migrate(self, machine_id: str, *, on_next_start: bool = False) -> str | None:
+        """Fly moves the machine to another host: a new ``instance_id`` (same config); waits on the
+        old version answer ``migrated``. ``on_next_start=True``: the migration happens at the next
+        start, whose answer then says ``migrated: true`` with a ``new_host``. Returns the new version
+        (None when deferred)."""
+        machine = self.machine(machine_id)
+        if on_next_start:
+            machine.migrate_on_start = True
+            return None
+        machine_ops.migrate_version(self.world, machine)
+        if machine.state == "suspended":  # the snapshot does not move with it
+            set_state(self.world, machine, "stopped", self.world.now())
+        return machine.instance_id
 
     def set_host_status(self, machine_id: str, status: str) -> None:
-        """``ok`` | ``unknown`` | ``unreachable`` (the state is then not trustworthy)."""
-        self.machine(machine_id).host_status = status
+        """``ok`` | ``unknown`` | ``unreachable``. Not ok: GET shows ``incomplete_config`` instead of
+        ``config``, metadata-filtered lists skip it, and every mutation answers 503."""
+        if status not in ("ok", "unknown", "unreachable"):
+            raise ValueError(f"unknown host status {status!r}")
+        machine = self.machine(machine_id)
+        machine.host_status = status
+        record_view(self.world, machine, self.world.now())
+
+    def client_clock(self, *, jump: bool = True) -> EmulatedClientClock:
+        """A clock for :class:`controlplane.fly.FlyClient` that reads the EMULATED time, so client
+        pacing, retries and wait deadlines run on the same clock as the emulator's rate limits and
+        transitions (deterministic pacing tests). ``jump=True``: a client sleep advances emulated
+        time instead of sleeping (fast-forward); False: it sleeps the real equivalent."""
+        return EmulatedClientClock(self.clock, jump=jump)
 
     # --- persistence --------------------------------------------------------------------------------
 
@@ -222,6 +256,25 @@ class FlyEmulator:
         emulator = cls(opts, state=state)
         emulator.clock.rebase(state.saved_mono)
         return emulator
+
+
+class EmulatedClientClock:
+    """``controlplane.fly.clock.Clock`` over an :class:`EmulatorClock` (see ``client_clock``)."""
+
+    def __init__(self, clock: EmulatorClock, *, jump: bool = True) -> None:
+        self.clock = clock
+        self.jump = jump
+
+    def monotonic(self) -> float:
+        return self.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        if self.jump:
+            self.clock.advance(seconds)
+            await asyncio.sleep(0)
+        else:
+            await self.clock.sleep(seconds)
 
 
 @contextlib.asynccontextmanager

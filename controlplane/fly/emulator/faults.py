@@ -7,10 +7,17 @@ Spec grammar (comma separated, every part optional)::
     429=P            answer 429 (rate limited) instead of running the call
     drop=P           drop the connection before the call runs (no effect)
     ambiguous_create=P   machine create RUNS, then the answer is a 408, a 5xx or a dropped connection
+    ambiguous=P      the same for EVERY mutating call (create, update, start, stop, suspend, restart,
+                     destroy, cordon, lease acquire/refresh/release, metadata and secrets writes,
+                     app create/delete): the call runs, the answer is lost
     latency=P:DUR    add DUR (e.g. 200ms, 1.5s) before answering, with probability P
 
 P is a probability in [0, 1]. ``none`` or an empty string means no faults. Probabilistic faults only
 touch the Machines API (/v1), never the gateway probes, and pre-call faults never change state.
+Ambiguous decisions for mutating calls come from their own seeded stream, drawn only on mutating
+calls, so they depend only on the sequence of mutations (not on how many GETs/waits ran between).
+
+Injectable kinds (``FlyEmulator.inject``) also include ``404`` (a spurious not-found, e.g. lag).
 """
 
 from __future__ import annotations
@@ -22,12 +29,21 @@ from typing import Any, Literal
 
 from controlplane.fly.emulator.errors import error_body
 
-PRE_KINDS = frozenset({"500", "502", "503", "5xx", "429", "408", "drop",
+PRE_KINDS = frozenset({"500", "502", "503", "5xx", "429", "408", "404", "drop",
                        "capacity", "org_quota", "host_disabled", "volume_host_full"})
 POST_KINDS = frozenset({"ambiguous", "ambiguous_408", "ambiguous_5xx", "ambiguous_500", "ambiguous_502",
                         "ambiguous_503", "ambiguous_drop"})
 DELAY_KINDS = frozenset({"latency"})
 ALL_KINDS = PRE_KINDS | POST_KINDS | DELAY_KINDS
+
+#: Operations that change state: ``ambiguous=P`` applies to these.
+MUTATING_OPS = frozenset({
+    "create_app", "delete_app", "set_secrets", "set_secret", "delete_secret",
+    "create_machine", "update_machine", "destroy_machine", "start_machine", "stop_machine",
+    "suspend_machine", "restart_machine", "cordon_machine", "uncordon_machine",
+    "acquire_lease", "release_lease", "update_metadata", "set_metadata_key", "delete_metadata_key",
+    "create_volume", "delete_volume", "extend_volume",
+})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
 
@@ -62,6 +78,7 @@ class FaultSpec:
     p_429: float = 0.0
     p_drop: float = 0.0
     p_ambiguous_create: float = 0.0
+    p_ambiguous: float = 0.0
     p_latency: float = 0.0
     latency: float = 0.0  # seconds added when the latency fault fires
 
@@ -84,7 +101,7 @@ class FaultSpec:
                 if not colon:
                     raise ValueError("latency fault needs P:DURATION, e.g. latency=0.1:200ms")
                 values["latency"] = parse_duration(dur)
-            elif key in ("5xx", "500", "502", "503", "429", "drop", "ambiguous_create"):
+            elif key in ("5xx", "500", "502", "503", "429", "drop", "ambiguous_create", "ambiguous"):
                 values[f"p_{key}"] = _probability(key, raw)
             else:
                 raise ValueError(f"unknown fault {key!r}")
@@ -92,7 +109,7 @@ class FaultSpec:
 
     def __str__(self) -> str:
         parts = []
-        for key in ("5xx", "500", "502", "503", "429", "drop", "ambiguous_create"):
+        for key in ("5xx", "500", "502", "503", "429", "drop", "ambiguous_create", "ambiguous"):
             value = getattr(self, f"p_{key}")
             if value:
                 parts.append(f"{key}={value:g}")
@@ -161,6 +178,7 @@ class FaultInjector:
     def __init__(self, spec: FaultSpec, seed: int) -> None:
         self.spec = spec
         self._rng = random.Random(f"faults:{seed}")
+        self._mutation_rng = random.Random(f"faults-mutations:{seed}")
         self._injections: list[Injection] = []
         self.fired: list[tuple[str, str]] = []  # (op, kind) history, for tests and drills
 
@@ -209,6 +227,12 @@ class FaultInjector:
             decision.post = ("ambiguous_408", "ambiguous_503", "ambiguous_drop")[int(r_variant * 3)]
             decision.source = "random"
             self.fired.append((info.op, decision.post))
+        elif spec.p_ambiguous and info.op in MUTATING_OPS:
+            m_ambiguous, m_variant = self._mutation_rng.random(), self._mutation_rng.random()
+            if m_ambiguous < spec.p_ambiguous:
+                decision.post = ("ambiguous_408", "ambiguous_503", "ambiguous_drop")[int(m_variant * 3)]
+                decision.source = "random"
+                self.fired.append((info.op, decision.post))
         return decision
 
     def _ambiguous_variant(self, kind: str) -> str:
@@ -231,6 +255,9 @@ def fault_response(kind: str, info: RequestInfo, org: str) -> tuple[int, dict[st
         return 503, error_body("service unavailable: the API is temporarily unavailable, please retry", "unknown")
     if kind == "429":
         return 429, error_body("rate limit exceeded", "rate_limited")
+    if kind == "404":
+        what = "machine" if "/machines/" in info.path else "app" if info.app else "resource"
+        return 404, error_body(f"{what} not found", "not_found")
     if kind == "408":
         return 408, error_body(
             "deadline_exceeded: request timed out waiting for the host agent, the operation may still complete",
@@ -240,9 +267,9 @@ def fault_response(kind: str, info: RequestInfo, org: str) -> tuple[int, dict[st
         if info.op == "create_volume":
             return 400, error_body(f"insufficient resources: no capacity available in {region}", "insufficient_capacity")
         if info.op in ("start_machine", "update_machine"):
+            # The machine's HOST is full (not the region): no insufficient_capacity status here.
             return 409, error_body(
-                "could not reserve resource for machine: insufficient memory available to fulfill request",
-                "insufficient_capacity",
+                "could not reserve resource for machine: insufficient memory available to fulfill request"
             )
         return 412, error_body(
             f"could not reserve resource for machine: insufficient resources available to fulfill request in {region}",

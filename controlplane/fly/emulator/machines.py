@@ -1,22 +1,37 @@
 """Machine lifecycle with Fly's state machine. Transitions are planned with due times and applied
 lazily (``settle``) whenever a machine is observed, so any clock speed works and nothing runs in the
-background. Mutating calls answer with the transient state Fly answers with."""
+background. Mutating calls answer with the transient state Fly answers with.
+
+Fly behaviours that are deliberately reproduced because clients get them wrong:
+
+* read-after-write lag: GET and wait on a machine younger than ``read_lag`` answer 404;
+* list endpoints are eventually consistent for every change (see ``timeline.listed``);
+* ``host_status != ok``: the machine renders ``incomplete_config`` instead of ``config``, is left
+  out of metadata-filtered lists, and every mutation answers 503 (the host agent is unreachable);
+* ``migrated`` (``FlyEmulator.migrate``): waits on the left-behind version answer ``migrated``;
+  ``launch_failed`` (``FlyEmulator.launch_fail``) ends in ``destroyed``;
+* stop ``timeout`` must be a duration string; suspend is refused (412) above 2 GB of memory, with
+  swap, or with a schedule;
+* ``current_version`` on update is only enforced with ``EmulatorOptions.enforce_current_version``
+  (unverified on Fly: code must not rely on it instead of a lease).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from typing import Any
 
 import structlog
 
-from controlplane.fly.emulator.apps import get_app, settle_app
+from controlplane.fly.emulator.apps import get_app, require_app_visible, settle_app
 from controlplane.fly.emulator.clock import rfc3339
 from controlplane.fly.emulator.config import image_ref, normalize_config, validate_region
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found, precondition
 from controlplane.fly.emulator.leases import DEFAULT_TTL, active_lease, require_nonce
-from controlplane.fly.emulator.timeline import add_event, set_state, settle, touch
+from controlplane.fly.emulator.timeline import add_event, listed, record_view, set_state, settle, touch
 from controlplane.fly.emulator.state import (
     LISTABLE_STATES,
     SETTLED_STATES,
@@ -30,6 +45,8 @@ from controlplane.fly.emulator.state import (
 
 log = structlog.get_logger(__name__)
 
+DURATION = re.compile(r"^\d+(\.\d+)?(ns|us|µs|ms|s|m|h)$")
+SUSPEND_MAX_MEMORY_MB = 2048
 STOP_SIGNALS = frozenset({"SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGUSR1", "SIGUSR2", "SIGTERM"})
 MAX_WAIT_TIMEOUT = 60
 EVENTS_ON_MACHINE = 20
@@ -53,7 +70,9 @@ def _plan(world: World, machine: MachineRecord, transient: str, steps: list[tupl
 # --- lookups ---------------------------------------------------------------------------------------
 
 
-def find_machine(world: World, app_name: str, machine_id: str, *, allow_destroyed: bool = True) -> MachineRecord:
+def find_machine(world: World, app_name: str, machine_id: str, *, allow_destroyed: bool = True,
+                 reading: bool = False) -> MachineRecord:
+    """``reading``: a GET/wait, which answers 404 on a machine younger than ``read_lag``."""
     get_app(world, app_name)
     machine = world.state.machines.get(machine_id)
     if machine is None or machine.app != app_name:
@@ -61,6 +80,27 @@ def find_machine(world: World, app_name: str, machine_id: str, *, allow_destroye
     settle(world, machine)
     if machine.gone or (machine.state == "destroyed" and not allow_destroyed):
         raise not_found("machine")
+    if reading and world.now() < machine.created_mono + world.profile.read_lag:
+        raise not_found("machine")  # read-after-write lag right after create
+    return machine
+
+
+def require_host(machine: MachineRecord) -> None:
+    """Mutations need the host agent: with ``host_status != ok`` they fail (nothing happens)."""
+    if machine.host_status != "ok":
+        raise ApiError(
+            503,
+            f"failed to reach the host of machine {machine.id} (host_status {machine.host_status}); "
+            "the request was not applied, try again later",
+            "unknown",
+        )
+
+
+def _mutable(world: World, app_name: str, machine_id: str, nonce: str | None,
+             *, allow_destroyed: bool = False) -> MachineRecord:
+    machine = find_machine(world, app_name, machine_id, allow_destroyed=allow_destroyed)
+    require_nonce(world, machine, nonce)
+    require_host(machine)
     return machine
 
 
@@ -106,6 +146,9 @@ def _check_mounts(world: World, app_name: str, region: str, config: dict[str, An
 
 def create_machine(world: World, app_name: str, body: dict[str, Any]) -> MachineRecord:
     app = get_app(world, app_name)
+    if app.delete_at_mono is not None:
+        raise ApiError(409, f"app {app_name} is being deleted: no new machines can be created in it",
+                       "app_deleting")
     config = normalize_config(body.get("config"))
     region = body.get("region") or world.options.default_region
     if not isinstance(region, str):
@@ -139,6 +182,7 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
         updated_mono=now,
         secrets_version=0 if skip_secrets else secrets_version,
         skip_secrets=skip_secrets,
+        cordoned=bool(body.get("skip_service_registration")),
         versions=[MachineVersion(version=instance_id, config=copy.deepcopy(config), created_wall=wall)],
     )
     lease_ttl = body.get("lease_ttl")
@@ -149,6 +193,7 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
                               expires_wall=wall + (lease_ttl or DEFAULT_TTL), version=instance_id)
         machine.nonce = machine.lease.nonce
     world.state.machines[machine.id] = machine
+    record_view(world, machine, now)
     for volume_id in volume_ids:
         world.state.volumes[volume_id].attached_machine_id = machine.id
     add_event(world, machine, "launch", "created", "user", now)
@@ -164,14 +209,14 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
 
 
 def update_machine(world: World, app_name: str, machine_id: str, body: dict[str, Any], nonce: str | None) -> MachineRecord:
-    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
-    require_nonce(world, machine, nonce)
-    if machine.state in ("destroying", "destroyed"):
+    machine = _mutable(world, app_name, machine_id, nonce)
+    if machine.state in ("destroying", "destroyed", "launch_failed"):
         raise precondition(f"unable to update machine from current state: '{machine.state}'")
     if machine.state in ("replacing", "updating"):
         raise precondition(f"unable to update machine from current state: '{machine.state}'")
     current_version = body.get("current_version")
-    if current_version is not None and current_version != machine.instance_id:
+    if (world.options.enforce_current_version and current_version is not None
+            and current_version != machine.instance_id):
         raise precondition(
             f"machine version mismatch: current version is {machine.instance_id}, request expected {current_version}"
         )
@@ -194,8 +239,7 @@ def update_machine(world: World, app_name: str, machine_id: str, body: dict[str,
     machine.secrets_version = 0 if skip_secrets else secrets_version
     machine.skip_secrets = skip_secrets
     machine.health.crash_looping = False
-    if machine.lease is not None:
-        machine.lease.version = machine.instance_id
+    # A lease keeps the version it was taken at (reference §8): a holder compares it with its cache.
     profile = world.profile
     was_running = machine.state in ("started", "starting", "restarting")
     if was_running and not body.get("skip_launch"):
@@ -215,18 +259,37 @@ def update_machine(world: World, app_name: str, machine_id: str, body: dict[str,
 
 def start_machine(world: World, app_name: str, machine_id: str, nonce: str | None,
                   source: str = "user") -> dict[str, Any]:
-    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
-    require_nonce(world, machine, nonce)
+    machine = _mutable(world, app_name, machine_id, nonce)
     previous = machine.state
     if previous in ("started", "starting"):
         return {"previous_state": previous, "migrated": False, "new_host": ""}
     if previous not in ("created", "stopped", "suspended", "failed"):
         raise precondition(f"unable to start machine from current state: '{previous}'")
-    boot = world.profile.resume if previous == "suspended" else world.profile.start
+    new_host = ""
+    if machine.migrate_on_start:
+        machine.migrate_on_start = False
+        new_host = migrate_version(world, machine)
+        boot = world.profile.start  # cold boot on the new host (a suspend snapshot does not move)
+    else:
+        boot = world.profile.resume if previous == "suspended" else world.profile.start
     _plan(world, machine, "starting", [(boot, "started", "start", "started")], ("start", "starting"))
     machine.events[-1].source = source
     machine.health.crash_looping = False
-    return {"previous_state": previous, "migrated": False, "new_host": ""}
+    return {"previous_state": previous, "migrated": bool(new_host), "new_host": new_host}
+
+
+def migrate_version(world: World, machine: MachineRecord) -> str:
+    """Move the machine to another host: a new version (same config); the old one is ``migrated``.
+    Returns the new host id."""
+    old = machine.instance_id
+    wall = world.wall()
+    machine.migrated_versions.append(old)
+    machine.instance_id = world.ids.ulid(wall)
+    machine.versions.append(MachineVersion(version=machine.instance_id, config=copy.deepcopy(machine.config),
+                                           created_wall=wall))
+    add_event(world, machine, "migrate", "migrated", "flyd", world.now())
+    touch(world, machine)
+    return world.ids.nonce()[:12]
 
 
 def stop_machine(world: World, app_name: str, machine_id: str, body: Any, nonce: str | None) -> dict[str, Any]:
@@ -236,10 +299,9 @@ def stop_machine(world: World, app_name: str, machine_id: str, body: Any, nonce:
     if signal is not None and signal not in STOP_SIGNALS:
         raise bad_request(f"invalid signal {signal!r}")
     timeout = body.get("timeout")
-    if timeout is not None and not isinstance(timeout, (str, int)):
-        raise bad_request("invalid stop timeout")
-    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
-    require_nonce(world, machine, nonce)
+    if timeout is not None and (not isinstance(timeout, str) or not DURATION.match(timeout)):
+        raise bad_request(f"invalid stop timeout {timeout!r}: expected a duration string such as \"10s\"")
+    machine = _mutable(world, app_name, machine_id, nonce)
     state = machine.state
     if state in ("stopped", "created", "stopping"):
         return {"ok": True}
@@ -251,20 +313,21 @@ def stop_machine(world: World, app_name: str, machine_id: str, body: Any, nonce:
 
 
 def suspend_machine(world: World, app_name: str, machine_id: str, nonce: str | None) -> dict[str, Any]:
-    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
-    require_nonce(world, machine, nonce)
+    machine = _mutable(world, app_name, machine_id, nonce)
     if machine.state in ("suspended", "suspending"):
         return {"ok": True}
     if machine.state != "started":
         raise precondition(f"unable to suspend machine from current state: '{machine.state}'")
+    reason = _suspend_refusal(machine.config)
+    if reason:
+        raise precondition(f"unable to suspend machine: {reason}")
     _plan(world, machine, "suspending", [(world.profile.suspend, "suspended", "suspend", "suspended")],
           ("suspend", "suspending"))
     return {"ok": True}
 
 
 def restart_machine(world: World, app_name: str, machine_id: str, nonce: str | None) -> dict[str, Any]:
-    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
-    require_nonce(world, machine, nonce)
+    machine = _mutable(world, app_name, machine_id, nonce)
     if machine.state != "started":
         raise precondition(f"unable to restart machine from current state: '{machine.state}'")
     _plan(world, machine, "restarting", [(world.profile.restart, "started", "start", "started")],
@@ -274,9 +337,8 @@ def restart_machine(world: World, app_name: str, machine_id: str, nonce: str | N
 
 
 def destroy_machine(world: World, app_name: str, machine_id: str, force: bool, nonce: str | None) -> dict[str, Any]:
-    machine = find_machine(world, app_name, machine_id)
-    require_nonce(world, machine, nonce)
-    if machine.state in ("destroying", "destroyed"):
+    machine = _mutable(world, app_name, machine_id, nonce, allow_destroyed=True)
+    if machine.state in ("destroying", "destroyed", "launch_failed"):
         return {"ok": True}
     if machine.state not in ("stopped", "created", "suspended", "failed") and not force:
         raise precondition(
@@ -290,11 +352,22 @@ def destroy_machine(world: World, app_name: str, machine_id: str, force: bool, n
 
 
 def set_cordon(world: World, app_name: str, machine_id: str, cordoned: bool, nonce: str | None) -> dict[str, Any]:
-    machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
-    require_nonce(world, machine, nonce)
+    machine = _mutable(world, app_name, machine_id, nonce)
     machine.cordoned = cordoned
     touch(world, machine)
     return {"ok": True}
+
+
+def _suspend_refusal(config: dict[str, Any]) -> str | None:
+    """Fly's suspend preconditions (reference §13): ≤ 2 GB memory, no swap, no schedule."""
+    memory = (config.get("guest") or {}).get("memory_mb") or 256
+    if memory > SUSPEND_MAX_MEMORY_MB:
+        return f"suspend requires at most {SUSPEND_MAX_MEMORY_MB} MB of memory (machine has {memory} MB)"
+    if (config.get("init") or {}).get("swap_size_mb"):
+        return "suspend is not supported for machines with swap enabled"
+    if config.get("schedule"):
+        return "suspend is not supported for scheduled machines"
+    return None
 
 
 # --- wait ----------------------------------------------------------------------------------------------
@@ -332,7 +405,7 @@ def _reached(state: str, wanted: list[str]) -> bool:
 
 async def wait_machine(world: World, app_name: str, machine_id: str, states: list[str], version: str | None,
                        timeout: int) -> dict[str, Any]:
-    machine = find_machine(world, app_name, machine_id)
+    machine = find_machine(world, app_name, machine_id, reading=True)
     if version is not None and version != machine.instance_id and version not in machine.old_versions:
         raise bad_request(f"machine {machine.id} has no version {version}", "invalid_argument")
     if ("stopped" in states and version is None and world.options.wait_requires_version_for_stopped):
@@ -342,7 +415,10 @@ async def wait_machine(world: World, app_name: str, machine_id: str, states: lis
         machine = world.state.machines.get(machine_id) or machine
         settle(world, machine)
         replaced = version is not None and version != machine.instance_id
-        current = "replaced" if replaced else machine.state
+        if replaced:
+            current = "migrated" if version in machine.migrated_versions else "replaced"
+        else:
+            current = machine.state
         if not replaced and _reached(current, states):
             event_id = machine.events[-1].id if machine.events else ""
             return {"ok": True, "state": current, "version": machine.instance_id, "event_id": event_id}
@@ -401,7 +477,10 @@ def render_machine(world: World, machine: MachineRecord, *, summary: bool = Fals
         "updated_at": rfc3339(machine.updated_wall),
     }
     if not summary:
-        body["config"] = copy.deepcopy(machine.config)
+        if machine.host_status == "ok":
+            body["config"] = copy.deepcopy(machine.config)
+        else:
+            body["incomplete_config"] = incomplete_config(machine.config)
         body["events"] = [e.render() for e in reversed(machine.events[-EVENTS_ON_MACHINE:])]
         body["checks"] = _render_checks(world, machine)
         body["host_status"] = machine.host_status
@@ -416,9 +495,15 @@ def render_machine(world: World, machine: MachineRecord, *, summary: bool = Fals
     return body
 
 
+def incomplete_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What Fly shows when the host cannot be asked: only what the API itself stored."""
+    return {key: copy.deepcopy(config[key]) for key in ("image", "guest", "metadata") if key in config}
+
+
 def list_machines(world: World, app_name: str, query: dict[str, list[str]]) -> list[dict[str, Any]]:
     app = get_app(world, app_name)
     settle_app(world, app)
+    require_app_visible(world, app)
     include_deleted = _flag(query, "include_deleted")
     summary = _flag(query, "summary")
     include_lease = _flag(query, "include_leases")
@@ -430,11 +515,10 @@ def list_machines(world: World, app_name: str, query: dict[str, list[str]]) -> l
             raise bad_request(f"invalid state filter {state!r}: expected {sorted(LISTABLE_STATES)}")
     regions = [r for value in query.get("region", []) for r in value.split(",") if r]
     metadata = {k[len("metadata."):]: v[-1] for k, v in query.items() if k.startswith("metadata.")}
-    visible_before = world.now() - world.profile.list_consistency
     out = []
-    for machine in sorted(world.state.machines_of(app_name), key=lambda m: m.created_mono):
-        settle(world, machine)
-        if machine.created_mono > visible_before:
+    for record in sorted(world.state.machines_of(app_name), key=lambda m: m.created_mono):
+        machine = listed(world, record)
+        if machine is None:
             continue  # eventually consistent: not yet in the list
         if machine.state == "destroyed" and not include_deleted:
             continue
@@ -442,6 +526,8 @@ def list_machines(world: World, app_name: str, query: dict[str, list[str]]) -> l
             continue
         if regions and machine.region not in regions:
             continue
+        if metadata and machine.host_status != "ok":
+            continue  # no trustworthy config: a metadata filter cannot match it
         meta = machine.config.get("metadata") or {}
         if any(meta.get(k) != v for k, v in metadata.items()):
             continue
@@ -486,6 +572,7 @@ def _metadata_dicts(machine: MachineRecord) -> list[dict[str, str]]:
 
 def set_metadata_key(world: World, app_name: str, machine_id: str, key: str, body: dict[str, Any]) -> None:
     machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_host(machine)
     value = body.get("value")
     if not isinstance(value, str):
         raise bad_request("value is required and must be a string")
@@ -504,6 +591,7 @@ def get_metadata_key(world: World, app_name: str, machine_id: str, key: str) -> 
 
 def delete_metadata_key(world: World, app_name: str, machine_id: str, key: str) -> None:
     machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_host(machine)
     for target in _metadata_dicts(machine):
         target.pop(key, None)
     touch(world, machine)
@@ -511,6 +599,7 @@ def delete_metadata_key(world: World, app_name: str, machine_id: str, key: str) 
 
 def replace_metadata(world: World, app_name: str, machine_id: str, body: dict[str, Any]) -> None:
     machine = find_machine(world, app_name, machine_id, allow_destroyed=False)
+    require_host(machine)
     expected = body.get("machine_version")
     if expected is not None and expected != machine.instance_id:
         raise precondition(f"machine version mismatch: current version is {machine.instance_id}")

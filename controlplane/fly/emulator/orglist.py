@@ -1,4 +1,8 @@
-"""GET /v1/orgs/{org}/machines: the fleet-wide listing, ordered by (updated_at, id), cursor paged."""
+"""GET /v1/orgs/{org}/machines: the fleet-wide listing, ordered by (updated_at, id), cursor paged.
+
+Served from the same eventually consistent per-machine views as the app machine list: a change
+shows up ``list_consistency`` after it happened, carrying its own (earlier) ``updated_at`` — so a
+poller must overlap its ``updated_after`` window. ``host_status != ok``: ``incomplete_config``."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from controlplane.fly.emulator.clock import parse_rfc3339, rfc3339
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import bad_request, not_found
 from controlplane.fly.emulator.state import MachineRecord
-from controlplane.fly.emulator.timeline import settle
+from controlplane.fly.emulator.timeline import listed
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -69,15 +73,16 @@ def list_org_machines(world: World, org: str, query: dict[str, list[str]]) -> di
     for app in list(world.state.apps.values()):
         settle_app(world, app)
     error_regions = set(world.state.error_regions)
-    visible_before = world.now() - world.profile.list_consistency
     candidates: list[MachineRecord] = []
-    for machine in world.state.machines.values():
-        settle(world, machine)
+    for record in list(world.state.machines.values()):
+        machine = listed(world, record)
+        if machine is None:
+            continue  # eventually consistent: not in the listing yet
         if machine.gone and not include_deleted:
             continue
         if machine.state == "destroyed" and not include_deleted:
             continue
-        if machine.created_mono > visible_before or machine.region in error_regions:
+        if machine.region in error_regions:
             continue
         if states and machine.state not in states:
             continue
@@ -111,8 +116,9 @@ def _render(world: World, machine: MachineRecord, summary: bool) -> dict[str, An
         "private_ip": machine.private_ip,
         "created_at": rfc3339(machine.created_wall),
         "updated_at": rfc3339(machine.updated_wall),
-        "config": _overview(machine) if summary else copy.deepcopy(machine.config),
     }
+    key = "config" if machine.host_status == "ok" else "incomplete_config"
+    body[key] = _overview(machine) if summary or key == "incomplete_config" else copy.deepcopy(machine.config)
     if not summary:
         body["host_status"] = machine.host_status
     return body

@@ -4,6 +4,8 @@
   for app-level actions);
 * Get Machine: 5 req/s, burst 10, per machine;
 * app deletions: 100 per minute (per org);
+* app creates: the action figures (1 req/s, burst 3) in one bucket per org (not published; a
+  per-org reading of "per action" — Fly's real per-org ceilings are an open question);
 * org-wide machine listing: not published; we apply the Get Machine figures per org.
 """
 

@@ -26,13 +26,15 @@ def build_router(world: World) -> Router:  # noqa: C901 - a flat route table rea
         return Reply(200, apps.list_apps(world, call.request.query_one("org_slug")))
 
     async def get_app(call: Call) -> Reply:
-        return Reply(200, apps.render_app(world, apps.get_app(world, call.param("app_name"))))
+        app = apps.get_app(world, call.param("app_name"))
+        apps.require_app_visible(world, app)
+        return Reply(200, apps.render_app(world, app))
 
     async def delete_app(call: Call) -> Reply:
         apps.delete_app(world, call.param("app_name"), call.request.flag("force"))
         return Reply(202)
 
-    router.add("POST", "/v1/apps", "create_app", "none", create_app)
+    router.add("POST", "/v1/apps", "create_app", "org", create_app)  # 1 req/s, burst 3 per org
     router.add("GET", "/v1/apps", "list_apps", "org", list_apps)
     router.add("GET", APP, "get_app", "app", get_app)
     router.add("DELETE", APP, "delete_app", "org", delete_app)
@@ -98,7 +100,7 @@ def build_router(world: World) -> Router:  # noqa: C901 - a flat route table rea
         return Reply(200, machines.list_machines(world, call.param("app_name"), call.request.query))
 
     async def get_machine(call: Call) -> Reply:
-        machine = machines.find_machine(world, call.param("app_name"), call.param("machine_id"))
+        machine = machines.find_machine(world, call.param("app_name"), call.param("machine_id"), reading=True)
         return Reply(200, machines.render_machine(world, machine, include_lease=call.request.flag("include_leases")))
 
     async def update_machine(call: Call) -> Reply:

@@ -43,7 +43,9 @@ class AppRecord(BaseModel):
     id: str
     internal_numeric_id: int
     created_wall: float
+    created_mono: float | None = None  # None (older snapshots): old enough for any read lag
     delete_at_mono: float | None = None
+    deleting_since_mono: float | None = None
     secrets_version: int = 0
     secret_writes: list[SecretWrite] = Field(default_factory=list)
 
@@ -117,6 +119,21 @@ class GatewayHealth(BaseModel):
     oom_killed: bool = False
 
 
+class ListView(BaseModel):
+    """What the (eventually consistent) list endpoints show of a machine, captured at ``at_mono``
+    and served from ``at_mono + list_consistency`` on. ``updated_*`` keep the change's own time."""
+
+    at_mono: float
+    state: str
+    instance_id: str
+    config: dict[str, Any]
+    updated_wall: float
+    updated_mono: float
+    started_mono: float | None = None
+    host_status: str = "ok"
+    cordoned: bool = False
+
+
 class MachineRecord(BaseModel):
     id: str
     app: str
@@ -143,6 +160,9 @@ class MachineRecord(BaseModel):
     plan: list[PlannedStep] = Field(default_factory=list)
     versions: list[MachineVersion] = Field(default_factory=list)  # oldest first
     health: GatewayHealth = Field(default_factory=GatewayHealth)
+    list_views: list[ListView] = Field(default_factory=list)  # oldest first; empty = list shows it live
+    migrated_versions: list[str] = Field(default_factory=list)  # versions left behind by a migration
+    migrate_on_start: bool = False  # the next start moves the machine to another host
 
     @property
     def old_versions(self) -> set[str]:

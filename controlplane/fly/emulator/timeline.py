@@ -1,4 +1,6 @@
-"""A machine's timeline: state changes, events, and lazily applied planned transitions."""
+"""A machine's timeline: state changes, events, lazily applied planned transitions, and the
+eventually consistent list view (every change is captured and shown by the list endpoints only
+``list_consistency`` later, with the change's own ``updated_at``)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,9 @@ from typing import Any
 
 from controlplane.fly.emulator.clock import rfc3339
 from controlplane.fly.emulator.context import World
-from controlplane.fly.emulator.state import MachineEvent, MachineRecord
+import copy
+
+from controlplane.fly.emulator.state import ListView, MachineEvent, MachineRecord
 
 MAX_EVENTS_KEPT = 200
 
@@ -39,11 +43,50 @@ def set_state(world: World, machine: MachineRecord, state: str, at_mono: float) 
         for volume in world.state.volumes.values():
             if volume.attached_machine_id == machine.id:
                 volume.attached_machine_id = None
+    record_view(world, machine, at_mono)
 
 
 def touch(world: World, machine: MachineRecord) -> None:
     machine.updated_mono = world.now()
     machine.updated_wall = world.wall()
+    record_view(world, machine, machine.updated_mono)
+
+
+def record_view(world: World, machine: MachineRecord, at_mono: float) -> None:
+    """Capture what the lists will show of ``machine`` from ``at_mono + list_consistency`` on."""
+    lag = world.profile.list_consistency
+    now = world.now()
+    views = machine.list_views
+    # Forget views that a later, already visible view has superseded.
+    while len(views) >= 2 and views[1].at_mono + lag <= now:
+        views.pop(0)
+    views.append(ListView(
+        at_mono=at_mono, state=machine.state, instance_id=machine.instance_id,
+        config=copy.deepcopy(machine.config), updated_wall=machine.updated_wall,
+        updated_mono=machine.updated_mono, started_mono=machine.started_mono,
+        host_status=machine.host_status, cordoned=machine.cordoned,
+    ))
+
+
+def listed(world: World, machine: MachineRecord) -> MachineRecord | None:
+    """The machine as the list endpoints show it now (None: not in the lists yet)."""
+    settle(world, machine)
+    if not machine.list_views:
+        return machine  # loaded from an older snapshot: no history, show it live
+    cutoff = world.now() - world.profile.list_consistency
+    shown = None
+    for view in machine.list_views:
+        if view.at_mono <= cutoff:
+            shown = view
+        else:
+            break
+    if shown is None:
+        return None
+    return machine.model_copy(update={
+        "state": shown.state, "instance_id": shown.instance_id, "config": shown.config,
+        "updated_wall": shown.updated_wall, "updated_mono": shown.updated_mono,
+        "started_mono": shown.started_mono, "host_status": shown.host_status, "cordoned": shown.cordoned,
+    })
 
 
 def settle(world: World, machine: MachineRecord) -> None:
