@@ -201,3 +201,23 @@ async def test_unreadable_answers_become_fly_errors(fly: FlyClient, router: resp
         await fly.list_machines("a")
     with pytest.raises(FlyUnexpectedResponse):
         await fly.get_app("a")
+
+
+def test_incomplete_config_metadata_fallback_and_update_helper_refuses() -> None:
+    from controlplane.fly import FlyIncompleteConfig, Machine, OrgMachine, UpdateMachineRequest
+
+    unreachable = Machine.model_validate({
+        "id": "m1", "state": "started", "instance_id": "v1", "host_status": "unreachable",
+        "incomplete_config": {"image": "img:1", "metadata": {"tenant": "42"}},
+    })
+    assert unreachable.config is None and unreachable.metadata == {"tenant": "42"} and not unreachable.host_ok
+    with pytest.raises(FlyIncompleteConfig, match="no complete config"):
+        UpdateMachineRequest.from_machine(unreachable)
+    listed = OrgMachine.model_validate({"id": "m1", "incomplete_config": {"metadata": {"tenant": "42"}}})
+    assert listed.metadata == {"tenant": "42"}
+
+    ok = Machine.model_validate({"id": "m2", "instance_id": "v7", "config": {"image": "img:1", "env": {"A": "1"}}})
+    request = UpdateMachineRequest.from_machine(ok, min_secrets_version=3)
+    assert request.current_version == "v7" and request.config.env == {"A": "1"}
+    request.config.env["A"] = "2"
+    assert ok.config is not None and ok.config.env == {"A": "1"}  # a copy: the read stays untouched

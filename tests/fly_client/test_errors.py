@@ -22,6 +22,9 @@ from controlplane.fly.errors import classify, parse_error_body, parse_retry_afte
         (409, {"status": "error", "message": "machine ID 1234 lease currently held by x@y, expires at 2026-01-01T00:00:00Z", "code": "invalid"}, E.FlyLeaseHeld),
         (412, {"error": "machine ID 1234 lease currently held by someone"}, E.FlyLeaseHeld),
         (409, {"error": "insufficient memory available to fulfill request"}, E.FlyHostCapacity),
+        # the host is full even if the body says insufficient_capacity (that status means region)
+        (409, {"error": "could not reserve resource for machine: insufficient memory available to fulfill request",
+               "status": "insufficient_capacity"}, E.FlyHostCapacity),
         (409, {"error": "machine with name \"u-42\" already exists (ID 123)", "status": "already_exists"}, E.FlyAlreadyExists),
         (409, {"error": "something else"}, E.FlyConflict),
         (412, {"error": "unable to start machine from current state: 'replacing'"}, E.FlyWrongState),
