@@ -30,6 +30,7 @@ IMAGE = "ghcr.io/openclaw/openclaw:2026.9.6"
 
 
 def _options() -> EmulatorOptions:
+    # "zero" is kinder than Fly (every transition instant): right for raw throughput, nowhere else.
     return EmulatorOptions(latency="zero", rate_limits=False, org="bench-org", token="bench-token", seed=1)
 
 

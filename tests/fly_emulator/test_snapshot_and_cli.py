@@ -56,7 +56,7 @@ async def test_cli_command_serves_the_api(tmp_path: Path) -> None:
     snapshot = tmp_path / "cli.json"
     env = {**os.environ, "FLY_EMULATOR_TOKEN": "cli-token"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "controlplane", "fly-emulator", "--port", str(port), "--latency", "zero",
+        [sys.executable, "-m", "controlplane", "fly-emulator", "--port", str(port),  # default latency: fast
          "--faults", "none", "--seed", "3", "--org", "cli-org", "--snapshot", str(snapshot)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
@@ -81,3 +81,12 @@ async def test_cli_command_serves_the_api(tmp_path: Path) -> None:
     assert process.returncode == 0
     restored = FlyEmulator.load(snapshot, EmulatorOptions(org="cli-org"))
     assert list(restored.apps) == ["cli-app"]
+
+
+def test_cli_latency_choices_default_to_fast() -> None:
+    import inspect
+
+    from controlplane.cli import fly as cli
+
+    assert cli.LATENCIES == ("zero", "fast", "realistic")
+    assert inspect.signature(cli.fly_emulator).parameters["latency"].default == "fast"

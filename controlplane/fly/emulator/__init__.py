@@ -1,9 +1,22 @@
 """Fly Machines API emulator: Fly's endpoints, states, latencies, leases, secrets versions, rate
-limits, 408 waits, ambiguous creates and injectable faults, in memory, for tests, demo and drills.
+limits, 408 waits, ambiguous mutations and injectable faults, in memory, for tests, demo and drills.
+
+Principle: if the emulator is kinder than Fly, everything built on it is wrong. So by default
+(``latency="fast"``) nothing is instant: a new machine or app answers 404 for a moment, an update
+leaves the machine ``replacing`` (start → 412), ``checks`` are empty right after a start, a destroyed
+machine is visible as ``destroyed`` before 404, secrets and list views lag behind writes, app deletes
+cascade over time. ``latency="zero"`` hides all of that and is only for throughput benchmarks.
+
+Deliberate deviations / choices where Fly is undocumented: no ``Retry-After`` on 429 unless
+``retry_after=True``; ``current_version`` only enforced with ``enforce_current_version=True``; app
+creates share one org bucket (1/s, burst 3); host-unreachable mutations answer 503; a create in a
+deleting app answers 409; suspend/migrate/launch-failure rules as in ``machines``' docstring.
 
     from controlplane.fly.emulator import FlyEmulator, EmulatorOptions, FaultSpec
-    emu = FlyEmulator(EmulatorOptions(latency="zero", faults=FaultSpec.parse("5xx=0.1"), seed=1,
+    emu = FlyEmulator(EmulatorOptions(faults=FaultSpec.parse("5xx=0.1,ambiguous=0.05"), seed=1,
                                       org="test-org", token="test-token", rate_limits=True))
+    emu.advance(1.0)                       # finish transitions without sleeping
+    FlyClient(..., clock=emu.client_clock())  # client pacing/waits on the emulated clock
     async with httpx.AsyncClient(transport=emu.transport(), base_url="http://fly") as http: ...
     async with emu.serve() as base_url: ...   # real loopback HTTP
 """
