@@ -74,6 +74,8 @@ def listed(world: World, machine: MachineRecord) -> MachineRecord | None:
     if not machine.list_views:
         return machine  # loaded from an older snapshot: no history, show it live
     cutoff = world.now() - world.profile.list_consistency
+    if machine.list_views[-1].at_mono <= cutoff:
+        return machine  # every change records a view: the newest being visible means "live"
     shown = None
     for view in machine.list_views:
         if view.at_mono <= cutoff:
