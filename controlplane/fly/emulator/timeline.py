@@ -55,6 +55,9 @@ def touch(world: World, machine: MachineRecord) -> None:
 def record_view(world: World, machine: MachineRecord, at_mono: float) -> None:
     """Capture what the lists will show of ``machine`` from ``at_mono + list_consistency`` on."""
     lag = world.profile.list_consistency
+    if lag <= 0:  # lists are live: nothing to remember (keeps the "zero" benchmarks cheap)
+        machine.list_views.clear()
+        return
     now = world.now()
     views = machine.list_views
     # Forget views that a later, already visible view has superseded.
@@ -72,7 +75,7 @@ def listed(world: World, machine: MachineRecord) -> MachineRecord | None:
     """The machine as the list endpoints show it now (None: not in the lists yet)."""
     settle(world, machine)
     if not machine.list_views:
-        return machine  # loaded from an older snapshot: no history, show it live
+        return machine  # list_consistency 0, or loaded from an older snapshot: show it live
     cutoff = world.now() - world.profile.list_consistency
     if machine.list_views[-1].at_mono <= cutoff:
         return machine  # every change records a view: the newest being visible means "live"
