@@ -70,7 +70,7 @@ from controlplane.fly import (
     MachineConfig,
     UpdateMachineRequest,
 )
-from controlplane.fly.errors import FlyNotFound, FlySecretsNotVisible
+from controlplane.fly.errors import FlyNotFound, FlySecretsNotVisible, FlyWrongState
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
 from controlplane.secrets_store import (
     GATEWAY_TOKEN_SECRET,
@@ -356,16 +356,21 @@ class DemoProvisioner:
                                 image_ref=spec.image)
             self._say(out, f"machine {machine.id} created ({machine.state})")
         else:
-            on_machine = ((machine.config.metadata or {}) if machine and machine.config else {})
+            on_machine = machine.metadata if machine is not None else {}
+            was = machine.state if machine is not None else None
             if on_machine.get("openclaw_config_hash") != rendered.sha256 or pushed:
                 machine = await self._update(app, machine_id, config, secrets_version, out)
                 await self._persist(tenant_id, instance_id=machine.instance_id,
                                     config_hash=rendered.sha256, image_ref=spec.image)
             else:
                 self._say(out, f"machine {machine_id} already runs config {rendered.sha256[7:19]}")
-            if machine is not None and machine.state in {"stopped", "suspended"}:
-                await self.fly.start_machine(app, machine_id)
-                self._say(out, f"machine {machine_id} was {machine.state}: started")
+            if was in {"stopped", "suspended"}:
+                # Fly leaves a stopped machine stopped after an update: let the new version settle,
+                # then start it (412 while it is still replacing: try again shortly).
+                await self.fly.wait_for(app, machine_id, "settled", timeout=BOOT_DEADLINE_S,
+                                        version=machine.current_version)
+                await self._start_when_settled(app, machine_id)
+                self._say(out, f"machine {machine_id} was {was}: started")
 
         version = machine.current_version if machine is not None else None  # pin the wait
         result = await self.fly.wait_for(app, machine_id, "started", timeout=BOOT_DEADLINE_S,
@@ -421,6 +426,17 @@ class DemoProvisioner:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         raise RuntimeError(f"{app}: secrets version {request.min_secrets_version} never became visible")
+
+    async def _start_when_settled(self, app: str, machine_id: str) -> None:
+        delay = 0.25
+        for _ in range(40):
+            try:
+                await self.fly.start_machine(app, machine_id)
+                return
+            except FlyWrongState:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        raise RuntimeError(f"{app}: machine {machine_id} never became startable")
 
     async def _probe_ready(self, app: str, token: str) -> str:
         """Poll the gateway's /readyz (with the tenant's gateway token) until it answers ready."""

@@ -33,6 +33,18 @@ def _rows(url: str, sql: str, **params: Any) -> list[tuple]:
     return asyncio.run(go())
 
 
+def _execute(url: str, sql: str, **params: Any) -> int:
+    async def go() -> int:
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                return (await conn.execute(text(sql), params)).rowcount
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
 def _plaintext_hits(url: str) -> list[str]:
     """Secret-shaped strings anywhere in the database, except vault ciphertexts."""
 
@@ -122,3 +134,39 @@ def test_demo_recreates_a_machine_only_after_a_confirmed_404(demo_db: str, tmp_p
     assert f"machine {machine_id} is gone on Fly: recreating it" in again.output
     (new_id,), = _rows(demo_db, "SELECT machine_id FROM fly_resources WHERE app_name = :a", a=app_name)
     assert new_id != machine_id
+
+
+def test_demo_starts_machines_found_stopped_even_after_an_update(demo_db: str, tmp_path: Path) -> None:
+    """Fly leaves a stopped machine stopped after an update; the converge must start it once the
+    new version settled (412 while replacing), and start the untouched stopped ones too."""
+    from controlplane.fly.emulator import EmulatorOptions, FlyEmulator
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["demo"], catch_exceptions=False).exit_code == 0
+    machines = _rows(demo_db, "SELECT app_name, machine_id FROM fly_resources")
+    emulator = FlyEmulator.load(tmp_path / "fly-emulator.json", EmulatorOptions(org="personal"))
+
+    async def stop_all() -> None:
+        async with emulator.client() as http:
+            for app_name, machine_id in machines:
+                r = await http.post(f"/v1/apps/{app_name}/machines/{machine_id}/stop", json={})
+                assert r.status_code == 200, r.text
+
+    asyncio.run(stop_all())
+    emulator.advance(60)
+    assert {emulator.machine(m).state for _, m in machines} == {"stopped"}
+    emulator.snapshot_to(tmp_path / "fly-emulator.json")
+    # Carol's desired state changes while her machine is stopped: her first converge must update a
+    # STOPPED machine (Fly keeps it stopped), wait for the new version to settle, then start it.
+    assert _execute(demo_db, "UPDATE tenants SET plan = 'pro', desired_rev = desired_rev + 1 "
+                             "WHERE external_id = 'carol@example.com'") == 1
+
+    again = runner.invoke(app, ["demo"], catch_exceptions=False)  # also changes one tenant's plan
+    assert again.exit_code == 0, again.output
+    carol = [line for line in again.output.splitlines() if "carol@example.com" in line]
+    updated = next(i for i, line in enumerate(carol) if "updated to the new config" in line)
+    assert "was stopped: started" in carol[updated + 1]
+    assert again.output.count("was stopped: started") == 3
+    assert "demo complete: every tenant's agent is running." in again.output
+    states = _rows(demo_db, "SELECT observed_state FROM fly_resources")
+    assert sorted(s for (s,) in states) == ["started", "started", "started"]
