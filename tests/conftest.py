@@ -12,6 +12,7 @@ import base64
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,17 +100,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("empty_database", BACKENDS, indirect=True)
 
 
-@pytest.fixture
-async def db(empty_database: dict[str, Any]) -> AsyncIterator[Database]:
-    """A :class:`Database` with the whole schema created (from the models; ``alembic check`` in
-    tests/integration/test_migrations.py proves the migrations produce the same schema)."""
-    database = Database(create_engine(empty_database["url"], pg_schema=empty_database["pg_schema"]))
+@asynccontextmanager
+async def open_database(url: str, pg_schema: str | None = None) -> AsyncIterator[Database]:
+    """A :class:`Database` on ``url`` (and ``pg_schema``) with the whole schema created from the
+    models; ``alembic check`` in tests/integration/test_migrations.py proves the migrations produce
+    the same schema."""
+    database = Database(create_engine(url, pg_schema=pg_schema))
     async with database.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     try:
         yield database
     finally:
         await database.dispose()
+
+
+@pytest.fixture
+async def db(empty_database: dict[str, Any]) -> AsyncIterator[Database]:
+    """A :class:`Database` with the schema created, once per backend."""
+    async with open_database(empty_database["url"], empty_database["pg_schema"]) as database:
+        yield database
 
 
 async def _pg_admin(sql: str) -> None:

@@ -116,20 +116,15 @@ async def test_rotation_resumes_after_an_interruption(db: Database) -> None:
 async def pg_db() -> Database:
     """PostgreSQL only: on SQLite every transaction takes the write lock up front (BEGIN
     IMMEDIATE), so no writer can commit between rotation's read and its swap there."""
-    from controlplane.db.models import Base
-    from controlplane.db.session import create_engine
-    from tests.conftest import POSTGRES_URL, PostgresSchema
+    from tests.conftest import POSTGRES_URL, PostgresSchema, open_database
 
     schema = PostgresSchema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
     await schema.create()
-    database = Database(create_engine(POSTGRES_URL, pg_schema=schema.schema))
-    database.pg_schema = schema.schema  # type: ignore[attr-defined]
-    async with database.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
     try:
-        yield database
+        async with open_database(POSTGRES_URL, schema.schema) as database:
+            database.pg_schema = schema.schema  # type: ignore[attr-defined]
+            yield database
     finally:
-        await database.dispose()
         await schema.drop()
 
 
