@@ -40,6 +40,7 @@ from sqlalchemy import select
 from agents_config import (
     ChannelSpec,
     PlanCatalog,
+    RenderedOpenClawConfig,
     TenantSpec,
     load_catalog,
     render_machine_config,
@@ -243,8 +244,11 @@ class DemoProvisioner:
                 setattr(row, key, value)
             row.updated_at = utcnow()
 
-    async def _load(self, tenant_id: str) -> tuple[TenantSpec, FlyResources, dict[str, str], Tenant]:
-        """Desired state → TenantSpec; plaintext secrets for the push (memory only)."""
+    async def _load(
+        self, tenant_id: str
+    ) -> tuple[TenantSpec, RenderedOpenClawConfig, FlyResources, dict[str, str], Tenant]:
+        """Desired state → TenantSpec and its rendered config; plaintext secrets for the push
+        (memory only)."""
         async with self.db.transaction() as s:
             tenant = await s.get(Tenant, tenant_id)
             fly = await s.get(FlyResources, tenant_id)
@@ -287,14 +291,13 @@ class DemoProvisioner:
                 value = await read_secret(s, self.vault, tenant_id=tenant_id, name=name)
                 if value is not None:
                     plain[env.env_var] = value
-        return spec, fly, plain, tenant
+        return spec, rendered, fly, plain, tenant
 
     async def provision(self, tenant_id: str) -> Outcome:
         """Converge one tenant: adopt what exists, create what is missing, update what drifted."""
         started_at = time.monotonic()
-        spec, fly_row, plain, tenant = await self._load(tenant_id)
+        spec, rendered, fly_row, plain, tenant = await self._load(tenant_id)
         out = Outcome(tenant_id, tenant.external_id, tenant.plan, spec.app_name)
-        rendered = render_openclaw_config(spec, self.catalog)
         out.primary, out.fallbacks = rendered.routing.primary, tuple(rendered.routing.fallbacks)
         out.channels, out.config_hash = rendered.channels, rendered.sha256
         app = spec.app_name
