@@ -203,17 +203,9 @@ class KeyService:
             tenant = await _lock_tenant(session, tenant_id)
             row = await _find(session, tenant_id, spec.id)
             if row is not None and await self._same_key(session, row, fingerprint, plaintext):
-                before = _audit_view(row)
-                old_status = row.status
                 row.fingerprint = fingerprint  # refreshed if the fingerprint key changed
-                self._observe(row, verdict, now)
-                await session.flush()
-                if old_status is not row.status:
-                    await desired_state_changed(
-                        session, tenant, actor=actor, action="byok.key_status_changed",
-                        reason=f"{spec.id} key re-saved: {verdict.verdict.value}",
-                        before=before, after=_audit_view(row),
-                    )
+                await self._record(session, tenant, row, verdict, now, actor=actor,
+                                   reason=f"{spec.id} key re-saved: {verdict.verdict.value}")
                 view = KeyView.of(row)
                 log.info("byok.key_saved", tenant_id=tenant_id, provider=spec.id, unchanged=True,
                          verdict=verdict.verdict.value, actor=actor)
@@ -265,17 +257,9 @@ class KeyService:
             row = await _find(session, tenant_id, provider)
             if row is None or not await self._same_key(session, row, fingerprint, plaintext):
                 return False
-            before = _audit_view(row)
-            old_status = row.status
             row.fingerprint = fingerprint
-            self._observe(row, verdict, now)
-            await session.flush()
-            if row.status is not old_status:
-                await desired_state_changed(
-                    session, tenant, actor=actor, action="byok.key_status_changed",
-                    reason=f"{provider} key re-saved: {verdict.verdict.value}",
-                    before=before, after=_audit_view(row),
-                )
+            await self._record(session, tenant, row, verdict, now, actor=actor,
+                               reason=f"{provider} key re-saved: {verdict.verdict.value}")
         return True
 
     def _first_observation(self, row: ProviderKey, verdict: Verdict, status: KeyStatus, now: datetime) -> None:
@@ -290,6 +274,20 @@ class KeyService:
         if verdict.region is not None:
             row.region = verdict.region
         row.updated_at = now
+
+    async def _record(
+        self, session: AsyncSession, tenant: Tenant, row: ProviderKey, verdict: Verdict,
+        now: datetime, *, actor: str, reason: str,
+    ) -> None:
+        """Record one observation of a stored key; a change of its status changes which keys are
+        usable (routing), so it is a desired-state change (rev bump, audit row, reconcile mark)."""
+        before = _audit_view(row)
+        old_status = row.status
+        self._observe(row, verdict, now)
+        await session.flush()
+        if row.status is not old_status:
+            await desired_state_changed(session, tenant, actor=actor, action="byok.key_status_changed",
+                                        reason=reason, before=before, after=_audit_view(row))
 
     def _observe(self, row: ProviderKey, verdict: Verdict, now: datetime) -> None:
         """One more observation of a stored key (policy: :mod:`controlplane.byok.verdicts`)."""
@@ -377,16 +375,8 @@ class KeyService:
                 raise KeyNotFound(f"tenant has no {spec.display_name} key")
             if row.fingerprint != fingerprint:  # replaced while we were checking: keep the new one
                 return CheckResult(KeyView.of(row), verdict, recorded=False)
-            before = _audit_view(row)
-            old_status = row.status
-            self._observe(row, verdict, now)
-            await session.flush()
-            if row.status is not old_status:
-                await desired_state_changed(
-                    session, tenant, actor=actor, action="byok.key_status_changed",
-                    reason=f"{spec.id} key check: {verdict.verdict.value}",
-                    before=before, after=_audit_view(row),
-                )
+            await self._record(session, tenant, row, verdict, now, actor=actor,
+                               reason=f"{spec.id} key check: {verdict.verdict.value}")
             view = KeyView.of(row)
         log.info("byok.key_checked", tenant_id=tenant_id, provider=spec.id, verdict=verdict.verdict.value,
                  status=view.status.value, consecutive_failures=view.consecutive_failures, actor=actor)
