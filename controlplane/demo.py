@@ -27,10 +27,10 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
@@ -82,6 +82,8 @@ from controlplane.secrets_store import (
 )
 from controlplane.settings import Settings, load_settings, reset_settings_cache
 from controlplane.vault import Vault, format_key_ring_entry, generate_key
+
+T = TypeVar("T")
 
 ACTOR = "cli:demo"
 EMULATOR_SPEEDUP = 8.0  # emulated seconds per real second: realistic latencies, shorter wait
@@ -209,6 +211,27 @@ async def ensure_tenant(db: Database, keys: KeyService, vault: Vault, demo: Demo
 
 
 # -- provisioning (the reconciler's job once the workers issue lands) -------------------------
+async def until_accepted(
+    call: Callable[[], Awaitable[T]],
+    refusal: type[Exception],
+    *,
+    what: str,
+    on_retry: Callable[[float], None] | None = None,
+    attempts: int = 40,
+) -> T:
+    """Repeat ``call`` while Fly answers with a DEFINITE, passing refusal (``refusal``: e.g. a 412
+    while secrets propagate or a machine is still replacing), backing off 0.25 s doubling to 2 s.
+    Only for refusals that prove nothing happened; ambiguous answers are the client's business."""
+    delay = 0.25
+    for _ in range(attempts):
+        try:
+            return await call()
+        except refusal:
+            if on_retry is not None:
+                on_retry(delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    raise RuntimeError(f"gave up waiting for {what}")
 @dataclass
 class Outcome:
     tenant_id: str
@@ -400,16 +423,9 @@ class DemoProvisioner:
             request = UpdateMachineRequest(config=MachineConfig.model_validate(config),
                                            current_version=current.current_version,
                                            min_secrets_version=secrets_version)
-            delay = 0.25
-            for _ in range(40):
-                try:
-                    machine = await self.fly.update_machine(app, machine_id, request, nonce=lease.nonce)
-                    break
-                except FlySecretsNotVisible:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-            else:
-                raise RuntimeError(f"{app}: secrets version {secrets_version} never became visible")
+            machine = await until_accepted(
+                lambda: self.fly.update_machine(app, machine_id, request, nonce=lease.nonce),
+                FlySecretsNotVisible, what=f"{app}: secrets version {secrets_version} visible")
         self._say(out, f"machine {machine_id} updated to the new config/secrets (version "
                        f"{machine.current_version})")
         return machine
@@ -419,27 +435,16 @@ class DemoProvisioner:
     ) -> Any:
         """Fly reads app secrets eventually-consistently: a create asking for a secrets version the
         store does not show yet is refused with 412 (a definite refusal, so trying again is safe)."""
-        delay = 0.25
-        for _ in range(40):
-            try:
-                return await self.fly.create_machine_idempotent(app, request, tag)
-            except FlySecretsNotVisible:
-                self._say(out, f"secrets version {request.min_secrets_version} not visible yet (412); "
-                               f"again in {delay:.2f}s")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        raise RuntimeError(f"{app}: secrets version {request.min_secrets_version} never became visible")
+        return await until_accepted(
+            lambda: self.fly.create_machine_idempotent(app, request, tag), FlySecretsNotVisible,
+            what=f"{app}: secrets version {request.min_secrets_version} visible",
+            on_retry=lambda delay: self._say(
+                out, f"secrets version {request.min_secrets_version} not visible yet (412); "
+                     f"again in {delay:.2f}s"))
 
     async def _start_when_settled(self, app: str, machine_id: str) -> None:
-        delay = 0.25
-        for _ in range(40):
-            try:
-                await self.fly.start_machine(app, machine_id)
-                return
-            except FlyWrongState:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        raise RuntimeError(f"{app}: machine {machine_id} never became startable")
+        await until_accepted(lambda: self.fly.start_machine(app, machine_id), FlyWrongState,
+                             what=f"{app}: machine {machine_id} startable")
 
     async def _probe_ready(self, app: str, token: str) -> str:
         """Poll the gateway's /readyz (with the tenant's gateway token) until it answers ready."""
