@@ -76,6 +76,7 @@ from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfi
 from controlplane.secrets_store import (
     GATEWAY_TOKEN_SECRET,
     channel_secret_name,
+    ensure_secret,
     provider_secret_name,
     put_secret,
     read_secret,
@@ -282,9 +283,6 @@ class DemoProvisioner:
             if tenant.lifecycle_state == LifecycleState.pending:
                 transition_lifecycle(s, tenant, LifecycleState.provisioning, actor="worker",
                                      reason="usable key present")
-            if await read_secret(s, self.vault, tenant_id=tenant_id, name=GATEWAY_TOKEN_SECRET) is None:
-                await put_secret(s, self.vault, tenant_id=tenant_id, name=GATEWAY_TOKEN_SECRET,
-                                 plaintext=secrets.token_hex(32))
             keys = (await s.execute(select(ProviderKey).where(ProviderKey.tenant_id == tenant_id))).scalars().all()
             usable = tuple(sorted(k.provider for k in keys if k.status is not KeyStatus.broken))
             channels = (await s.execute(select(Channel).where(Channel.tenant_id == tenant_id,
@@ -300,17 +298,16 @@ class DemoProvisioner:
             rendered = render_openclaw_config(spec, self.catalog)
             plain: dict[str, str] = {}
             for env in rendered.secret_env:
-                if env.kind == "gateway":
-                    name = GATEWAY_TOKEN_SECRET
-                elif env.kind == "channel" and env.generated:  # e.g. the Telegram webhook secret
-                    name = channel_secret_name(env.subject, "webhook_secret")
-                    if await read_secret(s, self.vault, tenant_id=tenant_id, name=name) is None:
-                        await put_secret(s, self.vault, tenant_id=tenant_id, name=name,
-                                         plaintext=secrets.token_hex(32))
-                elif env.kind == "channel":
-                    name = channel_secret_name(env.subject)
-                else:
-                    name = provider_secret_name(env.subject)
+                if env.kind == "gateway" or (env.kind == "channel" and env.generated):
+                    # Ours to generate: the gateway token, the Telegram webhook secret ...
+                    name = (GATEWAY_TOKEN_SECRET if env.kind == "gateway"
+                            else channel_secret_name(env.subject, "webhook_secret"))
+                    plain[env.env_var] = await ensure_secret(
+                        s, self.vault, tenant_id=tenant_id, name=name,
+                        generate=lambda: secrets.token_hex(32))
+                    continue
+                name = (channel_secret_name(env.subject) if env.kind == "channel"
+                        else provider_secret_name(env.subject))
                 value = await read_secret(s, self.vault, tenant_id=tenant_id, name=name)
                 if value is not None:
                     plain[env.env_var] = value

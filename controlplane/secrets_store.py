@@ -6,6 +6,8 @@ arguments and return values; nothing here logs it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,6 +65,19 @@ async def read_secret(
     return vault.decrypt(row.value, tenant_id=tenant_id, name=name)
 
 
+async def ensure_secret(
+    session: AsyncSession, vault: Vault, *, tenant_id: str, name: str, generate: Callable[[], str]
+) -> str:
+    """The plaintext of secret ``name``; if the tenant has none yet, ``generate()`` one and store it
+    (for values the control plane owns: gateway tokens, webhook secrets)."""
+    row = await get_secret_row(session, tenant_id=tenant_id, name=name)
+    if row is not None:
+        return vault.decrypt(row.value, tenant_id=tenant_id, name=name)
+    value = generate()
+    await put_secret(session, vault, tenant_id=tenant_id, name=name, plaintext=value)
+    return value
+
+
 async def delete_secret(session: AsyncSession, *, tenant_id: str, name: str) -> bool:
     """Delete the secret; ``True`` if a row was removed."""
     result = await session.execute(
@@ -75,6 +90,7 @@ __all__ = [
     "GATEWAY_TOKEN_SECRET",
     "channel_secret_name",
     "delete_secret",
+    "ensure_secret",
     "get_secret_row",
     "provider_secret_name",
     "put_secret",

@@ -151,3 +151,21 @@ async def test_deleting_a_tenant_cascades(db, vault, tenant_factory) -> None:
     async with db.transaction() as s:
         assert await s.scalar(select(func.count()).select_from(Secret)) == 0
         assert await s.scalar(select(func.count()).select_from(ReconcileItem)) == 0
+
+
+async def test_ensure_secret_generates_once_then_returns_the_stored_value(db, vault, tenant_factory) -> None:
+    from controlplane.secrets_store import ensure_secret
+
+    tenant = await tenant_factory()
+    made: list[str] = []
+
+    def generate() -> str:
+        made.append(f"generated-token-{len(made)}")
+        return made[-1]
+
+    async with db.transaction() as s:
+        first = await ensure_secret(s, vault, tenant_id=tenant.id, name="gateway_token", generate=generate)
+    async with db.transaction() as s:
+        second = await ensure_secret(s, vault, tenant_id=tenant.id, name="gateway_token", generate=generate)
+        assert await read_secret(s, vault, tenant_id=tenant.id, name="gateway_token") == first
+    assert first == second == "generated-token-0" and made == ["generated-token-0"]
