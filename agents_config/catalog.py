@@ -83,14 +83,13 @@ class MachineSize(_Strict):
 
     @model_validator(mode="after")
     def _flyctl_rules(self) -> MachineSize:
+        cpus_ok: tuple[int, ...]
         if self.cpu_kind == "shared":
             cpus_ok, step, per_cpu = _SHARED_CPUS, 256, (256, 2048)
         else:
             cpus_ok, step, per_cpu = _PERFORMANCE_CPUS, 1024, (2048, 8192)
         if self.cpus not in cpus_ok:
-            raise ValueError(
-                f"cpus: {self.cpu_kind} cpus must be one of {', '.join(map(str, cpus_ok))}"
-            )
+            raise ValueError(f"cpus: {self.cpu_kind} cpus must be one of {', '.join(map(str, cpus_ok))}")
         if self.memory_mb % step:
             raise ValueError(f"memory_mb: must be a multiple of {step} for {self.cpu_kind} cpus")
         low, high = per_cpu[0] * self.cpus, per_cpu[1] * self.cpus
@@ -142,9 +141,7 @@ class ModelPolicy(_Strict):
         if self.allowed_models is not None and self.allowed_providers is not None:
             for ref in self.allowed_models:
                 if MODELS[ref].provider not in self.allowed_providers:
-                    raise ValueError(
-                        f"allowed_models: {ref!r} is from a provider not in allowed_providers"
-                    )
+                    raise ValueError(f"allowed_models: {ref!r} is from a provider not in allowed_providers")
         if self.default_model is not None and not self.allows(self.default_model):
             raise ValueError("default_model: not among the allowed providers/models")
         return self
@@ -287,7 +284,7 @@ def _describe(err: dict[str, Any]) -> str:
         return f"must be one of {ctx.get('expected')}"
     if kind == "value_error":
         return str(ctx.get("error", err["msg"]))
-    return _MESSAGES.get(kind, err["msg"])
+    return str(_MESSAGES.get(kind, err["msg"]))
 
 
 def _format_error(err: dict[str, Any]) -> str:
@@ -328,7 +325,7 @@ def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> PlanCat
     try:
         return PlanCatalog.model_validate({**header, "plans": shaped})
     except ValidationError as exc:
-        lines = [_format_error(e) for e in exc.errors(include_url=False)]
+        lines = [_format_error(dict(e)) for e in exc.errors(include_url=False)]
         raise CatalogError(f"{source}: " + "; ".join(lines)) from None
 
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from agents_config.catalog import Plan
 
-
 #: Channels whose inbound messages arrive over a connection the machine opens (never via Fly's proxy).
 ALWAYS_ON_CHANNELS: tuple[str, ...] = ("discord", "slack")
 

@@ -50,9 +50,7 @@ def assert_no_secret_like_values(value: Any, *, what: str) -> None:
     for path, text in _strings(value, what):
         for pattern in _PATTERNS:
             if pattern.search(text):
-                raise SecretLikeValueError(
-                    f"{path}: refusing to emit a value shaped like a credential"
-                )
+                raise SecretLikeValueError(f"{path}: refusing to emit a value shaped like a credential")
 
 
 __all__ = ["SecretLikeValueError", "assert_no_secret_like_values"]

@@ -29,8 +29,14 @@ CONFIG_FILE_MODE = 0o644
 VOLUME_NAME = "openclaw_data"
 RESTART_MAX_RETRIES = 10
 GATEWAY_CMD: tuple[str, ...] = (
-    "node", "dist/index.js", "gateway", "--allow-unconfigured",
-    "--port", str(GATEWAY_PORT), "--bind", "lan",
+    "node",
+    "dist/index.js",
+    "gateway",
+    "--allow-unconfigured",
+    "--port",
+    str(GATEWAY_PORT),
+    "--bind",
+    "lan",
 )
 
 # Machine metadata keys (the reconciler and the poller read them back).

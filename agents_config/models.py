@@ -64,8 +64,12 @@ _MODELS: tuple[ModelInfo, ...] = (
     ModelInfo("google", "gemini-3.1-flash-lite", "Gemini 3.1 Flash-Lite", QUALITY_STANDARD, 1),
     ModelInfo("groq", "openai/gpt-oss-120b", "GPT-OSS 120B (Groq)", QUALITY_STRONG, 2, 131_072),
     ModelInfo("groq", "llama-3.3-70b-versatile", "Llama 3.3 70B (Groq)", QUALITY_STANDARD, 2),
-    ModelInfo("openrouter", "anthropic/claude-sonnet-4-6", "Claude Sonnet 4.6 (OpenRouter)", QUALITY_STRONG, 6),
-    ModelInfo("openrouter", "deepseek/deepseek-v4-flash", "DeepSeek V4 Flash (OpenRouter)", QUALITY_STANDARD, 1),
+    ModelInfo(
+        "openrouter", "anthropic/claude-sonnet-4-6", "Claude Sonnet 4.6 (OpenRouter)", QUALITY_STRONG, 6
+    ),
+    ModelInfo(
+        "openrouter", "deepseek/deepseek-v4-flash", "DeepSeek V4 Flash (OpenRouter)", QUALITY_STANDARD, 1
+    ),
     ModelInfo("mistral", "mistral-large-latest", "Mistral Large", QUALITY_STRONG, 4, 262_144, 16_384),
     ModelInfo("mistral", "mistral-small-latest", "Mistral Small", QUALITY_STANDARD, 1, 262_144, 16_384),
     ModelInfo("deepseek", "deepseek-v4-pro", "DeepSeek V4 Pro", QUALITY_STRONG, 3, 1_000_000, 384_000),

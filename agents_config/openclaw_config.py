@@ -113,9 +113,6 @@ class RenderedOpenClawConfig:
     channel_notes: tuple[str, ...] = ()  # one line per dropped channel: "<kind>: <reason>"
     webhook_listeners: tuple[WebhookListener, ...] = ()  # services the machine config must add
 
-    def __iter__(self):  # allows ``content, sha = render_openclaw_config(...)``
-        return iter((self.content, self.sha256))
-
 
 def env_ref(var: str) -> str:
     return "${" + var + "}"
@@ -243,9 +240,7 @@ def select_channels(
     return selected, tuple(dropped), tuple(notes)
 
 
-def _webhook_listeners(
-    gates: FeatureGates, channels: tuple[ChannelSpec, ...]
-) -> tuple[WebhookListener, ...]:
+def _webhook_listeners(gates: FeatureGates, channels: tuple[ChannelSpec, ...]) -> tuple[WebhookListener, ...]:
     if gates.sleep_when_idle and any(c.kind == "telegram" for c in channels):
         return (
             WebhookListener(
@@ -345,11 +340,7 @@ def build_openclaw_config(spec: TenantSpec, plan: Plan) -> BuiltConfig:
         "gateway": _gateway(spec, gates, routing),
         "update": {"checkOnStart": False, "auto": {"enabled": False}},  # the image is pinned
         "models": {"providers": _model_providers(routing, spec.platform_proxy_url)},
-        "auth": {
-            "profiles": {
-                f"{p}:default": {"provider": p, "mode": "api_key"} for p in routing.providers
-            }
-        },
+        "auth": {"profiles": {f"{p}:default": {"provider": p, "mode": "api_key"} for p in routing.providers}},
         "agents": _agents(plan, gates, routing),
         "cron": {"enabled": gates.cron},
         "tools": _tools(plan, gates),

@@ -95,9 +95,7 @@ def get_provider(provider_id: str) -> Provider:
     try:
         return PROVIDERS[provider_id]
     except KeyError:
-        raise KeyError(
-            f"unknown provider {provider_id!r}; known: {', '.join(PROVIDER_IDS)}"
-        ) from None
+        raise KeyError(f"unknown provider {provider_id!r}; known: {', '.join(PROVIDER_IDS)}") from None
 
 
 __all__ = ["PROVIDERS", "PROVIDER_IDS", "Provider", "get_provider"]

@@ -117,11 +117,7 @@ def route_models(
     else:
         source = "byok"
         keyed = byok
-    candidates = [
-        MODELS[ref]
-        for ref in MODEL_REFS
-        if MODELS[ref].provider in keyed and policy.allows(ref)
-    ]
+    candidates = [MODELS[ref] for ref in MODEL_REFS if MODELS[ref].provider in keyed and policy.allows(ref)]
     floor = QUALITY_FLOOR[strategy]
     ranked = sorted(candidates, key=lambda m: _rank_key(m, floor))
 

@@ -24,19 +24,31 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controlplane.fly import FlyClient, FlyNotFound  # noqa: E402
+from controlplane.fly import FlyClient, FlyNotFound
 
 MACHINE = {
-    "id": "148ed193b95089", "name": "gateway", "state": "started", "region": "iad",
-    "instance_id": "01J9Z3Q4K2M5N6P7Q8R9S0T1U2", "private_ip": "fdaa:0:1:a7b:1::2",
-    "created_at": "2026-11-21T10:00:00Z", "updated_at": "2026-11-21T10:00:05Z",
+    "id": "148ed193b95089",
+    "name": "gateway",
+    "state": "started",
+    "region": "iad",
+    "instance_id": "01J9Z3Q4K2M5N6P7Q8R9S0T1U2",
+    "private_ip": "fdaa:0:1:a7b:1::2",
+    "created_at": "2026-11-21T10:00:00Z",
+    "updated_at": "2026-11-21T10:00:05Z",
     "config": {
         "image": "ghcr.io/openclaw/openclaw:2026.9.6",
         "guest": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048},
         "env": {"OPENCLAW_GATEWAY_PORT": "18789", "NODE_ENV": "production"},
         "metadata": {"cp_create_tag": "01J9Z3Q4K2", "tenant": "42", "observed_rev": "7"},
-        "services": [{"protocol": "tcp", "internal_port": 18789, "autostop": True, "autostart": True,
-                      "ports": [{"port": 443, "handlers": ["tls", "http"]}]}],
+        "services": [
+            {
+                "protocol": "tcp",
+                "internal_port": 18789,
+                "autostop": True,
+                "autostart": True,
+                "ports": [{"port": 443, "handlers": ["tls", "http"]}],
+            }
+        ],
         "checks": {"startupz": {"type": "http", "port": 18789, "path": "/startupz", "interval": "15s"}},
         "restart": {"policy": "on-failure", "max_retries": 10},
         "mounts": [{"volume": "vol_123", "path": "/data"}],
@@ -71,13 +83,17 @@ async def main(calls: int) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
     base = "http://fly.bench"
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url=base + "/v1") as raw:
+
         async def raw_call(i: int) -> None:
             response = await raw.get("/apps/a/machines/148ed193b95089")
             response.json()
 
-        async with FlyClient(token="fm2_bench", base_url=base, transport=httpx.MockTransport(handler),
-                             rate_limiting=False) as fly, \
-                FlyClient(token="fm2_bench", base_url=base, transport=httpx.MockTransport(handler)) as paced:
+        async with (
+            FlyClient(
+                token="fm2_bench", base_url=base, transport=httpx.MockTransport(handler), rate_limiting=False
+            ) as fly,
+            FlyClient(token="fm2_bench", base_url=base, transport=httpx.MockTransport(handler)) as paced,
+        ):
 
             async def client_call(i: int) -> None:
                 await fly.get_machine("a", "148ed193b95089")
@@ -96,8 +112,10 @@ async def main(calls: int) -> None:
             typed = await timed("client", calls, client_call)
             await timed("paced", calls, paced_call)
             await timed("error", calls, error_call)
-            print(f"  client overhead over raw httpx: {typed - floor:.1f} µs/call "
-                  f"({typed / floor:.2f}x), includes pydantic parsing of a full machine")
+            print(
+                f"  client overhead over raw httpx: {typed - floor:.1f} µs/call "
+                f"({typed / floor:.2f}x), includes pydantic parsing of a full machine"
+            )
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controlplane.fly.emulator import EmulatorOptions, FlyEmulator  # noqa: E402
-from controlplane.fly.emulator import apps as app_ops  # noqa: E402
-from controlplane.fly.emulator import machines as machine_ops  # noqa: E402
+from controlplane.fly.emulator import EmulatorOptions, FlyEmulator
+from controlplane.fly.emulator import apps as app_ops
+from controlplane.fly.emulator import machines as machine_ops
 
 GETS = 3000
 CONCURRENCY = 16
@@ -36,7 +36,9 @@ def _options() -> EmulatorOptions:
 
 async def _one_machine(http: httpx.AsyncClient) -> str:
     await http.post("/v1/apps", json={"app_name": "bench-app", "org_slug": "bench-org"})
-    created = await http.post("/v1/apps/bench-app/machines", json={"region": "fra", "config": {"image": IMAGE}})
+    created = await http.post(
+        "/v1/apps/bench-app/machines", json={"region": "fra", "config": {"image": IMAGE}}
+    )
     return f"/v1/apps/bench-app/machines/{created.json()['id']}"
 
 
@@ -65,9 +67,12 @@ async def bench_in_process() -> float:
 async def bench_loopback() -> float:
     emu = FlyEmulator(_options())
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with emu.serve() as base_url, httpx.AsyncClient(
-        base_url=base_url, headers={"Authorization": "Bearer bench-token"}, limits=limits
-    ) as http:
+    async with (
+        emu.serve() as base_url,
+        httpx.AsyncClient(
+            base_url=base_url, headers={"Authorization": "Bearer bench-token"}, limits=limits
+        ) as http,
+    ):
         path = await _one_machine(http)
         await _hammer(http, path, 200, CONCURRENCY)
         return await _hammer(http, path, GETS, CONCURRENCY)
@@ -81,10 +86,14 @@ async def bench_org_listing() -> tuple[float, float, int, int]:
         name = f"tenant-{app_index:05d}"
         app_ops.create_app(world, {"app_name": name, "org_slug": "bench-org"})
         for machine_index in range(PER_APP):
-            machine_ops.create_machine(world, name, {
-                "region": ("fra", "ams", "iad")[machine_index % 3],
-                "config": {"image": IMAGE, "metadata": {"control_plane_id": f"{name}-{machine_index}"}},
-            })
+            machine_ops.create_machine(
+                world,
+                name,
+                {
+                    "region": ("fra", "ams", "iad")[machine_index % 3],
+                    "config": {"image": IMAGE, "metadata": {"control_plane_id": f"{name}-{machine_index}"}},
+                },
+            )
     seeded = time.perf_counter() - started
     async with emu.client() as http:
         pages, seen, cursor = 0, 0, ""
@@ -105,12 +114,18 @@ async def bench_org_listing() -> tuple[float, float, int, int]:
 async def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     in_process = await bench_in_process()
-    print(f"GET machine, in-process transport : {in_process:8.0f} req/s  ({GETS} requests, {CONCURRENCY} concurrent)")
+    print(
+        f"GET machine, in-process transport : {in_process:8.0f} req/s  ({GETS} requests, {CONCURRENCY} concurrent)"
+    )
     loopback = await bench_loopback()
-    print(f"GET machine, loopback HTTP (uvicorn): {loopback:8.0f} req/s  ({GETS} requests, {CONCURRENCY} concurrent)")
+    print(
+        f"GET machine, loopback HTTP (uvicorn): {loopback:8.0f} req/s  ({GETS} requests, {CONCURRENCY} concurrent)"
+    )
     seeded, listed, pages, seen = await bench_org_listing()
-    print(f"org listing, {seen} machines         : {listed:8.2f} s for {pages} pages of {PAGE} "
-          f"(summary=true; seeding {FLEET} machines took {seeded:.2f} s)")
+    print(
+        f"org listing, {seen} machines         : {listed:8.2f} s for {pages} pages of {PAGE} "
+        f"(summary=true; seeding {FLEET} machines took {seeded:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert, text  # noqa: E402
+from sqlalchemy import insert, text
 
-from controlplane.db.models import Base, Secret, Tenant  # noqa: E402
-from controlplane.db.session import Database, create_engine  # noqa: E402
-from controlplane.rotation import rotate_to_primary  # noqa: E402
-from controlplane.vault import Vault  # noqa: E402
+from controlplane.db.models import Base, Secret, Tenant
+from controlplane.db.session import Database, create_engine
+from controlplane.rotation import rotate_to_primary
+from controlplane.vault import Vault
 
 OLD = Vault([("k1", bytes([1]) * 32)])
 NEW = Vault([("k2", bytes([2]) * 32), ("k1", bytes([1]) * 32)])
@@ -50,11 +50,20 @@ def bench_crypto(n: int = 50_000) -> None:
 async def bench_rotation(label: str, db: Database, rows: int) -> None:
     async with db.engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
-    tenants = [{"id": uuid.uuid4().hex, "external_id": f"u{i}", "plan": "pro", "region": "iad"}
-               for i in range(rows)]
-    secrets = [{"id": uuid.uuid4().hex, "tenant_id": t["id"], "name": "provider:openai", "key_id": "k1",
-                "value": OLD.encrypt("sk-" + "y" * 61, tenant_id=t["id"], name="provider:openai"),
-                "version": 1} for t in tenants]
+    tenants = [
+        {"id": uuid.uuid4().hex, "external_id": f"u{i}", "plan": "pro", "region": "iad"} for i in range(rows)
+    ]
+    secrets = [
+        {
+            "id": uuid.uuid4().hex,
+            "tenant_id": t["id"],
+            "name": "provider:openai",
+            "key_id": "k1",
+            "value": OLD.encrypt("sk-" + "y" * 61, tenant_id=t["id"], name="provider:openai"),
+            "version": 1,
+        }
+        for t in tenants
+    ]
     async with db.transaction() as s:
         for i in range(0, rows, 2000):
             await s.execute(insert(Tenant), tenants[i : i + 2000])
@@ -66,15 +75,19 @@ async def bench_rotation(label: str, db: Database, rows: int) -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert report.remaining == 0 and report.rewritten == rows
-    print(f"rotate {label:<10} {rows:,} secrets in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s, "
-          f"peak Python memory {peak / 1e6:.1f} MB (batch 500)")
+    print(
+        f"rotate {label:<10} {rows:,} secrets in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s, "
+        f"peak Python memory {peak / 1e6:.1f} MB (batch 500)"
+    )
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument("--postgres", default=os.environ.get(
-        "CP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("CP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     args = parser.parse_args()
     bench_crypto()
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +101,7 @@ async def main() -> None:
     try:
         async with admin.begin() as conn:
             await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # noqa: BLE001 - PostgreSQL is optional for the benchmark
+    except Exception as exc:
         print(f"rotate postgresql  skipped: {type(exc).__name__} (is PostgreSQL running?)")
         await admin.dispose()
         return

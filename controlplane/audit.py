@@ -19,9 +19,7 @@ ACTOR = re.compile(r"^(webhook|api|worker|poller|system|cli:[A-Za-z0-9._@-]{1,10
 
 def check_actor(actor: str) -> str:
     if not ACTOR.match(actor):
-        raise ValueError(
-            f"actor {actor!r} is not one of webhook, api, worker, poller, system or cli:<user>"
-        )
+        raise ValueError(f"actor {actor!r} is not one of webhook, api, worker, poller, system or cli:<user>")
     return actor
 
 

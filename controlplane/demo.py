@@ -71,8 +71,8 @@ from controlplane.fly import (
     MachineConfig,
     UpdateMachineRequest,
 )
-from controlplane.fly.errors import FlyNotFound, FlySecretsNotVisible, FlyWrongState
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
+from controlplane.fly.errors import FlyNotFound, FlySecretsNotVisible, FlyWrongState
 from controlplane.secrets_store import (
     GATEWAY_TOKEN_SECRET,
     channel_secret_name,
@@ -103,14 +103,30 @@ class DemoTenant:
 
 
 DEMO_TENANTS: tuple[DemoTenant, ...] = (
-    DemoTenant("alice@example.com", "starter", ("openai",), (("telegram", ("111111111",)),),
-               RoutingStrategy.aggressive, "iad"),
-    DemoTenant("bob@example.com", "pro", ("anthropic", "google"),
-               (("telegram", ("222222222",)), ("discord", ("333333333333333333",))),
-               RoutingStrategy.balanced, "ams"),
-    DemoTenant("carol@example.com", "power", ("anthropic", "groq", "openai"),
-               (("telegram", ("444444444",)), ("discord", ()), ("slack", ())),
-               RoutingStrategy.quality_first, "fra"),
+    DemoTenant(
+        "alice@example.com",
+        "starter",
+        ("openai",),
+        (("telegram", ("111111111",)),),
+        RoutingStrategy.aggressive,
+        "iad",
+    ),
+    DemoTenant(
+        "bob@example.com",
+        "pro",
+        ("anthropic", "google"),
+        (("telegram", ("222222222",)), ("discord", ("333333333333333333",))),
+        RoutingStrategy.balanced,
+        "ams",
+    ),
+    DemoTenant(
+        "carol@example.com",
+        "power",
+        ("anthropic", "groq", "openai"),
+        (("telegram", ("444444444",)), ("discord", ()), ("slack", ())),
+        RoutingStrategy.quality_first,
+        "fra",
+    ),
 )
 
 
@@ -140,8 +156,14 @@ def fake_provider_transport() -> httpx.MockTransport:
         authed = any(h in request.headers for h in ("authorization", "x-api-key", "x-goog-api-key"))
         if not authed:
             return httpx.Response(401, json={"error": {"message": "missing key"}})
-        return httpx.Response(200, json={"object": "list", "data": [{"id": "demo-model"}],
-                                         "models": [{"name": "models/demo-model"}]})
+        return httpx.Response(
+            200,
+            json={
+                "object": "list",
+                "data": [{"id": "demo-model"}],
+                "models": [{"name": "models/demo-model"}],
+            },
+        )
 
     return httpx.MockTransport(answer)
 
@@ -154,12 +176,16 @@ def ensure_vault_keys(console: Console, env_file: Path = Path(".env")) -> Settin
         return settings
     entry = format_key_ring_entry("dev1", generate_key())
     with env_file.open("a", encoding="utf-8") as fh:
-        fh.write(f"\n# Development vault key ring written by `controlplane demo` on {utcnow():%Y-%m-%d}."
-                 "\n# Keep it with controlplane.db (secrets cannot be decrypted without it).\n"
-                 f"CP_VAULT_KEYS={entry}\n")
+        fh.write(
+            f"\n# Development vault key ring written by `controlplane demo` on {utcnow():%Y-%m-%d}."
+            "\n# Keep it with controlplane.db (secrets cannot be decrypted without it).\n"
+            f"CP_VAULT_KEYS={entry}\n"
+        )
     env_file.chmod(0o600)
-    console.print(f"[yellow]No CP_VAULT_KEYS set: wrote a development key ring to {env_file} "
-                  "(do not use it in production).[/]")
+    console.print(
+        f"[yellow]No CP_VAULT_KEYS set: wrote a development key ring to {env_file} "
+        "(do not use it in production).[/]"
+    )
     reset_settings_cache()
     return load_settings()
 
@@ -180,34 +206,66 @@ async def ensure_tenant(db: Database, keys: KeyService, vault: Vault, demo: Demo
     async with db.transaction() as s:
         tenant = await s.scalar(select(Tenant).where(Tenant.external_id == demo.external_id))
         if tenant is None:
-            tenant = Tenant(external_id=demo.external_id, plan=demo.plan, region=demo.region,
-                            routing_strategy=demo.strategy, desired_power=DesiredPower.running)
+            tenant = Tenant(
+                external_id=demo.external_id,
+                plan=demo.plan,
+                region=demo.region,
+                routing_strategy=demo.strategy,
+                desired_power=DesiredPower.running,
+            )
             s.add(tenant)
             await s.flush()
-            await desired_state_changed(s, tenant, actor=ACTOR, action="tenant.created",
-                                        reason="demo tenant", after={"plan": demo.plan})
+            await desired_state_changed(
+                s,
+                tenant,
+                actor=ACTOR,
+                action="tenant.created",
+                reason="demo tenant",
+                after={"plan": demo.plan},
+            )
         tenant_id = tenant.id
-        have = set((await s.execute(select(ProviderKey.provider)
-                                    .where(ProviderKey.tenant_id == tenant_id))).scalars())
+        have = set(
+            (
+                await s.execute(select(ProviderKey.provider).where(ProviderKey.tenant_id == tenant_id))
+            ).scalars()
+        )
     for provider in demo.providers:
         if provider not in have:
             await keys.save(tenant_id, provider, FAKE_KEYS[provider](), actor=ACTOR)
     async with db.transaction() as s:
         tenant = await s.get(Tenant, tenant_id)
-        existing = set((await s.execute(select(Channel.kind)
-                                        .where(Channel.tenant_id == tenant_id))).scalars())
+        existing = set(
+            (await s.execute(select(Channel.kind).where(Channel.tenant_id == tenant_id))).scalars()
+        )
         added = []
         for kind, allow_from in demo.channels:
             if kind in existing:
                 continue
-            secret = await put_secret(s, vault, tenant_id=tenant_id, name=channel_secret_name(kind),
-                                      plaintext=FAKE_CHANNEL_TOKENS[kind]())
-            s.add(Channel(tenant_id=tenant_id, kind=kind, secret_id=secret.id,
-                          settings={"allow_from": list(allow_from)}))
+            secret = await put_secret(
+                s,
+                vault,
+                tenant_id=tenant_id,
+                name=channel_secret_name(kind),
+                plaintext=FAKE_CHANNEL_TOKENS[kind](),
+            )
+            s.add(
+                Channel(
+                    tenant_id=tenant_id,
+                    kind=kind,
+                    secret_id=secret.id,
+                    settings={"allow_from": list(allow_from)},
+                )
+            )
             added.append(kind)
         if added:
-            await desired_state_changed(s, tenant, actor=ACTOR, action="channels.connected",
-                                        reason="demo channels", after={"channels": added})
+            await desired_state_changed(
+                s,
+                tenant,
+                actor=ACTOR,
+                action="channels.connected",
+                reason="demo channels",
+                after={"channels": added},
+            )
     return tenant_id
 
 
@@ -233,6 +291,8 @@ async def until_accepted(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise RuntimeError(f"gave up waiting for {what}")
+
+
 @dataclass
 class Outcome:
     tenant_id: str
@@ -251,8 +311,16 @@ class Outcome:
 
 
 class DemoProvisioner:
-    def __init__(self, db: Database, vault: Vault, fly: FlyClient, catalog: PlanCatalog,
-                 settings: Settings, gateway_base: str, console: Console) -> None:
+    def __init__(
+        self,
+        db: Database,
+        vault: Vault,
+        fly: FlyClient,
+        catalog: PlanCatalog,
+        settings: Settings,
+        gateway_base: str,
+        console: Console,
+    ) -> None:
         self.db, self.vault, self.fly, self.catalog = db, vault, fly, catalog
         self.settings, self.gateway_base, self.console = settings, gateway_base, console
 
@@ -277,22 +345,42 @@ class DemoProvisioner:
             tenant = await s.get(Tenant, tenant_id)
             fly = await s.get(FlyResources, tenant_id)
             if fly is None:
-                fly = FlyResources(tenant_id=tenant_id,
-                                   app_name=f"{self.settings.fly_app_prefix}{tenant_id[:16]}")
+                fly = FlyResources(
+                    tenant_id=tenant_id, app_name=f"{self.settings.fly_app_prefix}{tenant_id[:16]}"
+                )
                 s.add(fly)
             if tenant.lifecycle_state == LifecycleState.pending:
-                transition_lifecycle(s, tenant, LifecycleState.provisioning, actor="worker",
-                                     reason="usable key present")
-            keys = (await s.execute(select(ProviderKey).where(ProviderKey.tenant_id == tenant_id))).scalars().all()
+                transition_lifecycle(
+                    s, tenant, LifecycleState.provisioning, actor="worker", reason="usable key present"
+                )
+            keys = (
+                (await s.execute(select(ProviderKey).where(ProviderKey.tenant_id == tenant_id)))
+                .scalars()
+                .all()
+            )
             usable = tuple(sorted(k.provider for k in keys if k.status is not KeyStatus.broken))
-            channels = (await s.execute(select(Channel).where(Channel.tenant_id == tenant_id,
-                                                              Channel.enabled.is_(True)))).scalars().all()
+            channels = (
+                (
+                    await s.execute(
+                        select(Channel).where(Channel.tenant_id == tenant_id, Channel.enabled.is_(True))
+                    )
+                )
+                .scalars()
+                .all()
+            )
             spec = TenantSpec(
-                tenant_id=tenant_id, app_name=fly.app_name, plan=tenant.plan, byok_providers=usable,
-                channels=tuple(ChannelSpec(kind=c.kind, allow_from=tuple(c.settings.get("allow_from", ())))
-                               for c in sorted(channels, key=lambda c: c.created_at)),
-                chosen_model=tenant.model_preference, strategy=tenant.routing_strategy.value,
-                region=tenant.region, image=tenant.image_pin or self.settings.openclaw_image,
+                tenant_id=tenant_id,
+                app_name=fly.app_name,
+                plan=tenant.plan,
+                byok_providers=usable,
+                channels=tuple(
+                    ChannelSpec(kind=c.kind, allow_from=tuple(c.settings.get("allow_from", ())))
+                    for c in sorted(channels, key=lambda c: c.created_at)
+                ),
+                chosen_model=tenant.model_preference,
+                strategy=tenant.routing_strategy.value,
+                region=tenant.region,
+                image=tenant.image_pin or self.settings.openclaw_image,
                 desired_rev=tenant.desired_rev,
             )
             rendered = render_openclaw_config(spec, self.catalog)
@@ -300,14 +388,20 @@ class DemoProvisioner:
             for env in rendered.secret_env:
                 if env.kind == "gateway" or (env.kind == "channel" and env.generated):
                     # Ours to generate: the gateway token, the Telegram webhook secret ...
-                    name = (GATEWAY_TOKEN_SECRET if env.kind == "gateway"
-                            else channel_secret_name(env.subject, "webhook_secret"))
+                    name = (
+                        GATEWAY_TOKEN_SECRET
+                        if env.kind == "gateway"
+                        else channel_secret_name(env.subject, "webhook_secret")
+                    )
                     plain[env.env_var] = await ensure_secret(
-                        s, self.vault, tenant_id=tenant_id, name=name,
-                        generate=lambda: secrets.token_hex(32))
+                        s, self.vault, tenant_id=tenant_id, name=name, generate=lambda: secrets.token_hex(32)
+                    )
                     continue
-                name = (channel_secret_name(env.subject) if env.kind == "channel"
-                        else provider_secret_name(env.subject))
+                name = (
+                    channel_secret_name(env.subject)
+                    if env.kind == "channel"
+                    else provider_secret_name(env.subject)
+                )
                 value = await read_secret(s, self.vault, tenant_id=tenant_id, name=name)
                 if value is not None:
                     plain[env.env_var] = value
@@ -345,8 +439,9 @@ class DemoProvisioner:
             except FlyNotFound:  # confirmed gone: only now may it be replaced
                 self._say(out, f"[yellow]volume {volume_id} is gone on Fly: recreating it[/]")
                 volume_id = machine_id = None
-                await self._persist(tenant_id, volume_id=None, machine_id=None, instance_id=None,
-                                    machine_create_tag=None)
+                await self._persist(
+                    tenant_id, volume_id=None, machine_id=None, instance_id=None, machine_create_tag=None
+                )
         if volume_id is None:
             wanted = render_volume_request(spec, self.catalog)
             found = [v for v in await self.fly.list_volumes(app) if v.name == wanted["name"]]
@@ -369,37 +464,50 @@ class DemoProvisioner:
         if machine_id is None:
             tag = fly_row.machine_create_tag or uuid.uuid4().hex
             await self._persist(tenant_id, machine_create_tag=tag)  # before the create (invariant 2)
-            request = CreateMachineRequest(config=MachineConfig.model_validate(config), region=spec.region,
-                                           name=app, min_secrets_version=secrets_version)
+            request = CreateMachineRequest(
+                config=MachineConfig.model_validate(config),
+                region=spec.region,
+                name=app,
+                min_secrets_version=secrets_version,
+            )
             machine = await self._create_when_secrets_visible(app, request, tag, out)
             machine_id = machine.id
             # The id first, in its own write, before anything else can fail (invariant 1).
             await self._persist(tenant_id, machine_id=machine.id, instance_id=machine.instance_id)
-            await self._persist(tenant_id, observed_state=machine.state, config_hash=rendered.sha256,
-                                image_ref=spec.image)
+            await self._persist(
+                tenant_id, observed_state=machine.state, config_hash=rendered.sha256, image_ref=spec.image
+            )
             self._say(out, f"machine {machine.id} created ({machine.state})")
         else:
             on_machine = machine.metadata if machine is not None else {}
             was = machine.state if machine is not None else None
             if on_machine.get("openclaw_config_hash") != rendered.sha256 or pushed:
                 machine = await self._update(app, machine_id, config, secrets_version, out)
-                await self._persist(tenant_id, instance_id=machine.instance_id,
-                                    config_hash=rendered.sha256, image_ref=spec.image)
+                await self._persist(
+                    tenant_id,
+                    instance_id=machine.instance_id,
+                    config_hash=rendered.sha256,
+                    image_ref=spec.image,
+                )
             else:
                 self._say(out, f"machine {machine_id} already runs config {rendered.sha256[7:19]}")
             if was in {"stopped", "suspended"}:
                 # Fly leaves a stopped machine stopped after an update: let the new version settle,
                 # then start it (412 while it is still replacing: try again shortly).
-                await self.fly.wait_for(app, machine_id, "settled", timeout=BOOT_DEADLINE_S,
-                                        version=machine.current_version)
+                await self.fly.wait_for(
+                    app, machine_id, "settled", timeout=BOOT_DEADLINE_S, version=machine.current_version
+                )
                 await self._start_when_settled(app, machine_id)
                 self._say(out, f"machine {machine_id} was {was}: started")
 
         version = machine.current_version if machine is not None else None  # pin the wait
-        result = await self.fly.wait_for(app, machine_id, "started", timeout=BOOT_DEADLINE_S,
-                                         version=version)
-        await self._persist(tenant_id, observed_state=result.state or "started",
-                            observed_rev=spec.desired_rev, observed_at=utcnow())
+        result = await self.fly.wait_for(app, machine_id, "started", timeout=BOOT_DEADLINE_S, version=version)
+        await self._persist(
+            tenant_id,
+            observed_state=result.state or "started",
+            observed_rev=spec.desired_rev,
+            observed_at=utcnow(),
+        )
         out.machine_id, out.state = machine_id, result.state or "started"
         self._say(out, f"machine {machine_id} is [green]{out.state}[/]")
 
@@ -407,24 +515,35 @@ class DemoProvisioner:
         self._say(out, f"/readyz → {out.ready}")
         async with self.db.transaction() as s:
             t = await s.get(Tenant, tenant_id)
-            transition_lifecycle(s, t, LifecycleState.running, actor="worker",
-                                 reason=f"machine {machine_id} started, gateway {out.ready}")
+            transition_lifecycle(
+                s,
+                t,
+                LifecycleState.running,
+                actor="worker",
+                reason=f"machine {machine_id} started, gateway {out.ready}",
+            )
         out.seconds = time.monotonic() - started_at
         return out
 
-    async def _update(self, app: str, machine_id: str, config: dict[str, Any],
-                      secrets_version: int | None, out: Outcome) -> Any:
+    async def _update(
+        self, app: str, machine_id: str, config: dict[str, Any], secrets_version: int | None, out: Outcome
+    ) -> Any:
         """Whole-config update under a Fly lease whose nonce goes with the write (invariant 5)."""
         async with self.fly.lease(app, machine_id, description="controlplane demo update") as lease:
             current = await self.fly.get_machine(app, machine_id)
-            request = UpdateMachineRequest(config=MachineConfig.model_validate(config),
-                                           current_version=current.current_version,
-                                           min_secrets_version=secrets_version)
+            request = UpdateMachineRequest(
+                config=MachineConfig.model_validate(config),
+                current_version=current.current_version,
+                min_secrets_version=secrets_version,
+            )
             machine = await until_accepted(
                 lambda: self.fly.update_machine(app, machine_id, request, nonce=lease.nonce),
-                FlySecretsNotVisible, what=f"{app}: secrets version {secrets_version} visible")
-        self._say(out, f"machine {machine_id} updated to the new config/secrets (version "
-                       f"{machine.current_version})")
+                FlySecretsNotVisible,
+                what=f"{app}: secrets version {secrets_version} visible",
+            )
+        self._say(
+            out, f"machine {machine_id} updated to the new config/secrets (version {machine.current_version})"
+        )
         return machine
 
     async def _create_when_secrets_visible(
@@ -433,15 +552,21 @@ class DemoProvisioner:
         """Fly reads app secrets eventually-consistently: a create asking for a secrets version the
         store does not show yet is refused with 412 (a definite refusal, so trying again is safe)."""
         return await until_accepted(
-            lambda: self.fly.create_machine_idempotent(app, request, tag), FlySecretsNotVisible,
+            lambda: self.fly.create_machine_idempotent(app, request, tag),
+            FlySecretsNotVisible,
             what=f"{app}: secrets version {request.min_secrets_version} visible",
             on_retry=lambda delay: self._say(
-                out, f"secrets version {request.min_secrets_version} not visible yet (412); "
-                     f"again in {delay:.2f}s"))
+                out,
+                f"secrets version {request.min_secrets_version} not visible yet (412); again in {delay:.2f}s",
+            ),
+        )
 
     async def _start_when_settled(self, app: str, machine_id: str) -> None:
-        await until_accepted(lambda: self.fly.start_machine(app, machine_id), FlyWrongState,
-                             what=f"{app}: machine {machine_id} startable")
+        await until_accepted(
+            lambda: self.fly.start_machine(app, machine_id),
+            FlyWrongState,
+            what=f"{app}: machine {machine_id} startable",
+        )
 
     async def _probe_ready(self, app: str, token: str) -> str:
         """Poll the gateway's /readyz (with the tenant's gateway token) until it answers ready."""
@@ -461,24 +586,53 @@ async def toggle_plan(db: Database, tenant_id: str, console: Console) -> str:
         tenant = await s.get(Tenant, tenant_id)
         old = tenant.plan
         tenant.plan = "power" if old == "pro" else "pro"
-        await desired_state_changed(s, tenant, actor=ACTOR, action="plan.changed",
-                                    reason="demo: subscription changed",
-                                    before={"plan": old}, after={"plan": tenant.plan})
-        console.print(f"  {tenant.external_id}: plan {old} → {tenant.plan} (desired_rev "
-                      f"{tenant.desired_rev}); converging again")
+        await desired_state_changed(
+            s,
+            tenant,
+            actor=ACTOR,
+            action="plan.changed",
+            reason="demo: subscription changed",
+            before={"plan": old},
+            after={"plan": tenant.plan},
+        )
+        console.print(
+            f"  {tenant.external_id}: plan {old} → {tenant.plan} (desired_rev "
+            f"{tenant.desired_rev}); converging again"
+        )
     return tenant_id
 
 
 # -- reporting --------------------------------------------------------------------------------
 def fleet_table(outcomes: list[Outcome]) -> Table:
     table = Table(title="The fleet", title_justify="left")
-    for col in ("tenant", "plan", "app", "machine", "state", "gateway", "primary model",
-                "fallbacks", "channels", "config", "took"):
+    for col in (
+        "tenant",
+        "plan",
+        "app",
+        "machine",
+        "state",
+        "gateway",
+        "primary model",
+        "fallbacks",
+        "channels",
+        "config",
+        "took",
+    ):
         table.add_column(col)
     for o in outcomes:
-        table.add_row(o.external_id, o.plan, o.app, o.machine_id, o.state, o.ready, o.primary,
-                      ", ".join(o.fallbacks) or "-", ", ".join(o.channels) or "-",
-                      o.config_hash.removeprefix("sha256:")[:12], f"{o.seconds:.1f}s")
+        table.add_row(
+            o.external_id,
+            o.plan,
+            o.app,
+            o.machine_id,
+            o.state,
+            o.ready,
+            o.primary,
+            ", ".join(o.fallbacks) or "-",
+            ", ".join(o.channels) or "-",
+            o.config_hash.removeprefix("sha256:")[:12],
+            f"{o.seconds:.1f}s",
+        )
     return table
 
 
@@ -489,8 +643,14 @@ async def audit_table(db: Database, limit: int = 25) -> Table:
     for col in ("at", "tenant", "actor", "action", "reason", "after"):
         table.add_column(col)
     for r in reversed(rows):
-        table.add_row(f"{r.at:%H:%M:%S}", (r.tenant_id or "")[:8], r.actor, r.action, r.reason or "",
-                      str(r.after or "")[:60])
+        table.add_row(
+            f"{r.at:%H:%M:%S}",
+            (r.tenant_id or "")[:8],
+            r.actor,
+            r.action,
+            r.reason or "",
+            str(r.after or "")[:60],
+        )
     return table
 
 
@@ -503,17 +663,24 @@ async def run_demo(console: Console) -> int:
 
     console.rule("[bold]2. Fly emulator")
     fly_token = "demo-" + secrets.token_hex(16)
-    options = EmulatorOptions(latency=LatencyProfile.realistic(), seed=42, org=settings.fly_org,
-                              token=fly_token, clock_speed=EMULATOR_SPEEDUP)
+    options = EmulatorOptions(
+        latency=LatencyProfile.realistic(),
+        seed=42,
+        org=settings.fly_org,
+        token=fly_token,
+        clock_speed=EMULATOR_SPEEDUP,
+    )
     snapshot = Path(SNAPSHOT_FILE)
-    emulator = FlyEmulator.load(snapshot, options) if snapshot.exists() else FlyEmulator(options)
+    emulator = FlyEmulator.load(snapshot, options) if snapshot.exists() else FlyEmulator(options)  # noqa: ASYNC240 - once, at start-up
     catalog = load_catalog(settings.plan_catalog)
     db = Database.from_url(settings.database_url)
     vault = Vault.from_settings(settings)
     try:
         async with emulator.serve() as base_url:
-            console.print(f"Fly Machines API emulator at {base_url}/v1 (realistic latencies, "
-                          f"×{EMULATOR_SPEEDUP:g} speed), org {settings.fly_org!r}")
+            console.print(
+                f"Fly Machines API emulator at {base_url}/v1 (realistic latencies, "
+                f"×{EMULATOR_SPEEDUP:g} speed), org {settings.fly_org!r}"
+            )
             console.rule("[bold]3. tenants, keys and channels")
             validator = KeyValidator.from_settings(settings, transport=fake_provider_transport())
             keys = KeyService(db, vault, validator)
@@ -537,17 +704,22 @@ async def run_demo(console: Console) -> int:
                 console.rule("[bold]6. the fleet")
                 console.print(fleet_table(list(outcomes)))
                 listed = [m async for m in fly.iter_org_machines(summary=True)]
-                console.print(f"org-wide listing (GET /v1/orgs/{settings.fly_org}/machines): "
-                              f"{len(listed)} machines, states "
-                              f"{sorted({m.state for m in listed if m.state})}")
+                console.print(
+                    f"org-wide listing (GET /v1/orgs/{settings.fly_org}/machines): "
+                    f"{len(listed)} machines, states "
+                    f"{sorted({m.state for m in listed if m.state})}"
+                )
             console.print(await audit_table(db))
             emulator.snapshot_to(snapshot)
             console.print(f"emulated Fly state saved to {snapshot} (the next run continues from it)")
     finally:
         await db.dispose()
     ok = all(o.state == "started" and o.ready == "ready" for o in outcomes)
-    console.print("[bold green]demo complete: every tenant's agent is running.[/]" if ok
-                  else "[bold red]demo finished with tenants not ready (see above).[/]")
+    console.print(
+        "[bold green]demo complete: every tenant's agent is running.[/]"
+        if ok
+        else "[bold red]demo finished with tenants not ready (see above).[/]"
+    )
     return 0 if ok else 1
 
 

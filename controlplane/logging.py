@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -16,9 +17,10 @@ import structlog
 from controlplane.redaction import redact_value
 
 
-def redact_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: redact every value of the event (after tracebacks are rendered)."""
-    return redact_value(event_dict)
+    redacted: dict[str, Any] = redact_value(dict(event_dict))
+    return redacted
 
 
 def _want_json(fmt: str, stream: TextIO) -> bool:
@@ -44,7 +46,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         renderer = structlog.processors.JSONRenderer()
         tail: list[Any] = [structlog.processors.format_exc_info]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
         tail = [structlog.processors.format_exc_info]
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -52,9 +52,25 @@ SENSITIVE_KEY = re.compile(
 
 #: Mapping keys that look sensitive by name but hold display metadata only.
 SAFE_KEYS = frozenset(
-    {"last4", "fingerprint", "key_id", "provider", "token_count", "max_tokens", "tokens", "secret_id",
-     "secret_name", "secrets_version", "min_secrets_version", "token_type", "secrets_digest",
-     "tokens_per_month", "max_tokens_per_month", "token_limit", "secret_env"}
+    {
+        "last4",
+        "fingerprint",
+        "key_id",
+        "provider",
+        "token_count",
+        "max_tokens",
+        "tokens",
+        "secret_id",
+        "secret_name",
+        "secrets_version",
+        "min_secrets_version",
+        "token_type",
+        "secrets_digest",
+        "tokens_per_month",
+        "max_tokens_per_month",
+        "token_limit",
+        "secret_env",
+    }
 )
 
 _MIN_REGISTERED_LEN = 6
@@ -122,8 +138,11 @@ def redact_value(value: Any, _depth: int = 0) -> Any:
         return redact_text(value)
     if isinstance(value, Mapping):
         return {
-            k: (MASK if isinstance(k, str) and is_sensitive_key(k) and v not in (None, "", [], {})
-                else redact_value(v, _depth + 1))
+            k: (
+                MASK
+                if isinstance(k, str) and is_sensitive_key(k) and v not in (None, "", [], {})
+                else redact_value(v, _depth + 1)
+            )
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):

@@ -15,14 +15,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 
 from controlplane.db.models import Secret, utcnow
 from controlplane.db.session import Database
 from controlplane.vault import Vault, VaultError
 
-
-SECRETS = Secret.__table__  # Core statements: no ORM session synchronisation per row
+SECRETS: Table = Secret.__table__  # type: ignore[assignment]  # Core statements: no ORM session synchronisation per row
 _CAS_UPDATE = (
     update(SECRETS)
     .where(SECRETS.c.id == bindparam("b_id"), SECRETS.c.version == bindparam("b_version"))
@@ -95,13 +94,15 @@ async def rotate_to_primary(
                     except VaultError:
                         failed.add(row_id)
                         continue
-                    updates.append({
-                        "b_id": row_id,
-                        "b_version": version,
-                        "b_value": new_value,
-                        "b_next": version + 1,
-                        "b_kid": primary,
-                    })
+                    updates.append(
+                        {
+                            "b_id": row_id,
+                            "b_version": version,
+                            "b_value": new_value,
+                            "b_next": version + 1,
+                            "b_kid": primary,
+                        }
+                    )
                 if updates:
                     # One statement per batch; each row is still a compare-and-swap on its version.
                     await s.execute(_CAS_UPDATE.values(updated_at=utcnow()), updates)

@@ -28,9 +28,7 @@ def channel_secret_name(kind: str, field: str = "token") -> str:
 
 
 async def get_secret_row(session: AsyncSession, *, tenant_id: str, name: str) -> Secret | None:
-    return await session.scalar(
-        select(Secret).where(Secret.tenant_id == tenant_id, Secret.name == name)
-    )
+    return await session.scalar(select(Secret).where(Secret.tenant_id == tenant_id, Secret.name == name))
 
 
 async def put_secret(
@@ -42,9 +40,7 @@ async def put_secret(
     stored = vault.encrypt(plaintext, tenant_id=tenant_id, name=name)
     row = await get_secret_row(session, tenant_id=tenant_id, name=name)
     if row is None:
-        row = Secret(
-            tenant_id=tenant_id, name=name, key_id=vault.primary_key_id, value=stored, version=1
-        )
+        row = Secret(tenant_id=tenant_id, name=name, key_id=vault.primary_key_id, value=stored, version=1)
         session.add(row)
     else:
         row.value = stored
@@ -55,9 +51,7 @@ async def put_secret(
     return row
 
 
-async def read_secret(
-    session: AsyncSession, vault: Vault, *, tenant_id: str, name: str
-) -> str | None:
+async def read_secret(session: AsyncSession, vault: Vault, *, tenant_id: str, name: str) -> str | None:
     """The plaintext of secret ``name``, or ``None`` if the tenant has none."""
     row = await get_secret_row(session, tenant_id=tenant_id, name=name)
     if row is None:
@@ -80,10 +74,8 @@ async def ensure_secret(
 
 async def delete_secret(session: AsyncSession, *, tenant_id: str, name: str) -> bool:
     """Delete the secret; ``True`` if a row was removed."""
-    result = await session.execute(
-        delete(Secret).where(Secret.tenant_id == tenant_id, Secret.name == name)
-    )
-    return bool(result.rowcount)
+    result = await session.execute(delete(Secret).where(Secret.tenant_id == tenant_id, Secret.name == name))
+    return bool(getattr(result, "rowcount", 0))
 
 
 __all__ = [

@@ -55,9 +55,7 @@ def parse_key_ring(raw: str) -> list[tuple[str, bytes]]:
         if not sep or not key_id:
             raise ValueError(f"entry {position} is not 'id:<base64>'")
         if not key_id.replace("-", "").replace("_", "").isalnum() or len(key_id) > 32:
-            raise ValueError(
-                f"entry {position}: key id must be 1-32 letters, digits, '-' or '_'"
-            )
+            raise ValueError(f"entry {position}: key id must be 1-32 letters, digits, '-' or '_'")
         if key_id in seen:
             raise ValueError(f"entry {position}: key id {key_id!r} appears twice")
         try:
@@ -164,9 +162,7 @@ class Settings(BaseSettings):
 
     # --- logging ---------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
-    log_format: str = Field(
-        default="auto", description="auto (JSON unless on a terminal), json or console."
-    )
+    log_format: str = Field(default="auto", description="auto (JSON unless on a terminal), json or console.")
 
     @field_validator("database_url")
     @classmethod
@@ -312,4 +308,3 @@ __all__ = [
     "parse_key_ring",
     "reset_settings_cache",
 ]
-

@@ -149,7 +149,9 @@ class Vault:
 
     def reencrypt(self, stored: str, *, tenant_id: str, name: str) -> str:
         """The same secret under the primary key (a no-op result if it is already there)."""
-        return self.encrypt(self.decrypt(stored, tenant_id=tenant_id, name=name), tenant_id=tenant_id, name=name)
+        return self.encrypt(
+            self.decrypt(stored, tenant_id=tenant_id, name=name), tenant_id=tenant_id, name=name
+        )
 
     @staticmethod
     def key_id_of(stored: str) -> str:

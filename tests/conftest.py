@@ -24,9 +24,7 @@ from controlplane.db.session import Database, create_engine
 from controlplane.settings import reset_settings_cache
 from controlplane.vault import Vault
 
-POSTGRES_URL = os.environ.get(
-    "CP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("CP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
 
 
@@ -86,8 +84,10 @@ async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Asyn
     try:
         await pg.create()
     except Exception as exc:  # pragma: no cover - environment problem, reported as a failure
-        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable ({type(exc).__name__}): start it "
-                    "with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`")
+        pytest.fail(
+            f"PostgreSQL at {POSTGRES_URL} is not reachable ({type(exc).__name__}): start it "
+            "with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`"
+        )
     try:
         yield {"backend": "postgresql", "url": POSTGRES_URL, "pg_schema": pg.schema}
     finally:
@@ -169,4 +169,3 @@ def tenant_factory(db: Database) -> Callable[..., Awaitable[Tenant]]:
         return tenant
 
     return make
-

@@ -166,7 +166,9 @@ def _autostop_accepts_booleans(schemas: dict[str, Any]) -> None:
     # use false/true for off/stop, so a GET -> modify -> POST round trip sends booleans back.
     service = schemas.get("fly.MachineService", {}).get("properties", {})
     if "autostop" in service:
-        service["autostop"] = {"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["suspend", "off", "stop"]}]}
+        service["autostop"] = {
+            "anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["suspend", "off", "stop"]}]
+        }
 
 
 def _response_relaxations(schemas: dict[str, Any]) -> None:

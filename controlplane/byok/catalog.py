@@ -59,7 +59,9 @@ class ProviderSpec:
     format: FormatRule
     classifier: ProviderClassifier
 
-    def base_urls(self, settings: Any | None = None, region: str | None = None) -> list[tuple[str | None, str]]:
+    def base_urls(
+        self, settings: Any | None = None, region: str | None = None
+    ) -> list[tuple[str | None, str]]:
         """``(region, base URL)`` pairs to try, in order. An operator override replaces them all."""
         if settings is not None:
             override = settings.provider_base_url(self.id)
@@ -89,9 +91,15 @@ _DEFINITIONS: dict[str, tuple[Auth, tuple[tuple[str | None, str], ...], tuple[Pr
         (
             _probe("models", _A, "/v1/models", params=(("limit", "1"),)),
             _probe(
-                "message", _P, "/v1/messages", "POST",
-                json={"model": "claude-3-5-haiku-latest", "max_tokens": 1,
-                      "messages": [{"role": "user", "content": "hi"}]},
+                "message",
+                _P,
+                "/v1/messages",
+                "POST",
+                json={
+                    "model": "claude-3-5-haiku-latest",
+                    "max_tokens": 1,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
             ),
         ),
     ),
@@ -100,8 +108,13 @@ _DEFINITIONS: dict[str, tuple[Auth, tuple[tuple[str | None, str], ...], tuple[Pr
         ((None, "https://api.openai.com/v1"),),
         (
             _probe("models", _A, "/models"),
-            _probe("embedding", _P, "/embeddings", "POST",
-                   json={"model": "text-embedding-3-small", "input": "hi"}),
+            _probe(
+                "embedding",
+                _P,
+                "/embeddings",
+                "POST",
+                json={"model": "text-embedding-3-small", "input": "hi"},
+            ),
         ),
     ),
     "google": (
@@ -143,9 +156,15 @@ _DEFINITIONS: dict[str, tuple[Auth, tuple[tuple[str | None, str], ...], tuple[Pr
             _probe("models", _A, "/anthropic/v1/models", proves=False),
             _probe("plan", _C, "/v1/token_plan/remains"),  # plan keys: quota left in the window
             _probe(
-                "message", _P, "/anthropic/v1/messages", "POST",
-                json={"model": "MiniMax-M2", "max_tokens": 1,
-                      "messages": [{"role": "user", "content": "hi"}]},
+                "message",
+                _P,
+                "/anthropic/v1/messages",
+                "POST",
+                json={
+                    "model": "MiniMax-M2",
+                    "max_tokens": 1,
+                    "messages": [{"role": "user", "content": "hi"}],
+                },
             ),
         ),
     ),
@@ -187,9 +206,7 @@ def get_spec(provider_id: str) -> ProviderSpec:
     try:
         return CATALOG[provider_id]
     except KeyError:
-        raise UnknownProvider(
-            f"unknown provider {provider_id!r}; known: {', '.join(PROVIDER_IDS)}"
-        ) from None
+        raise UnknownProvider(f"unknown provider {provider_id!r}; known: {', '.join(PROVIDER_IDS)}") from None
 
 
 __all__ = ["Auth", "CATALOG", "Probe", "ProbeKind", "ProviderSpec", "UnknownProvider", "get_spec"]

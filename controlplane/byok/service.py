@@ -176,7 +176,9 @@ class KeyService:
         with registered_secret(value.reveal()):  # redacted from every log line while in memory
             return await self._save(tenant_id, spec.id, value, actor=actor)
 
-    async def _save(self, tenant_id: str, provider: str, value: ProviderKeyValue, *, actor: str) -> SaveResult:
+    async def _save(
+        self, tenant_id: str, provider: str, value: ProviderKeyValue, *, actor: str
+    ) -> SaveResult:
         spec = get_spec(provider)
         async with self._db.transaction() as session:  # before calling the provider: cheap refusal
             if await session.get(Tenant, tenant_id) is None:
@@ -187,9 +189,17 @@ class KeyService:
 
         verdict = await self._validator.validate(spec.id, value)  # network: before the transaction
         if verdict.refused:
-            recorded = await self._record_refusal_of_stored_key(tenant_id, spec.id, value, verdict, actor=actor)
-            log.info("byok.key_refused", tenant_id=tenant_id, provider=spec.id,
-                     verdict=verdict.verdict.value, stored_key_observed=recorded, actor=actor)
+            recorded = await self._record_refusal_of_stored_key(
+                tenant_id, spec.id, value, verdict, actor=actor
+            )
+            log.info(
+                "byok.key_refused",
+                tenant_id=tenant_id,
+                provider=spec.id,
+                verdict=verdict.verdict.value,
+                stored_key_observed=recorded,
+                actor=actor,
+            )
             raise KeyRefused(verdict)
 
         plaintext = value.reveal()
@@ -204,14 +214,31 @@ class KeyService:
             row = await _find(session, tenant_id, spec.id)
             if row is not None and await self._same_key(session, row, fingerprint, plaintext):
                 row.fingerprint = fingerprint  # refreshed if the fingerprint key changed
-                await self._record(session, tenant, row, verdict, now, actor=actor,
-                                   reason=f"{spec.id} key re-saved: {verdict.verdict.value}")
+                await self._record(
+                    session,
+                    tenant,
+                    row,
+                    verdict,
+                    now,
+                    actor=actor,
+                    reason=f"{spec.id} key re-saved: {verdict.verdict.value}",
+                )
                 view = KeyView.of(row)
-                log.info("byok.key_saved", tenant_id=tenant_id, provider=spec.id, unchanged=True,
-                         verdict=verdict.verdict.value, actor=actor)
-                return SaveResult(view, verdict, replaced=False, unchanged=True, format_warnings=shape.warnings)
+                log.info(
+                    "byok.key_saved",
+                    tenant_id=tenant_id,
+                    provider=spec.id,
+                    unchanged=True,
+                    verdict=verdict.verdict.value,
+                    actor=actor,
+                )
+                return SaveResult(
+                    view, verdict, replaced=False, unchanged=True, format_warnings=shape.warnings
+                )
 
-            secret = await put_secret(session, self._vault, tenant_id=tenant_id, name=name, plaintext=plaintext)
+            secret = await put_secret(
+                session, self._vault, tenant_id=tenant_id, name=name, plaintext=plaintext
+            )
             before = _audit_view(row) if row is not None else None
             if row is None:
                 row = ProviderKey(tenant_id=tenant_id, provider=spec.id, secret_id=secret.id)
@@ -222,24 +249,38 @@ class KeyService:
             self._first_observation(row, verdict, status, now)
             await session.flush()
             await desired_state_changed(
-                session, tenant, actor=actor,
+                session,
+                tenant,
+                actor=actor,
                 action="byok.key_replaced" if before is not None else "byok.key_saved",
                 reason=f"{spec.id} key {verdict.verdict.value}",
-                before=before, after=_audit_view(row),
+                before=before,
+                after=_audit_view(row),
             )
             view = KeyView.of(row)
-        log.info("byok.key_saved", tenant_id=tenant_id, provider=spec.id, unchanged=False,
-                 replaced=before is not None, verdict=verdict.verdict.value, actor=actor)
-        return SaveResult(view, verdict, replaced=before is not None, unchanged=False,
-                          format_warnings=shape.warnings)
+        log.info(
+            "byok.key_saved",
+            tenant_id=tenant_id,
+            provider=spec.id,
+            unchanged=False,
+            replaced=before is not None,
+            verdict=verdict.verdict.value,
+            actor=actor,
+        )
+        return SaveResult(
+            view, verdict, replaced=before is not None, unchanged=False, format_warnings=shape.warnings
+        )
 
-    async def _same_key(self, session: AsyncSession, row: ProviderKey, fingerprint: str, plaintext: str) -> bool:
+    async def _same_key(
+        self, session: AsyncSession, row: ProviderKey, fingerprint: str, plaintext: str
+    ) -> bool:
         if hmac.compare_digest(row.fingerprint, fingerprint):
             return True
         # The fingerprint key may have changed (derived from a rotated vault key): decrypt to compare.
         try:
-            stored = await read_secret(session, self._vault, tenant_id=row.tenant_id,
-                                       name=provider_secret_name(row.provider))
+            stored = await read_secret(
+                session, self._vault, tenant_id=row.tenant_id, name=provider_secret_name(row.provider)
+            )
         except VaultError:
             return False
         return stored is not None and hmac.compare_digest(stored.encode(), plaintext.encode())
@@ -258,11 +299,20 @@ class KeyService:
             if row is None or not await self._same_key(session, row, fingerprint, plaintext):
                 return False
             row.fingerprint = fingerprint
-            await self._record(session, tenant, row, verdict, now, actor=actor,
-                               reason=f"{provider} key re-saved: {verdict.verdict.value}")
+            await self._record(
+                session,
+                tenant,
+                row,
+                verdict,
+                now,
+                actor=actor,
+                reason=f"{provider} key re-saved: {verdict.verdict.value}",
+            )
         return True
 
-    def _first_observation(self, row: ProviderKey, verdict: Verdict, status: KeyStatus, now: datetime) -> None:
+    def _first_observation(
+        self, row: ProviderKey, verdict: Verdict, status: KeyStatus, now: datetime
+    ) -> None:
         """A newly saved key: everything comes from this check."""
         row.verdict = verdict.verdict
         row.status = status
@@ -276,8 +326,15 @@ class KeyService:
         row.updated_at = now
 
     async def _record(
-        self, session: AsyncSession, tenant: Tenant, row: ProviderKey, verdict: Verdict,
-        now: datetime, *, actor: str, reason: str,
+        self,
+        session: AsyncSession,
+        tenant: Tenant,
+        row: ProviderKey,
+        verdict: Verdict,
+        now: datetime,
+        *,
+        actor: str,
+        reason: str,
     ) -> None:
         """Record one observation of a stored key; a change of its status changes which keys are
         usable (routing), so it is a desired-state change (rev bump, audit row, reconcile mark)."""
@@ -286,8 +343,15 @@ class KeyService:
         self._observe(row, verdict, now)
         await session.flush()
         if row.status is not old_status:
-            await desired_state_changed(session, tenant, actor=actor, action="byok.key_status_changed",
-                                        reason=reason, before=before, after=_audit_view(row))
+            await desired_state_changed(
+                session,
+                tenant,
+                actor=actor,
+                action="byok.key_status_changed",
+                reason=reason,
+                before=before,
+                after=_audit_view(row),
+            )
 
     def _observe(self, row: ProviderKey, verdict: Verdict, now: datetime) -> None:
         """One more observation of a stored key (policy: :mod:`controlplane.byok.verdicts`)."""
@@ -318,7 +382,9 @@ class KeyService:
         async with self._db.transaction() as session:
             tenant = await _lock_tenant(session, tenant_id)
             row = await _find(session, tenant_id, spec.id)
-            secret_row = await get_secret_row(session, tenant_id=tenant_id, name=provider_secret_name(spec.id))
+            secret_row = await get_secret_row(
+                session, tenant_id=tenant_id, name=provider_secret_name(spec.id)
+            )
             if row is None and secret_row is None:
                 return False
             before = _audit_view(row) if row is not None else {"provider": spec.id}
@@ -327,8 +393,13 @@ class KeyService:
                 await session.flush()
             await delete_secret(session, tenant_id=tenant_id, name=provider_secret_name(spec.id))
             await desired_state_changed(
-                session, tenant, actor=actor, action="byok.key_deleted",
-                reason=f"{spec.id} key deleted", before=before, after={"provider": spec.id, "deleted": True},
+                session,
+                tenant,
+                actor=actor,
+                action="byok.key_deleted",
+                reason=f"{spec.id} key deleted",
+                before=before,
+                after={"provider": spec.id, "deleted": True},
             )
         log.info("byok.key_deleted", tenant_id=tenant_id, provider=spec.id, actor=actor)
         return True
@@ -339,7 +410,9 @@ class KeyService:
         async with self._db.transaction() as session:
             rows = (
                 await session.scalars(
-                    select(ProviderKey).where(ProviderKey.tenant_id == tenant_id).order_by(ProviderKey.provider)
+                    select(ProviderKey)
+                    .where(ProviderKey.tenant_id == tenant_id)
+                    .order_by(ProviderKey.provider)
                 )
             ).all()
             return [KeyView.of(r) for r in rows]
@@ -358,8 +431,9 @@ class KeyService:
         spec = get_spec(provider)
         async with self._db.transaction() as session:
             row = await _find(session, tenant_id, spec.id)
-            plaintext = await read_secret(session, self._vault, tenant_id=tenant_id,
-                                          name=provider_secret_name(spec.id))
+            plaintext = await read_secret(
+                session, self._vault, tenant_id=tenant_id, name=provider_secret_name(spec.id)
+            )
             if row is None or plaintext is None:
                 raise KeyNotFound(f"tenant has no {spec.display_name} key")
             fingerprint, region = row.fingerprint, row.region
@@ -375,11 +449,25 @@ class KeyService:
                 raise KeyNotFound(f"tenant has no {spec.display_name} key")
             if row.fingerprint != fingerprint:  # replaced while we were checking: keep the new one
                 return CheckResult(KeyView.of(row), verdict, recorded=False)
-            await self._record(session, tenant, row, verdict, now, actor=actor,
-                               reason=f"{spec.id} key check: {verdict.verdict.value}")
+            await self._record(
+                session,
+                tenant,
+                row,
+                verdict,
+                now,
+                actor=actor,
+                reason=f"{spec.id} key check: {verdict.verdict.value}",
+            )
             view = KeyView.of(row)
-        log.info("byok.key_checked", tenant_id=tenant_id, provider=spec.id, verdict=verdict.verdict.value,
-                 status=view.status.value, consecutive_failures=view.consecutive_failures, actor=actor)
+        log.info(
+            "byok.key_checked",
+            tenant_id=tenant_id,
+            provider=spec.id,
+            verdict=verdict.verdict.value,
+            status=view.status.value,
+            consecutive_failures=view.consecutive_failures,
+            actor=actor,
+        )
         return CheckResult(view, verdict, recorded=True)
 
     async def due_for_check(self, *, now: datetime | None = None, limit: int = 100) -> list[tuple[str, str]]:
@@ -414,18 +502,27 @@ class KeyService:
             model = model.strip()
             match = _MODEL_REF.match(model)
             if match is None:
-                raise InvalidModelPreference("model: expected '<provider>/<model>', e.g. 'anthropic/claude-sonnet-4-5'")
+                raise InvalidModelPreference(
+                    "model: expected '<provider>/<model>', e.g. 'anthropic/claude-sonnet-4-5'"
+                )
             get_spec(match["provider"])  # UnknownProvider names the known ids
         async with self._db.transaction() as session:
             tenant = await _lock_tenant(session, tenant_id)
-            before = {"model_preference": tenant.model_preference, "routing_strategy": tenant.routing_strategy.value}
+            before = {
+                "model_preference": tenant.model_preference,
+                "routing_strategy": tenant.routing_strategy.value,
+            }
             if tenant.model_preference == model and tenant.routing_strategy is strategy:
                 return False
             tenant.model_preference = model
             tenant.routing_strategy = strategy
             await desired_state_changed(
-                session, tenant, actor=actor, action="byok.model_preference",
-                before=before, after={"model_preference": model, "routing_strategy": strategy.value},
+                session,
+                tenant,
+                actor=actor,
+                action="byok.model_preference",
+                before=before,
+                after={"model_preference": model, "routing_strategy": strategy.value},
             )
         return True
 

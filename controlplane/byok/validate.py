@@ -151,7 +151,9 @@ class KeyValidator:
         result: Verdict | None = None  # the answer so far
         proven = False  # a probe that proves the key answered ok
         for index, probe in enumerate(probes):
-            verdict = replace(await self._call_with_retries(client, spec, base_url, probe, key), region=region)
+            verdict = replace(
+                await self._call_with_retries(client, spec, base_url, probe, key), region=region
+            )
             if probe.kind is ProbeKind.auth:
                 if verdict.verdict is KeyVerdict.ok:
                     if probe.proves:
@@ -226,18 +228,28 @@ class KeyValidator:
                 headers=auth_headers(spec.auth, key),
             )
         except httpx.TimeoutException as exc:
-            log.warning("byok.timeout", provider=spec.id, probe=probe.name, attempt=attempt,
-                        error_type=type(exc).__name__)
+            log.warning(
+                "byok.timeout",
+                provider=spec.id,
+                probe=probe.name,
+                attempt=attempt,
+                error_type=type(exc).__name__,
+            )
             return Verdict(
                 provider=spec.id,
                 verdict=KeyVerdict.overloaded,
                 message=f"{name} did not answer within {self._timeout:g} seconds, so the key "
                 "could not be checked. It will be checked again shortly.",
             )
-        except Exception as exc:  # noqa: BLE001 - any transport failure is "could not check"
+        except Exception as exc:
             # The exception's text may contain the request (and so the key): keep only its type.
-            log.warning("byok.unreachable", provider=spec.id, probe=probe.name, attempt=attempt,
-                        error_type=type(exc).__name__)
+            log.warning(
+                "byok.unreachable",
+                provider=spec.id,
+                probe=probe.name,
+                attempt=attempt,
+                error_type=type(exc).__name__,
+            )
             return Verdict(
                 provider=spec.id,
                 verdict=KeyVerdict.unknown,
@@ -245,11 +257,22 @@ class KeyValidator:
                 "not be checked. It will be checked again later.",
             )
         verdict = classify_response(spec, probe, response.status_code, response.text, response.headers, key)
-        log.info("byok.probe", provider=spec.id, probe=probe.name, attempt=attempt,
-                 http_status=response.status_code, verdict=verdict.verdict.value)
+        log.info(
+            "byok.probe",
+            provider=spec.id,
+            probe=probe.name,
+            attempt=attempt,
+            http_status=response.status_code,
+            verdict=verdict.verdict.value,
+        )
         if verdict.verdict is KeyVerdict.unknown:
-            log.warning("byok.unknown_answer", provider=spec.id, probe=probe.name,
-                        http_status=response.status_code, preview=verdict.preview)
+            log.warning(
+                "byok.unknown_answer",
+                provider=spec.id,
+                probe=probe.name,
+                http_status=response.status_code,
+                preview=verdict.preview,
+            )
         return verdict
 
 
@@ -333,9 +356,7 @@ def _from_outcome(
     )
 
 
-def _from_rule(
-    spec: ProviderSpec, matched: Rule, answer: Answer, key: ProviderKeyValue | None
-) -> Verdict:
+def _from_rule(spec: ProviderSpec, matched: Rule, answer: Answer, key: ProviderKeyValue | None) -> Verdict:
     detail = preview(answer.message, key, limit=200) or None
     message = matched.says or message_for(matched.verdict, spec.display_name)
     if matched.quote and detail:

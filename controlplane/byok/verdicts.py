@@ -76,8 +76,7 @@ MESSAGES: dict[KeyVerdict, str] = {
         "Create a new key, or contact {name} support."
     ),
     KeyVerdict.no_credit: (
-        "The key is valid, but the {name} account has no credit. "
-        "Top it up so your agent can use it."
+        "The key is valid, but the {name} account has no credit. Top it up so your agent can use it."
     ),
     KeyVerdict.spend_limit: (
         "The key is valid, but it has reached a spending limit set on your {name} account or key. "

@@ -36,10 +36,9 @@ def main() -> None:
     except SettingsError as exc:
         typer.secho(f"error: {redact_text(str(exc))}", err=True, fg=typer.colors.RED)
         sys.exit(2)
-    except Exception as exc:  # noqa: BLE001 - last line of defence for the whole CLI
+    except Exception as exc:
         import structlog
 
         structlog.get_logger("controlplane.cli").error("command_failed", exc_info=True)
-        typer.secho(f"error: {type(exc).__name__}: {redact_text(str(exc))}", err=True,
-                    fg=typer.colors.RED)
+        typer.secho(f"error: {type(exc).__name__}: {redact_text(str(exc))}", err=True, fg=typer.colors.RED)
         sys.exit(1)

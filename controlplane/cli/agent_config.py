@@ -119,7 +119,9 @@ def render(
 
 @agent_config_app.command("plans")
 def plans_cmd(
-    catalog: Path | None = typer.Option(None, "--catalog", help="Plan catalog TOML (default: CP_PLAN_CATALOG or packaged)."),
+    catalog: Path | None = typer.Option(
+        None, "--catalog", help="Plan catalog TOML (default: CP_PLAN_CATALOG or packaged)."
+    ),
 ) -> None:
     """List the catalog's plans and their feature gates."""
     from rich.table import Table
@@ -137,27 +139,43 @@ def plans_cmd(
     except CatalogError as exc:
         raise _fail(str(exc)) from None
     table = Table(title=f"catalog {plans.name!r}")
-    for column in ("plan", "price id", "keys", "channels", "cron", "skills", "files", "api", "phone", "sleeps", "guest", "volume"):
+    for column in (
+        "plan",
+        "price id",
+        "keys",
+        "channels",
+        "cron",
+        "skills",
+        "files",
+        "api",
+        "phone",
+        "sleeps",
+        "guest",
+        "volume",
+    ):
         table.add_column(column)
     for plan_id in plans.plan_ids:
         plan = plans.plan(plan_id)
         gates = FeatureGates.for_plan(plan)
-        yes = lambda flag: "yes" if flag else "no"  # noqa: E731
         table.add_row(
             plan_id,
             plan.stripe_price_id,
             plan.key_mode,
             "unlimited" if gates.max_channels is None else str(gates.max_channels),
-            yes(gates.cron),
-            yes(gates.custom_skills),
-            yes(gates.file_browser),
-            yes(gates.api_access),
-            yes(gates.phone),
-            yes(gates.sleep_when_idle),
+            _yes(gates.cron),
+            _yes(gates.custom_skills),
+            _yes(gates.file_browser),
+            _yes(gates.api_access),
+            _yes(gates.phone),
+            _yes(gates.sleep_when_idle),
             f"{plan.machine.cpu_kind} {plan.machine.cpus}x{plan.machine.memory_mb}MB",
             f"{plan.machine.volume_size_gb} GB",
         )
     console.print(table)
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def register(app: typer.Typer) -> None:

@@ -9,9 +9,8 @@ verdict, 2 for bad input (unknown provider, empty key, refused format).
 from __future__ import annotations
 
 import json
-from typing import Any
-
 import sys
+from typing import Any
 
 import typer
 
@@ -41,7 +40,9 @@ def _read_key() -> ProviderKeyValue:
 def check(
     provider: str = typer.Option(..., "--provider", help="Provider id, e.g. anthropic, openai, google."),
     paid_probe: bool = typer.Option(
-        False, "--paid-probe", help="Also run the 1-token probe where one exists (costs the key's owner a fraction of a cent)."
+        False,
+        "--paid-probe",
+        help="Also run the 1-token probe where one exists (costs the key's owner a fraction of a cent).",
     ),
 ) -> None:
     """Validate a key read from standard input and print the verdict as JSON."""

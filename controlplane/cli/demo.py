@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-
 from rich.console import Console
 
 from controlplane.cli._common import run

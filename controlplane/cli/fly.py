@@ -14,24 +14,33 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, cast
 
 import typer
 
+LatencyName = Literal["zero", "fast", "realistic"]
 LATENCIES = ("zero", "fast", "realistic")
 
 
 def fly_emulator(
     port: Annotated[int, typer.Option(help="TCP port to listen on (0 = any free port).")] = 4280,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    latency: Annotated[str, typer.Option(
-        help="Latency profile: fast (default: small non-zero Fly races), realistic (Fly-like seconds), or zero "
-             "(kinder than Fly: only for benchmarks).")] = "fast",
-    faults: Annotated[str, typer.Option(help="Fault spec, e.g. 5xx=0.1,429=0.05,ambiguous_create=0.05.")] = "",
+    latency: Annotated[
+        str,
+        typer.Option(
+            help="Latency profile: fast (default: small non-zero Fly races), realistic (Fly-like seconds), or zero "
+            "(kinder than Fly: only for benchmarks)."
+        ),
+    ] = "fast",
+    faults: Annotated[
+        str, typer.Option(help="Fault spec, e.g. 5xx=0.1,429=0.05,ambiguous_create=0.05.")
+    ] = "",
     seed: Annotated[int, typer.Option(help="Seed for faults and ids.")] = 0,
     token: Annotated[
         str | None,
-        typer.Option(envvar="FLY_EMULATOR_TOKEN", help="Require this API token (Bearer or FlyV1).", show_default=False),
+        typer.Option(
+            envvar="FLY_EMULATOR_TOKEN", help="Require this API token (Bearer or FlyV1).", show_default=False
+        ),
     ] = None,
     org: Annotated[str, typer.Option(help="The org slug the emulator serves.")] = "test-org",
     snapshot: Annotated[Path | None, typer.Option(help="Load from / save to this JSON snapshot.")] = None,
@@ -55,14 +64,31 @@ def fly_emulator(
     except ValueError as exc:
         typer.secho(f"error: --faults: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from exc
-    options = EmulatorOptions(latency=latency, faults=spec, seed=seed, org=org, token=token or None,  # type: ignore[arg-type]
-                              rate_limits=rate_limits, clock_speed=clock_speed)
+    options = EmulatorOptions(
+        latency=cast(LatencyName, latency),
+        faults=spec,
+        seed=seed,
+        org=org,
+        token=token or None,
+        rate_limits=rate_limits,
+        clock_speed=clock_speed,
+    )
     if snapshot is not None and snapshot.exists():
         emulator = FlyEmulator.load(snapshot, options)
     else:
         emulator = FlyEmulator(options)
-    log.info("fly_emulator.starting", host=host, port=port, latency=latency, faults=str(spec), seed=seed, org=org,
-             auth=token is not None, rate_limits=rate_limits)
+    log.info(
+        "fly_emulator.starting",
+        host=host,
+        port=port,
+        latency=latency,
+        faults=str(spec),
+        seed=seed,
+        org=org,
+        auth=token is not None,
+        rate_limits=rate_limits,
+    )
+
     def _terminate(_signum: int, _frame: object) -> None:
         raise SystemExit(0)  # uvicorn re-raises SIGTERM after its graceful shutdown; exit cleanly
 

@@ -46,7 +46,11 @@ def status() -> None:
     table.add_column("role")
     table.add_column("secrets", justify="right")
     for kid in sorted(set(vault.key_ids) | set(counts)):
-        role = "primary" if kid == vault.primary_key_id else ("decrypt-only" if kid in vault.key_ids else "MISSING")
+        role = (
+            "primary"
+            if kid == vault.primary_key_id
+            else ("decrypt-only" if kid in vault.key_ids else "MISSING")
+        )
         table.add_row(kid, role, str(counts.get(kid, 0)))
     console.print(table)
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -24,7 +29,7 @@ def alembic_config(database_url: str, *, pg_schema: str | None = None) -> Config
     return cfg
 
 
-def _in_thread(fn, *args):  # type: ignore[no-untyped-def]
+def _in_thread(fn: Callable[..., T], *args: Any) -> T:
     """Alembic's env.py calls asyncio.run(); run it off the caller's event loop if there is one."""
     try:
         asyncio.get_running_loop()
@@ -56,9 +61,12 @@ def head_revision() -> str:
     return head
 
 
-async def current_revision(engine) -> str | None:  # type: ignore[no-untyped-def]
+async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
-        return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        revision: str | None = await conn.run_sync(
+            lambda c: MigrationContext.configure(c).get_current_revision()
+        )
+        return revision
 
 
 def history_text() -> str:

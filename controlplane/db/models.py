@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,7 +21,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
-    DateTime,
     Enum,
     ForeignKey,
     Index,
@@ -45,7 +44,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -58,7 +57,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON(), list[Any]: JSON()}
 
     def __repr__(self) -> str:  # ids only: never any column that could hold sensitive data
-        pk = ",".join(str(getattr(self, c.key, "?")) for c in self.__mapper__.primary_key)
+        pk = ",".join(str(getattr(self, c.key or "", "?")) for c in self.__mapper__.primary_key)
         return f"<{type(self).__name__} {pk}>"
 
 
@@ -291,9 +290,7 @@ class FlyResources(Base):
 
     __tablename__ = "fly_resources"
 
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     app_name: Mapped[str | None] = mapped_column(String(63), unique=True)
     volume_id: Mapped[str | None] = mapped_column(String(64))
     machine_id: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -327,9 +324,7 @@ class ReconcileItem(Base):
 
     __tablename__ = "reconcile_queue"
 
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     run_after: Mapped[datetime] = mapped_column(default=utcnow)
     reason: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -355,9 +350,7 @@ class StripeEvent(Base):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     type: Mapped[str] = mapped_column(String(128))
     created: Mapped[int] = mapped_column(BigInteger)  # Stripe's event.created (unix seconds)
-    tenant_id: Mapped[str | None] = mapped_column(
-        ForeignKey("tenants.id", ondelete="SET NULL"), index=True
-    )
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="SET NULL"), index=True)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -388,9 +381,7 @@ class Announcement(Base):
     __tablename__ = "announcements"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    tenant_id: Mapped[str | None] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(64))
     title: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text)
@@ -421,9 +412,7 @@ class ServiceUsage(Base):
 
     __tablename__ = "service_usage"
 
-    tenant_id: Mapped[str] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
-    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
     service: Mapped[UsageService] = mapped_column(_enum(UsageService, "usage_service"), primary_key=True)
     period: Mapped[str] = mapped_column(String(7), primary_key=True)  # "YYYY-MM" (UTC)
     used: Mapped[int] = mapped_column(BigInteger, default=0)

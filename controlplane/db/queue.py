@@ -14,7 +14,8 @@ from sqlalchemy import case, literal
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.db.models import ReconcileItem, UTCDateTime, utcnow
+from controlplane.db.models import ReconcileItem, utcnow
+from controlplane.db.types import UTCDateTime
 
 
 def _insert_for(session: AsyncSession):  # type: ignore[no-untyped-def]
@@ -61,7 +62,10 @@ async def mark_for_reconcile(
             set_={
                 "reason": stmt.excluded.reason,
                 "run_after": case(
-                    (ReconcileItem.__table__.c.run_after > literal(now, type_=UTCDateTime()), literal(now, type_=UTCDateTime())),
+                    (
+                        ReconcileItem.__table__.c.run_after > literal(now, type_=UTCDateTime()),
+                        literal(now, type_=UTCDateTime()),
+                    ),
                     else_=ReconcileItem.__table__.c.run_after,
                 ),
                 "requeue": case((leased, literal(True)), else_=ReconcileItem.__table__.c.requeue),

@@ -32,9 +32,7 @@ def normalise_database_url(raw: str) -> str:
         raise ValueError("is not a database URL (expected sqlite:///path or postgresql://...)") from None
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
-        raise ValueError(
-            f"unsupported database backend {url.drivername!r} (use sqlite or postgresql)"
-        )
+        raise ValueError(f"unsupported database backend {url.drivername!r} (use sqlite or postgresql)")
     return url.set(drivername=driver).render_as_string(hide_password=False)
 
 

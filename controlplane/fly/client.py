@@ -101,9 +101,11 @@ def _parse_list(model: type[M], response: httpx.Response, data: Any = _UNSET) ->
         return []
     if not isinstance(body, list):
         raise FlyUnexpectedResponse(
-            f"expected a list of {model.__name__} from Fly", status_code=response.status_code,
+            f"expected a list of {model.__name__} from Fly",
+            status_code=response.status_code,
             request_id=response.headers.get(REQUEST_ID_HEADER),
-            method=response.request.method, path=response.request.url.path,
+            method=response.request.method,
+            path=response.request.url.path,
         )
     try:
         return [model.model_validate(item) for item in body]
@@ -111,12 +113,16 @@ def _parse_list(model: type[M], response: httpx.Response, data: Any = _UNSET) ->
         raise _unexpected(model, response, exc) from None
 
 
-def _unexpected(model: type[BaseModel], response: httpx.Response, exc: ValidationError) -> FlyUnexpectedResponse:
+def _unexpected(
+    model: type[BaseModel], response: httpx.Response, exc: ValidationError
+) -> FlyUnexpectedResponse:
     where = sorted({".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors(include_input=False)})
     return FlyUnexpectedResponse(
         f"unexpected {model.__name__} from Fly ({exc.error_count()} problem(s) at {', '.join(where[:5])})",
-        status_code=response.status_code, request_id=response.headers.get(REQUEST_ID_HEADER),
-        method=response.request.method, path=response.request.url.path,
+        status_code=response.status_code,
+        request_id=response.headers.get(REQUEST_ID_HEADER),
+        method=response.request.method,
+        path=response.request.url.path,
     )
 
 
@@ -201,7 +207,11 @@ class FlyClient:
 
     # ---------------------------------------------------------------------------- apps
     async def create_app(
-        self, name: str, *, org: str | None = None, network: str | None = None,
+        self,
+        name: str,
+        *,
+        org: str | None = None,
+        network: str | None = None,
         enable_subdomains: bool | None = None,
     ) -> App:
         """``POST /apps`` (not idempotent: see :meth:`create_app_idempotent`). 422 → FlyNameTaken."""
@@ -214,8 +224,9 @@ class FlyClient:
         data = _json(response)
         if isinstance(data, dict) and data.get("name"):
             return _parse(App, response, data)
-        return App.model_validate({"name": name, "network": network,
-                                   "organization": {"slug": org or self.org}})
+        return App.model_validate(
+            {"name": name, "network": network, "organization": {"slug": org or self.org}}
+        )
 
     async def get_app(self, name: str) -> App:
         response = await self.http.request(
@@ -225,7 +236,11 @@ class FlyClient:
 
     async def list_apps(self, *, org: str | None = None) -> list[App]:
         response = await self.http.request(
-            "GET", "/apps", action="list_apps", scope=org or self.org, idempotent=True,
+            "GET",
+            "/apps",
+            action="list_apps",
+            scope=org or self.org,
+            idempotent=True,
             params=query(org_slug=org or self.org),
         )
         data = _json(response) or {}
@@ -238,7 +253,11 @@ class FlyClient:
         :meth:`get_app` until FlyNotFound to confirm (invariant 3)."""
         try:
             await self.http.request(
-                "DELETE", f"/apps/{seg(name)}", action="delete_app", scope="*", idempotent=True,
+                "DELETE",
+                f"/apps/{seg(name)}",
+                action="delete_app",
+                scope="*",
+                idempotent=True,
                 params=query(force=True if force else None),
             )
         except FlyNotFound:
@@ -250,7 +269,11 @@ class FlyClient:
     # ---------------------------------------------------------------------------- secrets
     async def list_secrets(self, app: str, *, min_version: int | None = None) -> list[AppSecret]:
         response = await self.http.request(
-            "GET", f"/apps/{seg(app)}/secrets", action="list_secrets", scope=app, idempotent=True,
+            "GET",
+            f"/apps/{seg(app)}/secrets",
+            action="list_secrets",
+            scope=app,
+            idempotent=True,
             params=query(min_version=min_version),
         )
         data = _json(response) or {}
@@ -262,12 +285,14 @@ class FlyClient:
         so transient failures are retried."""
         if not values:
             raise ValueError("set_secrets needs at least one value")
-        plain = {
-            name: v.get_secret_value() if isinstance(v, SecretStr) else v for name, v in values.items()
-        }
+        plain = {name: v.get_secret_value() if isinstance(v, SecretStr) else v for name, v in values.items()}
         response = await self.http.request(
-            "POST", f"/apps/{seg(app)}/secrets", action="update_secrets", scope=app,
-            idempotent=True, json={"values": plain},
+            "POST",
+            f"/apps/{seg(app)}/secrets",
+            action="update_secrets",
+            scope=app,
+            idempotent=True,
+            json={"values": plain},
         )
         del plain
         return _parse(SecretsUpdate, response, _json(response) or {})
@@ -279,8 +304,11 @@ class FlyClient:
         for name in names:
             try:
                 response = await self.http.request(
-                    "DELETE", f"/apps/{seg(app)}/secrets/{seg(name)}", action="delete_secret",
-                    scope=app, idempotent=True,
+                    "DELETE",
+                    f"/apps/{seg(app)}/secrets/{seg(name)}",
+                    action="delete_secret",
+                    scope=app,
+                    idempotent=True,
                 )
             except FlyNotFound:
                 continue
@@ -294,15 +322,22 @@ class FlyClient:
     async def create_volume(self, app: str, request: CreateVolumeRequest) -> Volume:
         """Not idempotent: callers look volumes up by name (:meth:`list_volumes`) before retrying."""
         response = await self.http.request(
-            "POST", f"/apps/{seg(app)}/volumes", action="create_volume", scope=app,
-            idempotent=False, json=to_body(request),
+            "POST",
+            f"/apps/{seg(app)}/volumes",
+            action="create_volume",
+            scope=app,
+            idempotent=False,
+            json=to_body(request),
         )
         return _parse(Volume, response)
 
     async def get_volume(self, app: str, volume_id: str) -> Volume:
         response = await self.http.request(
-            "GET", f"/apps/{seg(app)}/volumes/{seg(volume_id)}", action="get_volume",
-            scope=volume_id, idempotent=True,
+            "GET",
+            f"/apps/{seg(app)}/volumes/{seg(volume_id)}",
+            action="get_volume",
+            scope=volume_id,
+            idempotent=True,
         )
         return _parse(Volume, response)
 
@@ -315,8 +350,11 @@ class FlyClient:
     async def delete_volume(self, app: str, volume_id: str, *, missing_ok: bool = False) -> bool:
         try:
             await self.http.request(
-                "DELETE", f"/apps/{seg(app)}/volumes/{seg(volume_id)}", action="delete_volume",
-                scope=volume_id, idempotent=True,
+                "DELETE",
+                f"/apps/{seg(app)}/volumes/{seg(volume_id)}",
+                action="delete_volume",
+                scope=volume_id,
+                idempotent=True,
             )
         except FlyNotFound:
             if missing_ok:
@@ -329,15 +367,23 @@ class FlyClient:
         """``POST /apps/{app}/machines``. NOT idempotent and never retried after an ambiguous
         answer; use :meth:`create_machine_idempotent` from the reconciler."""
         response = await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines", action="create_machine", scope=app,
-            idempotent=False, json=to_body(request),
+            "POST",
+            f"/apps/{seg(app)}/machines",
+            action="create_machine",
+            scope=app,
+            idempotent=False,
+            json=to_body(request),
         )
         return _parse(Machine, response)
 
     async def get_machine(self, app: str, machine_id: str, *, include_leases: bool = False) -> Machine:
         response = await self.http.request(
-            "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}", action="get_machine",
-            scope=machine_id, idempotent=True, params=query(include_leases=include_leases or None),
+            "GET",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}",
+            action="get_machine",
+            scope=machine_id,
+            idempotent=True,
+            params=query(include_leases=include_leases or None),
         )
         return _parse(Machine, response)
 
@@ -359,8 +405,12 @@ class FlyClient:
         for key, value in (metadata or {}).items():
             params.append((f"metadata.{key}", value))
         response = await self.http.request(
-            "GET", f"/apps/{seg(app)}/machines", action="list_machines", scope=app,
-            idempotent=True, params=params,
+            "GET",
+            f"/apps/{seg(app)}/machines",
+            action="list_machines",
+            scope=app,
+            idempotent=True,
+            params=params,
         )
         return _parse_list(Machine, response)
 
@@ -370,8 +420,13 @@ class FlyClient:
         """Replace the WHOLE config (read → change → write, under a lease; invariant 5). Pass
         ``current_version``/``min_secrets_version``/``skip_launch`` on ``request``. Not retried."""
         response = await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}", action="update_machine",
-            scope=machine_id, idempotent=False, json=to_body(request), nonce=nonce,
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}",
+            action="update_machine",
+            scope=machine_id,
+            idempotent=False,
+            json=to_body(request),
+            nonce=nonce,
         )
         return _parse(Machine, response)
 
@@ -382,8 +437,12 @@ class FlyClient:
         (or wait without a pinned version) before waiting; a wait on the old version answers
         ``migrated``, which :meth:`wait_for` follows like ``replaced``."""
         response = await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/start", action="start_machine",
-            scope=machine_id, idempotent=False, nonce=nonce,
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/start",
+            action="start_machine",
+            scope=machine_id,
+            idempotent=False,
+            nonce=nonce,
         )
         result = _parse(StartResult, response, _json(response) or {})
         if result.migrated:
@@ -391,43 +450,74 @@ class FlyClient:
         return result
 
     async def stop_machine(
-        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: str | None = None,
         nonce: str | None = None,
     ) -> None:
         """Stop (idempotent, retried). Always sends a JSON object body."""
         await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/stop", action="stop_machine",
-            scope=machine_id, idempotent=True, nonce=nonce,
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/stop",
+            action="stop_machine",
+            scope=machine_id,
+            idempotent=True,
+            nonce=nonce,
             json=to_body(StopRequest(signal=signal, timeout=timeout)),
         )
 
     async def restart_machine(
-        self, app: str, machine_id: str, *, signal: str | None = None, timeout: str | None = None,
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        signal: str | None = None,
+        timeout: str | None = None,
         nonce: str | None = None,
     ) -> None:
         """Reboot the current version; applies no config or secrets change."""
         await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/restart", action="restart_machine",
-            scope=machine_id, idempotent=False, nonce=nonce,
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/restart",
+            action="restart_machine",
+            scope=machine_id,
+            idempotent=False,
+            nonce=nonce,
             params=query(signal=signal, timeout=timeout),
         )
 
     async def suspend_machine(self, app: str, machine_id: str, *, nonce: str | None = None) -> None:
         await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/suspend", action="suspend_machine",
-            scope=machine_id, idempotent=False, nonce=nonce,
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/suspend",
+            action="suspend_machine",
+            scope=machine_id,
+            idempotent=False,
+            nonce=nonce,
         )
 
     async def destroy_machine(
-        self, app: str, machine_id: str, *, force: bool = False, nonce: str | None = None,
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        force: bool = False,
+        nonce: str | None = None,
         missing_ok: bool = False,
     ) -> bool:
         """``DELETE`` (retried; 404 → False when ``missing_ok``). Confirm with
         ``wait_for(..., ["destroyed"])`` which treats 404 as destroyed."""
         try:
             await self.http.request(
-                "DELETE", f"/apps/{seg(app)}/machines/{seg(machine_id)}", action="destroy_machine",
-                scope=machine_id, idempotent=True, nonce=nonce,
+                "DELETE",
+                f"/apps/{seg(app)}/machines/{seg(machine_id)}",
+                action="destroy_machine",
+                scope=machine_id,
+                idempotent=True,
+                nonce=nonce,
                 params=query(force=True if force else None),
             )
         except FlyNotFound:
@@ -451,10 +541,13 @@ class FlyClient:
         timeout = max(1, min(int(timeout), MAX_WAIT_SECONDS))
         state_list = [states] if isinstance(states, str) else list(states)
         response = await self.http.request(
-            "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/wait", action="wait_machine",
-            scope=machine_id, idempotent=True, long_poll=True,
-            params=query(state=state_list, version=version, timeout=timeout,
-                         from_event_id=from_event_id),
+            "GET",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/wait",
+            action="wait_machine",
+            scope=machine_id,
+            idempotent=True,
+            long_poll=True,
+            params=query(state=state_list, version=version, timeout=timeout, from_event_id=from_event_id),
             timeout=httpx.Timeout(timeout + WAIT_READ_SLACK, connect=10.0),
             no_retry=(FlyTimeout,),
         )
@@ -479,16 +572,23 @@ class FlyClient:
     async def list_events(self, app: str, machine_id: str, *, limit: int = 20) -> list[MachineEvent]:
         """Newest first; ``limit`` ≤ 50."""
         response = await self.http.request(
-            "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/events", action="list_events",
-            scope=machine_id, idempotent=True, params=query(limit=max(1, min(limit, 50))),
+            "GET",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/events",
+            action="list_events",
+            scope=machine_id,
+            idempotent=True,
+            params=query(limit=max(1, min(limit, 50))),
         )
         return _parse_list(MachineEvent, response)
 
     # ---------------------------------------------------------------------------- metadata
     async def get_metadata(self, app: str, machine_id: str) -> dict[str, str]:
         response = await self.http.request(
-            "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata", action="get_metadata",
-            scope=machine_id, idempotent=True,
+            "GET",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata",
+            action="get_metadata",
+            scope=machine_id,
+            idempotent=True,
         )
         data = _json(response) or {}
         return {str(k): str(v) for k, v in data.items()}
@@ -496,15 +596,22 @@ class FlyClient:
     async def set_metadata(self, app: str, machine_id: str, key: str, value: str) -> None:
         """Upsert one key (idempotent, retried). Whether this bumps the version is unverified."""
         await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata/{seg(key)}",
-            action="set_metadata", scope=machine_id, idempotent=True, json={"value": value},
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata/{seg(key)}",
+            action="set_metadata",
+            scope=machine_id,
+            idempotent=True,
+            json={"value": value},
         )
 
     async def delete_metadata(self, app: str, machine_id: str, key: str) -> None:
         try:
             await self.http.request(
-                "DELETE", f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata/{seg(key)}",
-                action="set_metadata", scope=machine_id, idempotent=True,
+                "DELETE",
+                f"/apps/{seg(app)}/machines/{seg(machine_id)}/metadata/{seg(key)}",
+                action="set_metadata",
+                scope=machine_id,
+                idempotent=True,
             )
         except FlyNotFound:
             return
@@ -516,8 +623,11 @@ class FlyClient:
         """Take the machine lease. 409 → FlyLeaseHeld. Not retried on ambiguous answers (a lease
         we do not know the nonce of simply expires after ``ttl``)."""
         response = await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease", action="acquire_lease",
-            scope=machine_id, idempotent=False,
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease",
+            action="acquire_lease",
+            scope=machine_id,
+            idempotent=False,
             json={k: v for k, v in {"ttl": ttl, "description": description}.items() if v is not None},
         )
         return _lease_from(response)
@@ -525,8 +635,13 @@ class FlyClient:
     async def refresh_lease(self, app: str, machine_id: str, nonce: str, *, ttl: int = 13) -> Lease:
         """Extend our lease (same nonce). Idempotent, retried."""
         response = await self.http.request(
-            "POST", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease", action="refresh_lease",
-            scope=machine_id, idempotent=True, nonce=nonce, json={"ttl": ttl},
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease",
+            action="refresh_lease",
+            scope=machine_id,
+            idempotent=True,
+            nonce=nonce,
+            json={"ttl": ttl},
         )
         return _lease_from(response)
 
@@ -534,8 +649,12 @@ class FlyClient:
         """Release our lease; an already expired/absent lease (404) is fine."""
         try:
             await self.http.request(
-                "DELETE", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease",
-                action="release_lease", scope=machine_id, idempotent=True, nonce=nonce,
+                "DELETE",
+                f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease",
+                action="release_lease",
+                scope=machine_id,
+                idempotent=True,
+                nonce=nonce,
             )
         except FlyNotFound:
             return
@@ -544,8 +663,11 @@ class FlyClient:
         """The current lease (incl. nonce) or None. For stale-lease recovery: get → release."""
         try:
             response = await self.http.request(
-                "GET", f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease", action="get_lease",
-                scope=machine_id, idempotent=True,
+                "GET",
+                f"/apps/{seg(app)}/machines/{seg(machine_id)}/lease",
+                action="get_lease",
+                scope=machine_id,
+                idempotent=True,
             )
         except FlyNotFound:
             return None
@@ -553,7 +675,12 @@ class FlyClient:
         return _lease_from(response) if data else None
 
     def lease(
-        self, app: str, machine_id: str, *, ttl: int = 13, description: str | None = None,
+        self,
+        app: str,
+        machine_id: str,
+        *,
+        ttl: int = 13,
+        description: str | None = None,
         acquire_timeout: float = 0.0,
     ) -> MachineLease:
         """``async with fly.lease(app, mid) as lease:`` — refreshed in the background every
@@ -580,12 +707,19 @@ class FlyClient:
         org = org or self.org
         states = ",".join([state] if isinstance(state, str) else state) if state else None
         response = await self.http.request(
-            "GET", f"/orgs/{seg(org)}/machines", action="list_org_machines", scope=org,
+            "GET",
+            f"/orgs/{seg(org)}/machines",
+            action="list_org_machines",
+            scope=org,
             idempotent=True,
             params=query(
-                include_deleted=include_deleted, region=region, state=states, summary=summary,
+                include_deleted=include_deleted,
+                region=region,
+                state=states,
+                summary=summary,
                 updated_after=rfc3339(updated_after) if updated_after is not None else None,
-                cursor=cursor, limit=limit,
+                cursor=cursor,
+                limit=limit,
             ),
         )
         return _parse(OrgMachinesPage, response, _json(response) or {})
@@ -607,8 +741,14 @@ class FlyClient:
         from controlplane.fly.paging import OrgMachineScan
 
         return OrgMachineScan(
-            self, org=org, updated_after=updated_after, state=state, region=region,
-            include_deleted=include_deleted, summary=summary, limit=limit,
+            self,
+            org=org,
+            updated_after=updated_after,
+            state=state,
+            region=region,
+            include_deleted=include_deleted,
+            summary=summary,
+            limit=limit,
         )
 
     # ---------------------------------------------------------------------------- idempotent

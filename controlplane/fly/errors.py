@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
 from typing import Any
 
 MAX_MESSAGE_CHARS = 300
@@ -235,19 +235,28 @@ class FlyServerError(FlyAmbiguous):
 
 
 class FlyHostDisabled(FlyServerError):
-    """"deploys to this host are temporarily disabled": replace the machine instead of updating."""
+    """ "deploys to this host are temporarily disabled": replace the machine instead of updating."""
 
 
 # --- classification ---------------------------------------------------------------------------
-_LEASE_HELD = re.compile(r"lease (currently )?held|leased by|lease .*expires at|invalid lease|"
-                         r"lease nonce|requires a lease", re.I)
+_LEASE_HELD = re.compile(
+    r"lease (currently )?held|leased by|lease .*expires at|invalid lease|"
+    r"lease nonce|requires a lease",
+    re.I,
+)
 _NAME_TAKEN = re.compile(r"name_taken|already (been )?taken|name .*taken", re.I)
 _ALREADY_EXISTS = re.compile(r"already_exists|already exists", re.I)
 _HOST_CAPACITY = re.compile(r"insufficient (memory|cpu|resources)", re.I)
-_VOLUME_HOST = re.compile(r"insufficient resources to create new machine with existing volume|"
-                          r"volume_placement_capacity", re.I)
-_REGION_CAPACITY = re.compile(r"insufficient_capacity|no capacity|insufficient capacity|"
-                              r"capacity (is )?(not )?available", re.I)
+_VOLUME_HOST = re.compile(
+    r"insufficient resources to create new machine with existing volume|"
+    r"volume_placement_capacity",
+    re.I,
+)
+_REGION_CAPACITY = re.compile(
+    r"insufficient_capacity|no capacity|insufficient capacity|"
+    r"capacity (is )?(not )?available",
+    re.I,
+)
 _QUOTA = re.compile(r"quota", re.I)
 _SECRETS = re.compile(r"secret", re.I)
 _VERSION = re.compile(r"version|stale", re.I)
@@ -299,8 +308,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    current = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    current = now or datetime.now(UTC)
     return max(0.0, (when - current).total_seconds())
 
 

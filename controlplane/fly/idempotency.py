@@ -70,8 +70,9 @@ def tag_request(request: CreateMachineRequest, tag: str) -> CreateMachineRequest
 LOOKUP_NOT_FOUND_GRACE = 5.0
 
 
-async def find_machines_by_tag(client: FlyClient, app: str, tag: str, *,
-                               not_found_grace: float = LOOKUP_NOT_FOUND_GRACE) -> list[Machine]:
+async def find_machines_by_tag(
+    client: FlyClient, app: str, tag: str, *, not_found_grace: float = LOOKUP_NOT_FOUND_GRACE
+) -> list[Machine]:
     """Live machines of ``app`` carrying ``tag``, oldest first. The server-side filter is checked
     client-side too (a server ignoring the filter must not make us adopt a stranger).
 
@@ -136,8 +137,9 @@ async def create_machine_idempotent(
             for lookup in range(max(1, lookups) + 1):
                 found = await find_machines_by_tag(client, app, tag)
                 if found:
-                    log.info("fly.create_adopted", app=app, tag=tag, machine_id=found[0].id,
-                             reason="name_exists")
+                    log.info(
+                        "fly.create_adopted", app=app, tag=tag, machine_id=found[0].id, reason="name_exists"
+                    )
                     return found[0]
                 if lookup < max(1, lookups):
                     await clock.sleep(lookup_delay)
@@ -175,7 +177,8 @@ async def _adopt(client: FlyClient, name: str, org: str) -> App | None:
     except FlyForbidden as exc:
         raise FlyAppOwnedElsewhere(
             f"app name {name!r} is taken outside organisation {org!r}",
-            status_code=exc.status_code, request_id=exc.request_id,
+            status_code=exc.status_code,
+            request_id=exc.request_id,
         ) from None
     if _is_ours(app, org):
         return app

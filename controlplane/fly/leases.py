@@ -92,12 +92,15 @@ class MachineLease:
         if self.lost is not None:
             raise LeaseLost(
                 f"lease on machine {self.machine_id} was lost: {self.lost.message}",
-                status_code=self.lost.status_code, request_id=self.lost.request_id,
+                status_code=self.lost.status_code,
+                request_id=self.lost.request_id,
             )
 
     def __repr__(self) -> str:
-        return (f"MachineLease(app={self.app!r}, machine_id={self.machine_id!r}, ttl={self.ttl}, "
-                f"held={self.lease is not None and not self.released})")
+        return (
+            f"MachineLease(app={self.app!r}, machine_id={self.machine_id!r}, ttl={self.ttl}, "
+            f"held={self.lease is not None and not self.released})"
+        )
 
     async def __aenter__(self) -> MachineLease:
         clock = self.client.clock
@@ -120,8 +123,12 @@ class MachineLease:
             except FlyError as exc:
                 if not exc.ambiguous:
                     raise
-                log.warning("fly.lease_acquire_ambiguous", app=self.app, machine_id=self.machine_id,
-                            **exc.log_fields())
+                log.warning(
+                    "fly.lease_acquire_ambiguous",
+                    app=self.app,
+                    machine_id=self.machine_id,
+                    **exc.log_fields(),
+                )
                 found = await self.client.get_lease(self.app, self.machine_id)  # a failure raises
                 if found is not None and found.description and marker in found.description:
                     log.info("fly.lease_adopted", app=self.app, machine_id=self.machine_id)
@@ -148,21 +155,24 @@ class MachineLease:
         while True:
             await clock.sleep(self.refresh_interval)
             try:
-                lease = await self.client.refresh_lease(
-                    self.app, self.machine_id, self.nonce, ttl=self.ttl
-                )
+                lease = await self.client.refresh_lease(self.app, self.machine_id, self.nonce, ttl=self.ttl)
             except (FlyNotFound, FlyLeaseHeld) as exc:
                 self.lost = exc
                 log.warning("fly.lease_lost", app=self.app, machine_id=self.machine_id, **exc.log_fields())
                 return
             except FlyError as exc:  # transient: try again next interval, TTL still covers us
-                log.warning("fly.lease_refresh_failed", app=self.app, machine_id=self.machine_id,
-                            **exc.log_fields())
+                log.warning(
+                    "fly.lease_refresh_failed", app=self.app, machine_id=self.machine_id, **exc.log_fields()
+                )
                 continue
-            except Exception as exc:  # noqa: BLE001 - a bug must not leave the lease "healthy"
+            except Exception as exc:
                 self.lost = FlyLeaseHeld(f"lease refresh failed unexpectedly ({type(exc).__name__})")
-                log.error("fly.lease_refresh_crashed", app=self.app, machine_id=self.machine_id,
-                          error_type=type(exc).__name__)
+                log.error(
+                    "fly.lease_refresh_crashed",
+                    app=self.app,
+                    machine_id=self.machine_id,
+                    error_type=type(exc).__name__,
+                )
                 return
             if lease.nonce and lease.nonce != self.nonce:
                 self.lost = FlyLeaseHeld("lease refresh returned a different nonce")
@@ -196,9 +206,10 @@ class MachineLease:
                 timeout=RELEASE_TIMEOUT,
             )
         except FlyError as exc:
-            log.warning("fly.lease_release_failed", app=self.app, machine_id=self.machine_id,
-                        **exc.log_fields())
-        except asyncio.TimeoutError:
+            log.warning(
+                "fly.lease_release_failed", app=self.app, machine_id=self.machine_id, **exc.log_fields()
+            )
+        except TimeoutError:
             log.warning("fly.lease_release_timeout", app=self.app, machine_id=self.machine_id)
         finally:
             self.released = True

@@ -18,8 +18,17 @@ WaitState = Literal["started", "stopped", "suspended", "destroyed", "failed", "s
 ListState = Literal["created", "started", "stopped", "suspended"]
 
 TRANSIENT_STATES = frozenset(
-    {"creating", "starting", "stopping", "restarting", "suspending", "destroying", "updating",
-     "replacing", "launch_failed"}
+    {
+        "creating",
+        "starting",
+        "stopping",
+        "restarting",
+        "suspending",
+        "destroying",
+        "updating",
+        "replacing",
+        "launch_failed",
+    }
 )
 GONE_STATES = frozenset({"destroyed", "destroying"})
 #: Terminal states of an OLD version: the machine lives on under a new ``instance_id``.

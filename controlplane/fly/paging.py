@@ -63,8 +63,13 @@ class OrgMachineScan:
         empty_pages = 0
         while True:
             page = await self.client.list_org_machines_page(
-                org=self.org, cursor=cursor, updated_after=self.updated_after, state=self.state,
-                region=self.region, include_deleted=self.include_deleted, summary=self.summary,
+                org=self.org,
+                cursor=cursor,
+                updated_after=self.updated_after,
+                state=self.state,
+                region=self.region,
+                include_deleted=self.include_deleted,
+                summary=self.summary,
                 limit=self.limit,
             )
             self.pages += 1

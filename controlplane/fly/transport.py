@@ -206,8 +206,15 @@ class FlyHTTP:
         async for attempt in retrying:
             with attempt:
                 response = await self._send_once(
-                    method, path, action=action, scope=scope, params=params, json=json,
-                    headers=headers, timeout=timeout, long_poll=long_poll,
+                    method,
+                    path,
+                    action=action,
+                    scope=scope,
+                    params=params,
+                    json=json,
+                    headers=headers,
+                    timeout=timeout,
+                    long_poll=long_poll,
                 )
         assert response is not None
         return response
@@ -238,9 +245,7 @@ class FlyHTTP:
                 response = await self._client.request(method, path, **kwargs)
             except httpx.TransportError as exc:
                 detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                transport_error = FlyConnectionError(
-                    self.auth.redact(detail), method=method, path=path
-                )
+                transport_error = FlyConnectionError(self.auth.redact(detail), method=method, path=path)
             if transport_error is not None:
                 # Raised outside the except block so the httpx exception is not even attached as
                 # __context__ (its text is not ours to vouch for).

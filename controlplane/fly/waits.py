@@ -58,12 +58,15 @@ def _dead_end(machine_id: str, state: str | None, targets: Sequence[str], **kw: 
         if state == "launch_failed" and "destroyed" in targets:
             return  # a failed launch ends in destroyed
         raise FlyMachineFailed(
-            f"machine {machine_id} is {state} while waiting for {','.join(targets)}", last_state=state, **kw,  # type: ignore[arg-type]
+            f"machine {machine_id} is {state} while waiting for {','.join(targets)}",
+            last_state=state,
+            **kw,
         )
     if state == "destroyed" and "destroyed" not in targets:
         raise FlyMachineDestroyed(
             f"machine {machine_id} was destroyed while waiting for {','.join(targets)}",
-            last_state=state, **kw,  # type: ignore[arg-type]
+            last_state=state,
+            **kw,
         )
 
 
@@ -99,8 +102,13 @@ async def wait_for(
             if "destroyed" in targets:
                 return WaitResult(ok=True, state="destroyed", version=version)
             raise
-        log.info("fly.wait_follow_version", app=app, machine_id=machine_id,
-                 old_version=version, new_version=machine.current_version)
+        log.info(
+            "fly.wait_follow_version",
+            app=app,
+            machine_id=machine_id,
+            old_version=version,
+            new_version=machine.current_version,
+        )
         unchanged = machine.current_version == version
         version = machine.current_version
         last_state = machine.state
@@ -135,7 +143,8 @@ async def wait_for(
             raise FlyWaitTimeout(
                 f"machine {machine_id} did not reach {','.join(targets)} within {timeout:g}s"
                 + (f" (last seen {last_state})" if last_state else ""),
-                last_state=last_state, method="GET",
+                last_state=last_state,
+                method="GET",
                 path=f"/apps/{app}/machines/{machine_id}/wait",
             )
         per_call = max(1, min(60, int(remaining)))  # never overshoot the deadline by much

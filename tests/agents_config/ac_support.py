@@ -19,9 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 PLATFORM_CATALOG_PATH = REPO / "agents_config" / "catalogs" / "platform-tiers.toml"
 # ../shared sits beside the repository (developers' checkouts and CI's clone alike).
 SHARED = Path(os.environ.get("CP_SHARED_DIR", REPO.parent / "shared"))
-SCHEMA_PATH = Path(
-    os.environ.get("OPENCLAW_SCHEMA", SHARED / "reference" / "openclaw-2026.9.6.schema.json")
-)
+SCHEMA_PATH = Path(os.environ.get("OPENCLAW_SCHEMA", SHARED / "reference" / "openclaw-2026.9.6.schema.json"))
 VALIDATOR = Path(os.environ.get("OPENCLAW_VALIDATE", SHARED / "tools" / "openclaw-validate"))
 IMAGE = "ghcr.io/openclaw/openclaw:2026.9.6"
 
@@ -176,23 +174,89 @@ def conformance_cases() -> list[tuple[str, TenantSpec]]:
                     strategy=STRATEGIES[(i + variant) % 3],
                     channels=CHANNEL_SETS[(i + 2 * variant) % 4],
                 )
-    add("default", plan="power", byok_providers=("anthropic", "openai"), chosen_model="openai/gpt-5.4-nano", channels=CHANNEL_SETS[2])
+    add(
+        "default",
+        plan="power",
+        byok_providers=("anthropic", "openai"),
+        chosen_model="openai/gpt-5.4-nano",
+        channels=CHANNEL_SETS[2],
+    )
     for i, keys in enumerate((("minimax", "moonshot"), ("moonshot",), ("minimax",))):
-        add("platform-tiers", plan="starter", platform_keys=keys, channels=without_open_dms(CHANNEL_SETS[i % 4]), strategy=STRATEGIES[i])
-    add("platform-tiers", plan="premium", platform_keys=("anthropic",), channels=without_open_dms(CHANNEL_SETS[2]))
-    add("platform-tiers", plan="premium", platform_keys=("anthropic",), chosen_model="anthropic/claude-opus-4-6", channels=CHANNEL_SETS[3], strategy="quality_first")
+        add(
+            "platform-tiers",
+            plan="starter",
+            platform_keys=keys,
+            channels=without_open_dms(CHANNEL_SETS[i % 4]),
+            strategy=STRATEGIES[i],
+        )
+    add(
+        "platform-tiers",
+        plan="premium",
+        platform_keys=("anthropic",),
+        channels=without_open_dms(CHANNEL_SETS[2]),
+    )
+    add(
+        "platform-tiers",
+        plan="premium",
+        platform_keys=("anthropic",),
+        chosen_model="anthropic/claude-opus-4-6",
+        channels=CHANNEL_SETS[3],
+        strategy="quality_first",
+    )
     for i, keys in enumerate(BYOK_KEY_SETS):
-        add("platform-tiers", plan="byok", byok_providers=keys, platform_keys=("minimax",), channels=CHANNEL_SETS[(i + 1) % 4], strategy=STRATEGIES[i % 3])
-    add("platform-tiers", plan="byok", platform_keys=("minimax",), channels=CHANNEL_SETS[1])  # grace: no own key
-    add("platform-tiers", plan="byok", byok_providers=("openai",), channels=CHANNEL_SETS[0])  # no platform key offered
+        add(
+            "platform-tiers",
+            plan="byok",
+            byok_providers=keys,
+            platform_keys=("minimax",),
+            channels=CHANNEL_SETS[(i + 1) % 4],
+            strategy=STRATEGIES[i % 3],
+        )
+    add(
+        "platform-tiers", plan="byok", platform_keys=("minimax",), channels=CHANNEL_SETS[1]
+    )  # grace: no own key
+    add(
+        "platform-tiers", plan="byok", byok_providers=("openai",), channels=CHANNEL_SETS[0]
+    )  # no platform key offered
     # the metering proxy in front of platform keys (bundled and explicit-block providers alike)
-    add("platform-tiers", plan="starter", platform_keys=("minimax", "moonshot"), channels=CHANNEL_SETS[1], platform_proxy_url=PROXY_URL)
-    add("platform-tiers", plan="premium", platform_keys=("anthropic",), channels=CHANNEL_SETS[3], platform_proxy_url=PROXY_URL)
-    add("platform-tiers", plan="byok", byok_providers=("deepseek",), platform_keys=("minimax",), channels=CHANNEL_SETS[0], platform_proxy_url=PROXY_URL)
-    add("platform-tiers", plan="byok", platform_keys=("minimax",), channels=CHANNEL_SETS[2], platform_proxy_url=PROXY_URL)
+    add(
+        "platform-tiers",
+        plan="starter",
+        platform_keys=("minimax", "moonshot"),
+        channels=CHANNEL_SETS[1],
+        platform_proxy_url=PROXY_URL,
+    )
+    add(
+        "platform-tiers",
+        plan="premium",
+        platform_keys=("anthropic",),
+        channels=CHANNEL_SETS[3],
+        platform_proxy_url=PROXY_URL,
+    )
+    add(
+        "platform-tiers",
+        plan="byok",
+        byok_providers=("deepseek",),
+        platform_keys=("minimax",),
+        channels=CHANNEL_SETS[0],
+        platform_proxy_url=PROXY_URL,
+    )
+    add(
+        "platform-tiers",
+        plan="byok",
+        platform_keys=("minimax",),
+        channels=CHANNEL_SETS[2],
+        platform_proxy_url=PROXY_URL,
+    )
     for i, keys in enumerate(BYOK_KEY_SETS):
-        add("proxy-all", plan="everything", platform_keys=keys, strategy=STRATEGIES[i % 3],
-            channels=without_open_dms(CHANNEL_SETS[i % 4]), platform_proxy_url=PROXY_URL)
+        add(
+            "proxy-all",
+            plan="everything",
+            platform_keys=keys,
+            strategy=STRATEGIES[i % 3],
+            channels=without_open_dms(CHANNEL_SETS[i % 4]),
+            platform_proxy_url=PROXY_URL,
+        )
     return cases
 
 

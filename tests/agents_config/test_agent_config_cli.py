@@ -89,7 +89,9 @@ def test_catalog_from_cp_plan_catalog(monkeypatch: pytest.MonkeyPatch, tmp_path:
     (tmp_path / "s.json").write_text(json.dumps(spec))
     result = render("--spec", str(tmp_path / "s.json"))
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["agents"]["defaults"]["model"]["primary"] == "anthropic/claude-sonnet-4-6"
+    assert (
+        json.loads(result.stdout)["agents"]["defaults"]["model"]["primary"] == "anthropic/claude-sonnet-4-6"
+    )
     listing = runner.invoke(app, ["agent-config", "plans"])
     assert listing.exit_code == 0 and "platform-tiers" in listing.stdout
 
@@ -103,10 +105,17 @@ def test_bad_catalog_file_exits_2(tmp_path: Path) -> None:
 
 def test_dropped_channels_are_reported_with_their_reason(tmp_path: Path) -> None:
     spec = {
-        "tenant_id": "t1", "app_name": "oc-t1", "plan": "starter", "byok_providers": ["openai"],
-        "channels": [{"kind": "discord", "allow_from": ["112233445566"]},
-                     {"kind": "telegram", "allow_from": ["222222222"]}],
-        "region": "iad", "image": "ghcr.io/openclaw/openclaw:2026.9.6", "desired_rev": 1,
+        "tenant_id": "t1",
+        "app_name": "oc-t1",
+        "plan": "starter",
+        "byok_providers": ["openai"],
+        "channels": [
+            {"kind": "discord", "allow_from": ["112233445566"]},
+            {"kind": "telegram", "allow_from": ["222222222"]},
+        ],
+        "region": "iad",
+        "image": "ghcr.io/openclaw/openclaw:2026.9.6",
+        "desired_rev": 1,
     }
     path = tmp_path / "sleepy.json"
     path.write_text(json.dumps(spec))

@@ -4,14 +4,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from tests.agents_config.ac_support import (
-    PROXY_URL,
-    catalogs,
-    default_catalog,
-    platform_catalog,
-    proxy_all_catalog,
-    spec,
-)
 
 from agents_config.catalog import CatalogError, parse_catalog_text
 from agents_config.gates import FeatureGates
@@ -23,6 +15,14 @@ from agents_config.openclaw_config import (
 )
 from agents_config.providers import PROVIDER_IDS, PROVIDERS
 from agents_config.spec import ChannelSpec
+from tests.agents_config.ac_support import (
+    PROXY_URL,
+    catalogs,
+    default_catalog,
+    platform_catalog,
+    proxy_all_catalog,
+    spec,
+)
 
 TG = ChannelSpec(kind="telegram", allow_from=("123456789",))
 DISCORD = ChannelSpec(kind="discord")
@@ -42,7 +42,11 @@ def test_sleeping_plan_runs_telegram_as_a_webhook_behind_a_second_fly_service() 
     block = rendered.config["channels"]["telegram"]
     assert block["webhookUrl"] == "https://oc-sleepy.fly.dev:8443/telegram-webhook"
     assert block["webhookSecret"] == "${TELEGRAM_WEBHOOK_SECRET}"
-    assert (block["webhookPath"], block["webhookHost"], block["webhookPort"]) == ("/telegram-webhook", "0.0.0.0", 8787)
+    assert (block["webhookPath"], block["webhookHost"], block["webhookPort"]) == (
+        "/telegram-webhook",
+        "0.0.0.0",
+        8787,
+    )
     assert _env(rendered)["TELEGRAM_WEBHOOK_SECRET"] == ("channel", "telegram", True)
     assert _env(rendered)["TELEGRAM_BOT_TOKEN"] == ("channel", "telegram", False)
     machine = render_machine_config(tenant, default_catalog(), volume_id="vol_abc", openclaw=rendered)
@@ -121,8 +125,14 @@ def test_plugin_providers_get_explicit_openai_compatible_blocks(provider: str, b
 
 def test_every_explicit_row_of_the_product_models_has_a_context_window_where_documented() -> None:
     documented = {ref for ref, m in MODELS.items() if m.context_window is not None}
-    assert {"moonshot/kimi-k2.5", "minimax/MiniMax-M2.1", "deepseek/deepseek-v4-pro", "mistral/mistral-large-latest",
-            "cohere/command-a-03-2025", "groq/openai/gpt-oss-120b"} <= documented
+    assert {
+        "moonshot/kimi-k2.5",
+        "minimax/MiniMax-M2.1",
+        "deepseek/deepseek-v4-pro",
+        "mistral/mistral-large-latest",
+        "cohere/command-a-03-2025",
+        "groq/openai/gpt-oss-120b",
+    } <= documented
 
 
 # --- 3. platform keys: workspace-only fs tools, metering proxy -------------------------------------
@@ -132,7 +142,9 @@ def test_every_explicit_row_of_the_product_models_has_a_context_window_where_doc
 def test_file_tools_are_always_workspace_only(catalog_name: str) -> None:
     catalog = catalogs()[catalog_name]
     for plan_id in catalog.plan_ids:
-        tenant = spec(plan=plan_id, byok_providers=["openai"], platform_keys=["moonshot", "anthropic", "minimax"])
+        tenant = spec(
+            plan=plan_id, byok_providers=["openai"], platform_keys=["moonshot", "anthropic", "minimax"]
+        )
         assert render_openclaw_config(tenant, catalog).config["tools"]["fs"] == {"workspaceOnly": True}
 
 
@@ -156,7 +168,9 @@ def test_proxy_replaces_every_platform_provider_endpoint_and_key(provider: str) 
 
 
 def test_proxy_leaves_byok_keys_alone() -> None:
-    tenant = spec(plan="byok", byok_providers=["openai"], platform_keys=["minimax"], platform_proxy_url=PROXY_URL)
+    tenant = spec(
+        plan="byok", byok_providers=["openai"], platform_keys=["minimax"], platform_proxy_url=PROXY_URL
+    )
     rendered = render_openclaw_config(tenant, platform_catalog())
     providers = rendered.config["models"]["providers"]
     assert providers["openai"] == {"apiKey": {"source": "env", "provider": "default", "id": "OPENAI_API_KEY"}}
@@ -164,15 +178,23 @@ def test_proxy_leaves_byok_keys_alone() -> None:
     env = _env(rendered)
     assert env["OPENAI_API_KEY"] == ("byok", "openai", False) and "MINIMAX_API_KEY" not in env
     # a BYOK-only tenant needs no proxy token at all
-    alone = render_openclaw_config(spec(plan="pro", byok_providers=["openai"], platform_proxy_url=PROXY_URL),
-                                   default_catalog())
+    alone = render_openclaw_config(
+        spec(plan="pro", byok_providers=["openai"], platform_proxy_url=PROXY_URL), default_catalog()
+    )
     assert "PLATFORM_PROXY_TOKEN" not in _env(alone)
 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://meter.example.com", "https://user:pw@meter.example.com", "https://meter.example.com/?k=1",
-     "https://meter.example.com/#x", "https://localhost", "https://Meter.Example.com", "ftp://m.example.com"],
+    [
+        "http://meter.example.com",
+        "https://user:pw@meter.example.com",
+        "https://meter.example.com/?k=1",
+        "https://meter.example.com/#x",
+        "https://localhost",
+        "https://Meter.Example.com",
+        "ftp://m.example.com",
+    ],
 )
 def test_proxy_url_must_be_a_plain_https_url(url: str) -> None:
     with pytest.raises(ValidationError, match="platform_proxy_url") as info:
@@ -217,7 +239,9 @@ def test_cron_tool_follows_the_gate_and_gateway_tool_is_always_denied(catalog_na
     catalog = catalogs()[catalog_name]
     for plan_id in catalog.plan_ids:
         plan = catalog.plan(plan_id)
-        tenant = spec(plan=plan_id, byok_providers=["openai"], platform_keys=["moonshot", "anthropic", "minimax"])
+        tenant = spec(
+            plan=plan_id, byok_providers=["openai"], platform_keys=["moonshot", "anthropic", "minimax"]
+        )
         config = render_openclaw_config(tenant, catalog).config
         tools = config["tools"]
         assert "gateway" in tools["deny"]
@@ -229,7 +253,9 @@ def test_cron_tool_follows_the_gate_and_gateway_tool_is_always_denied(catalog_na
 
 
 def test_power_keeps_exec_and_gains_the_message_tool() -> None:
-    tools = render_openclaw_config(spec(plan="power", byok_providers=["openai"]), default_catalog()).config["tools"]
+    tools = render_openclaw_config(spec(plan="power", byok_providers=["openai"]), default_catalog()).config[
+        "tools"
+    ]
     assert tools["profile"] == "coding" and "group:messaging" in tools["alsoAllow"]
     assert not any(d.startswith("group:runtime") for d in tools["deny"])
 
@@ -241,7 +267,9 @@ def test_power_keeps_exec_and_gains_the_message_tool() -> None:
 def test_plans_without_custom_skills_get_an_explicit_skill_allowlist(catalog_name: str) -> None:
     catalog = catalogs()[catalog_name]
     for plan_id in catalog.plan_ids:
-        tenant = spec(plan=plan_id, byok_providers=["openai"], platform_keys=["moonshot", "anthropic", "minimax"])
+        tenant = spec(
+            plan=plan_id, byok_providers=["openai"], platform_keys=["moonshot", "anthropic", "minimax"]
+        )
         defaults = render_openclaw_config(tenant, catalog).config["agents"]["defaults"]
         if catalog.plan(plan_id).custom_skills:
             assert "skills" not in defaults
@@ -274,8 +302,12 @@ machine = {{ cpus = 1, memory_mb = 256, volume_size_gb = 1 }}
 def test_skills_allow_is_validated() -> None:
     text = "[catalog]\nname = 'x'\n" + _catalog_with('skills_allow = ["weather", "notes"]')
     assert parse_catalog_text(text).plan("p").skills_allow == ("weather", "notes")
-    with pytest.raises(CatalogError, match="plan 'p': field 'skills_allow': only for plans without custom skills"):
-        parse_catalog_text("[catalog]\nname = 'x'\n" + _catalog_with('skills_allow = []', custom_skills="true"))
+    with pytest.raises(
+        CatalogError, match="plan 'p': field 'skills_allow': only for plans without custom skills"
+    ):
+        parse_catalog_text(
+            "[catalog]\nname = 'x'\n" + _catalog_with("skills_allow = []", custom_skills="true")
+        )
     with pytest.raises(CatalogError, match="skills_allow"):
         parse_catalog_text("[catalog]\nname = 'x'\n" + _catalog_with('skills_allow = ["../etc"]'))
 
@@ -284,10 +316,17 @@ def test_skills_allow_is_validated() -> None:
 
 
 def test_open_dms_are_refused_on_platform_plans_naming_the_field() -> None:
-    tenant = spec(plan="starter", platform_keys=["moonshot"],
-                  channels=[ChannelSpec(kind="telegram", dm_policy="open")])
-    with pytest.raises(ChannelPolicyError, match=r'channels\[0\]\.dm_policy: "open" is not allowed on plan .starter.'):
+    tenant = spec(
+        plan="starter", platform_keys=["moonshot"], channels=[ChannelSpec(kind="telegram", dm_policy="open")]
+    )
+    with pytest.raises(
+        ChannelPolicyError, match=r'channels\[0\]\.dm_policy: "open" is not allowed on plan .starter.'
+    ):
         render_openclaw_config(tenant, platform_catalog())
     # byok plans pay nothing for strangers' messages: still allowed there
-    byok = spec(plan="pro", byok_providers=["openai"], channels=[ChannelSpec(kind="telegram", dm_policy="open")])
-    assert render_openclaw_config(byok, default_catalog()).config["channels"]["telegram"]["dmPolicy"] == "open"
+    byok = spec(
+        plan="pro", byok_providers=["openai"], channels=[ChannelSpec(kind="telegram", dm_policy="open")]
+    )
+    assert (
+        render_openclaw_config(byok, default_catalog()).config["channels"]["telegram"]["dmPolicy"] == "open"
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.agents_config.ac_support import PLATFORM_CATALOG_PATH, default_catalog, platform_catalog
 
 from agents_config.catalog import CatalogError, UnknownPlanError, load_catalog, parse_catalog_text
+from tests.agents_config.ac_support import PLATFORM_CATALOG_PATH, default_catalog, platform_catalog
 
 DEFAULT_TOML = (Path(__file__).resolve().parents[2] / "agents_config/catalogs/default.toml").read_text()
 
@@ -34,7 +34,10 @@ def test_platform_catalog_expresses_platform_tiers() -> None:
     assert starter.models.allowed_models == ("moonshot/kimi-k2.5", "minimax/MiniMax-M2.1")
     assert (starter.usage.messages_per_day, starter.usage.tokens_per_month) == (50, 500_000)
     assert premium.models.allowed_providers == ("anthropic",)
-    assert set(premium.models.allowed_models or ()) == {"anthropic/claude-sonnet-4-6", "anthropic/claude-opus-4-6"}
+    assert set(premium.models.allowed_models or ()) == {
+        "anthropic/claude-sonnet-4-6",
+        "anthropic/claude-opus-4-6",
+    }
     assert (premium.usage.messages_per_day, premium.usage.tokens_per_month) == (200, 2_000_000)
     assert (byok.usage.messages_per_day, byok.usage.tokens_per_month) == (200, None)
     assert byok.models.allowed_providers is None and byok.models.platform_fallback is not None
@@ -75,31 +78,72 @@ def test_missing_field_names_plan_and_field() -> None:
     [
         ("max_channels = 3", "max_channels = -1", "plan 'pro': field 'max_channels': must be >= 0"),
         ("max_channels = 3", 'max_channels = "many"', "plan 'pro': field 'max_channels': must be an integer"),
-        ("requests_per_minute = 20", "requests_per_minute = 0", "plan 'pro': field 'requests_per_minute': must be >= 1"),
-        ("cron = true\ncustom_skills = true\nfile_browser = true\napi_access = false",
-         'cron = "yes"\ncustom_skills = true\nfile_browser = true\napi_access = false',
-         "plan 'pro': field 'cron': must be true or false"),
-        ('key_mode = "byok"\nrequests_per_minute = 20', 'key_mode = "free"\nrequests_per_minute = 20',
-         "plan 'pro': field 'key_mode': must be one of"),
-        ("emails_per_month = 500", "emails_per_month = -5", "plan 'pro': field 'caps.emails_per_month': must be >= 0"),
-        ("cpus = 2, memory_mb = 2048, volume_size_gb = 3", "cpus = 2, memory_mb = 300, volume_size_gb = 3",
-         "plan 'pro': field 'machine.memory_mb': must be a multiple of 256"),
+        (
+            "requests_per_minute = 20",
+            "requests_per_minute = 0",
+            "plan 'pro': field 'requests_per_minute': must be >= 1",
+        ),
+        (
+            "cron = true\ncustom_skills = true\nfile_browser = true\napi_access = false",
+            'cron = "yes"\ncustom_skills = true\nfile_browser = true\napi_access = false',
+            "plan 'pro': field 'cron': must be true or false",
+        ),
+        (
+            'key_mode = "byok"\nrequests_per_minute = 20',
+            'key_mode = "free"\nrequests_per_minute = 20',
+            "plan 'pro': field 'key_mode': must be one of",
+        ),
+        (
+            "emails_per_month = 500",
+            "emails_per_month = -5",
+            "plan 'pro': field 'caps.emails_per_month': must be >= 0",
+        ),
+        (
+            "cpus = 2, memory_mb = 2048, volume_size_gb = 3",
+            "cpus = 2, memory_mb = 300, volume_size_gb = 3",
+            "plan 'pro': field 'machine.memory_mb': must be a multiple of 256",
+        ),
         ("cpus = 4, memory_mb = 4096", "cpus = 3, memory_mb = 4096", "plan 'power': field 'machine.cpus'"),
-        ("cpus = 2, memory_mb = 2048, volume_size_gb = 3", "cpus = 2, memory_mb = 8192, volume_size_gb = 3",
-         "plan 'pro': field 'machine.memory_mb': must be between 512 and 4096"),
-        ('stripe_price_id = "price_pro_monthly"', 'stripe_price_id = "30 dollars"', "plan 'pro': field 'stripe_price_id'"),
-        ("sleep_when_idle = false\ncaps = { web_searches_per_month = 2000",
-         "sleep_when_idle = false\nbogus = 1\ncaps = { web_searches_per_month = 2000",
-         "plan 'pro': field 'bogus': unknown field"),
-        ('tools = { profile = "coding", also_allow = ["group:messaging"] }', 'tools = { profile = "root", also_allow = ["group:messaging"] }', "plan 'power': field 'tools.profile'"),
-        ('tools = { profile = "coding", also_allow = ["group:messaging"] }', 'models = { allowed_providers = ["acme"] }',
-         "plan 'power': field 'models.allowed_providers': unknown provider 'acme'"),
-        ('tools = { profile = "coding", also_allow = ["group:messaging"] }', 'models = { default_model = "openai/gpt-2" }',
-         "plan 'power': field 'models.default_model': unknown model 'openai/gpt-2'"),
-        ('tools = { profile = "coding", also_allow = ["group:messaging"] }',
-         'models = { allowed_providers = ["openai"], default_model = "anthropic/claude-opus-4-6" }',
-         "plan 'power': field 'models.default_model': not among the allowed"),
-        ('tools = { profile = "coding", also_allow = ["group:messaging"] }', 'heartbeat_every = "30m"', "plan 'power': field 'heartbeat_every'"),
+        (
+            "cpus = 2, memory_mb = 2048, volume_size_gb = 3",
+            "cpus = 2, memory_mb = 8192, volume_size_gb = 3",
+            "plan 'pro': field 'machine.memory_mb': must be between 512 and 4096",
+        ),
+        (
+            'stripe_price_id = "price_pro_monthly"',
+            'stripe_price_id = "30 dollars"',
+            "plan 'pro': field 'stripe_price_id'",
+        ),
+        (
+            "sleep_when_idle = false\ncaps = { web_searches_per_month = 2000",
+            "sleep_when_idle = false\nbogus = 1\ncaps = { web_searches_per_month = 2000",
+            "plan 'pro': field 'bogus': unknown field",
+        ),
+        (
+            'tools = { profile = "coding", also_allow = ["group:messaging"] }',
+            'tools = { profile = "root", also_allow = ["group:messaging"] }',
+            "plan 'power': field 'tools.profile'",
+        ),
+        (
+            'tools = { profile = "coding", also_allow = ["group:messaging"] }',
+            'models = { allowed_providers = ["acme"] }',
+            "plan 'power': field 'models.allowed_providers': unknown provider 'acme'",
+        ),
+        (
+            'tools = { profile = "coding", also_allow = ["group:messaging"] }',
+            'models = { default_model = "openai/gpt-2" }',
+            "plan 'power': field 'models.default_model': unknown model 'openai/gpt-2'",
+        ),
+        (
+            'tools = { profile = "coding", also_allow = ["group:messaging"] }',
+            'models = { allowed_providers = ["openai"], default_model = "anthropic/claude-opus-4-6" }',
+            "plan 'power': field 'models.default_model': not among the allowed",
+        ),
+        (
+            'tools = { profile = "coding", also_allow = ["group:messaging"] }',
+            'heartbeat_every = "30m"',
+            "plan 'power': field 'heartbeat_every'",
+        ),
     ],
 )
 def test_bad_values_name_plan_and_field(old: str, new: str, expected: str) -> None:
@@ -109,7 +153,9 @@ def test_bad_values_name_plan_and_field(old: str, new: str, expected: str) -> No
 
 def test_platform_plan_needs_a_default_model() -> None:
     text = PLATFORM_CATALOG_PATH.read_text().replace('default_model = "anthropic/claude-sonnet-4-6"\n', "")
-    assert "plan 'premium': field 'models.default_model': required when key_mode is 'platform'" in _error(text)
+    assert "plan 'premium': field 'models.default_model': required when key_mode is 'platform'" in _error(
+        text
+    )
 
 
 def test_catalog_without_plans_and_unknown_tables() -> None:

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
-from tests.agents_config.ac_support import IMAGE, catalogs, platform_catalog, default_catalog
 
 from agents_config.canonical import canonical_json
 from agents_config.gates import FeatureGates
@@ -21,6 +20,7 @@ from agents_config.providers import PROVIDER_IDS, PROVIDERS
 from agents_config.routing import NoUsableModelError
 from agents_config.spec import ChannelSpec, TenantSpec
 from controlplane.cli.agent_config import _format_validation
+from tests.agents_config.ac_support import IMAGE, catalogs, default_catalog, platform_catalog
 
 PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -34,7 +34,9 @@ secrets = st.builds(
     ),
 )
 telegram_bot_tokens = st.builds(
-    lambda n, body: f"{n}:{body}", st.integers(100000, 9999999999), st.text(alphabet=_ALNUM, min_size=35, max_size=35)
+    lambda n, body: f"{n}:{body}",
+    st.integers(100000, 9999999999),
+    st.text(alphabet=_ALNUM, min_size=35, max_size=35),
 )
 any_secret = st.one_of(secrets, telegram_bot_tokens)
 
@@ -86,10 +88,20 @@ def tenant_inputs(draw, secret_pool=None):
             if c["dm_policy"] == "open":
                 c["dm_policy"] = "pairing"
     if draw(st.booleans()):
-        fields["platform_proxy_url"] = draw(st.sampled_from(["https://meter.example.com", "https://m.example.net:8443/p/"]))
+        fields["platform_proxy_url"] = draw(
+            st.sampled_from(["https://meter.example.com", "https://m.example.net:8443/p/"])
+        )
     if secret_pool is not None:
         # put secret-looking strings into every free-form field, some of the time
-        for field in ("tenant_id", "app_name", "chosen_model", "region", "image", "plan", "platform_proxy_url"):
+        for field in (
+            "tenant_id",
+            "app_name",
+            "chosen_model",
+            "region",
+            "image",
+            "plan",
+            "platform_proxy_url",
+        ):
             if draw(st.integers(0, 3)) == 0:
                 fields[field] = draw(st.sampled_from(secret_pool))
         if draw(st.booleans()):
@@ -167,12 +179,22 @@ def test_starter_never_has_cron_or_api_endpoints(keys, platform, channels, catal
     if catalog_name == "platform-tiers":
         platform = [*platform, "moonshot"]
         channels = [{**c, "dm_policy": "pairing"} if c["dm_policy"] == "open" else c for c in channels]
-    spec = TenantSpec(tenant_id="t1", app_name="oc-t1", plan="starter", byok_providers=keys,
-                      platform_keys=platform, channels=[ChannelSpec(**c) for c in channels],
-                      region="fra", image=IMAGE, desired_rev=1)
+    spec = TenantSpec(
+        tenant_id="t1",
+        app_name="oc-t1",
+        plan="starter",
+        byok_providers=keys,
+        platform_keys=platform,
+        channels=[ChannelSpec(**c) for c in channels],
+        region="fra",
+        image=IMAGE,
+        desired_rev=1,
+    )
     config = render_openclaw_config(spec, catalog).config
     assert config["cron"] == {"enabled": False}
-    assert "automations" in config["tools"]["deny"] and "automations" not in config["tools"].get("alsoAllow", [])
+    assert "automations" in config["tools"]["deny"] and "automations" not in config["tools"].get(
+        "alsoAllow", []
+    )
     endpoints = config["gateway"]["http"]["endpoints"]
     assert not any(e["enabled"] for e in endpoints.values())
     assert "extraDirs" not in json.dumps(config["skills"])
@@ -197,8 +219,13 @@ def test_same_input_same_bytes_and_hash(data) -> None:
 
 
 SECRET_ENV_NAMES = {p.env_var for p in PROVIDERS.values()} | {
-    "OPENCLAW_GATEWAY_TOKEN", "TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN",
-    "TELEGRAM_WEBHOOK_SECRET", "PLATFORM_PROXY_TOKEN",
+    "OPENCLAW_GATEWAY_TOKEN",
+    "TELEGRAM_BOT_TOKEN",
+    "DISCORD_BOT_TOKEN",
+    "SLACK_BOT_TOKEN",
+    "SLACK_APP_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
+    "PLATFORM_PROXY_TOKEN",
 }
 
 
@@ -211,7 +238,13 @@ def test_machine_env_and_metadata_never_carry_secrets(data) -> None:
     spec = TenantSpec.model_validate(fields)
     rendered, machine = _render_all(catalog, spec)
     env = machine["env"]
-    assert set(env) == {"NODE_ENV", "NODE_OPTIONS", "OPENCLAW_CONFIG_PATH", "OPENCLAW_PREFER_PNPM", "OPENCLAW_STATE_DIR"}
+    assert set(env) == {
+        "NODE_ENV",
+        "NODE_OPTIONS",
+        "OPENCLAW_CONFIG_PATH",
+        "OPENCLAW_PREFER_PNPM",
+        "OPENCLAW_STATE_DIR",
+    }
     assert not SECRET_ENV_NAMES & set(env)
     assert {s.env_var for s in rendered.secret_env} <= SECRET_ENV_NAMES
     assert set(machine["metadata"]) == {"tenant_id", "desired_rev", "openclaw_config_hash", "plan"}
@@ -220,8 +253,15 @@ def test_machine_env_and_metadata_never_carry_secrets(data) -> None:
 
 def test_leak_check_refuses_secret_shaped_values() -> None:
     # a Fly-valid app name that is shaped like a DeepSeek key
-    spec = TenantSpec(tenant_id="t1", app_name="sk-0123456789abcdef0123456789abcdef", plan="pro",
-                      byok_providers=["openai"], region="fra", image=IMAGE, desired_rev=1)
+    spec = TenantSpec(
+        tenant_id="t1",
+        app_name="sk-0123456789abcdef0123456789abcdef",
+        plan="pro",
+        byok_providers=["openai"],
+        region="fra",
+        image=IMAGE,
+        desired_rev=1,
+    )
     with pytest.raises(SecretLikeValueError) as info:
         render_openclaw_config(spec, default_catalog())
     assert "0123456789abcdef" not in str(info.value)

@@ -7,9 +7,8 @@ import re
 import sys
 from pathlib import Path
 
-from tests.agents_config.ac_support import REPO, default_catalog, platform_catalog
-
 from agents_config.gates import FeatureGates
+from tests.agents_config.ac_support import REPO, default_catalog, platform_catalog
 
 
 def test_default_gates_match_the_product_table() -> None:
@@ -37,7 +36,9 @@ def _py_files(*folders: str) -> list[Path]:
 
 
 def test_no_plan_id_comparisons_outside_the_catalog() -> None:
-    pattern = re.compile(r"""plan(_id)?(\.id)?\s*(==|!=|in)\s*[\(\[{]?\s*["'](starter|pro|power|premium|byok|basic|plus)["']""")
+    pattern = re.compile(
+        r"""plan(_id)?(\.id)?\s*(==|!=|in)\s*[\(\[{]?\s*["'](starter|pro|power|premium|byok|basic|plus)["']"""
+    )
     offenders = [
         f"{p.relative_to(REPO)}:{n}"
         for p in _py_files("agents_config", "controlplane", "workers")
@@ -53,8 +54,10 @@ def test_agents_config_imports_only_stdlib_and_pydantic() -> None:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             names = (
-                [a.name for a in node.names] if isinstance(node, ast.Import)
-                else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
                 else []
             )
             for name in names:
@@ -62,7 +65,9 @@ def test_agents_config_imports_only_stdlib_and_pydantic() -> None:
 
 
 def test_only_the_catalog_loader_reads_files() -> None:
-    io = re.compile(r"\b(open\(|read_text|read_bytes|write_text|write_bytes|import subprocess|import socket|urllib)")
+    io = re.compile(
+        r"\b(open\(|read_text|read_bytes|write_text|write_bytes|import subprocess|import socket|urllib)"
+    )
     for path in _py_files("agents_config"):
         hits = [line for line in path.read_text(encoding="utf-8").splitlines() if io.search(line)]
         if path.name == "catalog.py":

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from tests.agents_config.ac_support import default_catalog, platform_catalog
 
 from agents_config.routing import MAX_FALLBACKS, NoUsableModelError, route_models
+from tests.agents_config.ac_support import default_catalog, platform_catalog
 
 
 def route(plan_id: str, *, catalog=None, byok=(), platform=(), chosen=None, strategy="balanced"):
     plan = (catalog or default_catalog()).plan(plan_id)
-    return route_models(plan, byok_providers=byok, platform_keys=platform, chosen_model=chosen, strategy=strategy)
+    return route_models(
+        plan, byok_providers=byok, platform_keys=platform, chosen_model=chosen, strategy=strategy
+    )
 
 
 KEYS = ("anthropic", "deepseek", "openai")
@@ -31,7 +33,9 @@ def test_fallbacks_cover_other_providers_first_and_are_capped() -> None:
 
 
 def test_chosen_model_wins_when_usable_and_is_noted_otherwise() -> None:
-    assert route("pro", byok=KEYS, chosen="anthropic/claude-haiku-4-5").primary == "anthropic/claude-haiku-4-5"
+    assert (
+        route("pro", byok=KEYS, chosen="anthropic/claude-haiku-4-5").primary == "anthropic/claude-haiku-4-5"
+    )
     decision = route("pro", byok=KEYS, chosen="xai/grok-4.3")
     assert decision.primary != "xai/grok-4.3"
     assert any("grok-4.3" in note for note in decision.notes)
@@ -46,13 +50,23 @@ def test_platform_plans_use_platform_keys_and_default_model() -> None:
     assert premium.chain == ("anthropic/claude-sonnet-4-6",)
     assert "anthropic/claude-opus-4-6" in premium.candidates
     assert any("claude-opus-4-6" in n and "costs more" in n for n in premium.notes)
-    opus = route("premium", catalog=platform_catalog(), platform=("anthropic",), chosen="anthropic/claude-opus-4-6")
+    opus = route(
+        "premium", catalog=platform_catalog(), platform=("anthropic",), chosen="anthropic/claude-opus-4-6"
+    )
     assert opus.chain == ("anthropic/claude-opus-4-6", "anthropic/claude-sonnet-4-6")  # cheaper is fine
 
 
 @pytest.mark.parametrize("strategy", ["aggressive", "balanced", "quality_first"])
-@pytest.mark.parametrize("chosen", [None, "moonshot/kimi-k2.5", "minimax/MiniMax-M2.1", "anthropic/claude-opus-4-6",
-                                    "anthropic/claude-sonnet-4-6"])
+@pytest.mark.parametrize(
+    "chosen",
+    [
+        None,
+        "moonshot/kimi-k2.5",
+        "minimax/MiniMax-M2.1",
+        "anthropic/claude-opus-4-6",
+        "anthropic/claude-sonnet-4-6",
+    ],
+)
 def test_platform_fallbacks_never_cost_more_than_the_primary(strategy: str, chosen: str | None) -> None:
     from agents_config.models import MODELS
 

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.agents_config.ac_support import VALIDATOR, catalog_of, conformance_cases, schema_errors
 
 from agents_config.openclaw_config import render_openclaw_config
+from tests.agents_config.ac_support import VALIDATOR, catalog_of, conformance_cases, schema_errors
 
 CASES = conformance_cases()
 
@@ -24,8 +24,13 @@ def test_matrix_is_wide_and_distinct() -> None:
     assert len({r.sha256 for r in rendered.values()}) == len(rendered), "cases must differ"
     plans = {(name.rsplit("-", 1)[0]) for name in rendered}
     assert plans == {
-        "default-starter", "default-pro", "default-power",
-        "platform-tiers-starter", "platform-tiers-premium", "platform-tiers-byok", "proxy-all-everything",
+        "default-starter",
+        "default-pro",
+        "default-power",
+        "platform-tiers-starter",
+        "platform-tiers-premium",
+        "platform-tiers-byok",
+        "proxy-all-everything",
     }
 
 
@@ -63,7 +68,11 @@ def test_real_openclaw_validator_accepts_every_case(tmp_path: Path) -> None:
             "the OpenClaw validator could not run (exit 2: first use installs openclaw from npm and "
             f"needs network access; cache in ~/.cache/openclaw-validator):\n{output[-3000:]}"
         )
-    verdicts = [line for line in proc.stdout.splitlines() if line.startswith(("ok ", "invalid ", "error ", "missing "))]
+    verdicts = [
+        line
+        for line in proc.stdout.splitlines()
+        if line.startswith(("ok ", "invalid ", "error ", "missing "))
+    ]
     bad = [line for line in verdicts if not line.startswith("ok ")]
     assert proc.returncode == 0 and not bad, "\n".join(bad) or output[-3000:]
     assert len(verdicts) == len(files), output[-3000:]

@@ -35,7 +35,9 @@ def run(app: typer.Typer, args: list[str], key: str) -> tuple[int, str, str]:
 def test_ok_verdict_as_json(app: typer.Typer) -> None:
     key = valid_key("anthropic")
     with respx.mock() as mock:
-        route = mock.get("https://api.anthropic.com/v1/models").mock(return_value=httpx.Response(200, json={"data": []}))
+        route = mock.get("https://api.anthropic.com/v1/models").mock(
+            return_value=httpx.Response(200, json={"data": []})
+        )
         code, out, err = run(app, ["byok", "check", "--provider", "anthropic"], key + "\n")
     assert code == 0, err
     data = json.loads(out)
@@ -60,8 +62,13 @@ def test_refused_verdict_still_exits_zero_and_redacts_the_echo(app: typer.Typer)
 def test_rate_limited_reports_retry_after_and_warnings(app: typer.Typer) -> None:
     key = "m" * 20 + "1234"  # Mistral's format is unverified: only a warning
     with respx.mock() as mock:
-        mock.get("https://api.mistral.ai/v1/models").mock(return_value=httpx.Response(
-            429, json={"object": "error", "message": "rate limit", "type": "rate_limit_error"}, headers={"retry-after": "3600"}))
+        mock.get("https://api.mistral.ai/v1/models").mock(
+            return_value=httpx.Response(
+                429,
+                json={"object": "error", "message": "rate limit", "type": "rate_limit_error"},
+                headers={"retry-after": "3600"},
+            )
+        )
         code, out, _ = run(app, ["byok", "check", "--provider", "mistral"], key)
     data = json.loads(out)
     assert code == 0 and data["verdict"] == "rate_limited" and data["retry_after"] == 3600
@@ -78,7 +85,9 @@ def test_rate_limited_reports_retry_after_and_warnings(app: typer.Typer) -> None
         (["--provider", "google"], "not a key at all", "key (stdin)"),
     ],
 )
-def test_bad_input_exits_2_naming_the_field(app: typer.Typer, args: list[str], stdin: str, field: str) -> None:
+def test_bad_input_exits_2_naming_the_field(
+    app: typer.Typer, args: list[str], stdin: str, field: str
+) -> None:
     with respx.mock(assert_all_called=False) as mock:
         route = mock.route().mock(return_value=httpx.Response(200, json={}))
         code, out, err = run(app, ["byok", "check", *args], stdin)
@@ -96,8 +105,12 @@ def test_the_key_is_never_accepted_on_the_command_line(app: typer.Typer) -> None
 def test_unproven_minimax_key_reports_its_flags(app: typer.Typer) -> None:
     key = valid_key("minimax")
     with respx.mock() as mock:
-        mock.get("https://api.minimax.io/anthropic/v1/models").mock(return_value=httpx.Response(200, json={"data": []}))
-        mock.get("https://api.minimax.io/v1/token_plan/remains").mock(return_value=httpx.Response(404, json={}))
+        mock.get("https://api.minimax.io/anthropic/v1/models").mock(
+            return_value=httpx.Response(200, json={"data": []})
+        )
+        mock.get("https://api.minimax.io/v1/token_plan/remains").mock(
+            return_value=httpx.Response(404, json={})
+        )
         code, out, err = run(app, ["byok", "check", "--provider", "minimax"], key)
     assert code == 0, err
     data = json.loads(out)

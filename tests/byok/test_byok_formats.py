@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from tests.byok.byok_fakes import ALNUM, HEX, chars, join, valid_key
 
 from agents_config.providers import PROVIDER_IDS
 from controlplane.byok.catalog import CATALOG
 from controlplane.byok.formats import DEFAULT_MAX_KEY_LEN, MAX_KEY_LEN, RULES, check_format
 from controlplane.byok.keyvalue import ProviderKeyValue
+from tests.byok.byok_fakes import ALNUM, HEX, chars, join, valid_key
 
 
 def check(provider: str, key: str):  # type: ignore[no-untyped-def]
@@ -17,7 +17,7 @@ def check(provider: str, key: str):  # type: ignore[no-untyped-def]
 
 def test_catalog_covers_every_provider_of_agents_config() -> None:
     assert set(CATALOG) == set(PROVIDER_IDS)
-    for pid, spec in CATALOG.items():
+    for spec in CATALOG.values():
         assert spec.env_var.endswith("_API_KEY")
         assert spec.probes and spec.probes[0].kind.value == "auth"
 

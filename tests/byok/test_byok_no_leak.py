@@ -18,13 +18,42 @@ from hypothesis import strategies as st
 from agents_config.providers import PROVIDER_IDS
 from controlplane.byok.keyvalue import ProviderKeyValue
 from controlplane.byok.redaction import FRAGMENT_LEN, preview, redact_key
-from controlplane.redaction import MASK
 from controlplane.byok.validate import KeyValidator
+from controlplane.redaction import MASK
 from tests.byok.byok_fakes import valid_key
 
-STATUSES = [200, 201, 301, 302, 400, 401, 402, 403, 404, 408, 413, 422, 429, 498, 499, 500, 502, 503, 504, 529]
-EXCEPTIONS = [httpx.ConnectError, httpx.ReadTimeout, httpx.ConnectTimeout, httpx.RemoteProtocolError,
-              ValueError, RuntimeError, OSError, KeyError]
+STATUSES = [
+    200,
+    201,
+    301,
+    302,
+    400,
+    401,
+    402,
+    403,
+    404,
+    408,
+    413,
+    422,
+    429,
+    498,
+    499,
+    500,
+    502,
+    503,
+    504,
+    529,
+]
+EXCEPTIONS = [
+    httpx.ConnectError,
+    httpx.ReadTimeout,
+    httpx.ConnectTimeout,
+    httpx.RemoteProtocolError,
+    ValueError,
+    RuntimeError,
+    OSError,
+    KeyError,
+]
 
 
 @st.composite
@@ -32,17 +61,21 @@ def echoes(draw: st.DrawFn, key: str) -> str:
     """The key, a slice of it, or a masked echo of it, wrapped in some text."""
     start = draw(st.integers(0, len(key) - FRAGMENT_LEN))
     end = draw(st.integers(start + FRAGMENT_LEN, len(key)))
-    piece = draw(st.sampled_from([
-        key,
-        key[start:end],
-        key[:start] + "*" * 20 + key[-4:],
-        key[:2] + "***" + key[-2:],
-        key[:7] + "..." + key[-4:],  # keys without a prefix (Mistral, Cohere)
-        key[:start] + draw(st.sampled_from(["...", "…", "****"])) + key[-4:],
-        "****" + key[-4:],
-        key.upper(),
-        "Bearer " + key,
-    ]))
+    piece = draw(
+        st.sampled_from(
+            [
+                key,
+                key[start:end],
+                key[:start] + "*" * 20 + key[-4:],
+                key[:2] + "***" + key[-2:],
+                key[:7] + "..." + key[-4:],  # keys without a prefix (Mistral, Cohere)
+                key[:start] + draw(st.sampled_from(["...", "…", "****"])) + key[-4:],
+                "****" + key[-4:],
+                key.upper(),
+                "Bearer " + key,
+            ]
+        )
+    )
     before = draw(st.text(max_size=20))
     after = draw(st.text(max_size=20))
     return before + piece + after
@@ -58,16 +91,39 @@ def answers(draw: st.DrawFn, key: str) -> dict[str, Any]:
     status = draw(st.sampled_from(STATUSES))
     headers = {"x-echo": draw(echo).encode("ascii", "ignore").decode() or "x"}
     if draw(st.booleans()):
-        headers["retry-after"] = draw(st.sampled_from(["5", "-3", "nan", "Wed, 21 Oct 2015 07:28:00 GMT", "junk"]))
+        headers["retry-after"] = draw(
+            st.sampled_from(["5", "-3", "nan", "Wed, 21 Oct 2015 07:28:00 GMT", "junk"])
+        )
     if kind == "raw":
         return {"status": status, "text": draw(echo), "headers": headers}
     body = draw(st.sampled_from(["anthropic", "openai", "google", "minimax", "xai", "cohere", "deep"]))
     msg = draw(text_value)
     shapes: dict[str, Any] = {
-        "anthropic": {"type": "error", "error": {"type": draw(st.sampled_from(["authentication_error", "invalid_request_error", "weird"])), "message": msg}},
+        "anthropic": {
+            "type": "error",
+            "error": {
+                "type": draw(st.sampled_from(["authentication_error", "invalid_request_error", "weird"])),
+                "message": msg,
+            },
+        },
         "openai": {"error": {"message": msg, "type": draw(text_value), "code": draw(text_value)}},
-        "google": {"error": {"code": status, "message": msg, "status": "INVALID_ARGUMENT", "details": [{"@type": "x.ErrorInfo", "reason": draw(text_value)}, {"@type": "x.RetryInfo", "retryDelay": draw(text_value)}]}},
-        "minimax": {"base_resp": {"status_code": draw(st.sampled_from([0, 1004, 1008, 2056, 9999])), "status_msg": msg}},
+        "google": {
+            "error": {
+                "code": status,
+                "message": msg,
+                "status": "INVALID_ARGUMENT",
+                "details": [
+                    {"@type": "x.ErrorInfo", "reason": draw(text_value)},
+                    {"@type": "x.RetryInfo", "retryDelay": draw(text_value)},
+                ],
+            }
+        },
+        "minimax": {
+            "base_resp": {
+                "status_code": draw(st.sampled_from([0, 1004, 1008, 2056, 9999])),
+                "status_msg": msg,
+            }
+        },
         "xai": {"code": draw(text_value), "error": msg},
         "cohere": {"message": msg, "valid": draw(st.booleans())},
         "deep": {"data": {"message": msg, "nested": [msg, {"k": msg}]}, "redacted_api_key": msg},
@@ -112,10 +168,10 @@ async def test_the_key_never_leaks_from_validation(case: tuple[str, str, dict[st
     try:
         with structlog.testing.capture_logs() as logs:
             try:
-                verdict = await KeyValidator(transport=_transport(answer), max_attempts=2, sleep=_no_sleep).validate(
-                    provider, ProviderKeyValue(key)
-                )
-            except Exception as exc:  # noqa: BLE001 - the property is about its text
+                verdict = await KeyValidator(
+                    transport=_transport(answer), max_attempts=2, sleep=_no_sleep
+                ).validate(provider, ProviderKeyValue(key))
+            except Exception as exc:
                 raise AssertionError(f"validate raised {type(exc).__name__}") from None
     finally:
         root.removeHandler(handler)

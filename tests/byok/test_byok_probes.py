@@ -22,8 +22,12 @@ GLOBAL, CN = "api.minimax.io", "api.minimaxi.com"
 MODELS, PLAN, MESSAGE = "/anthropic/v1/models", "/v1/token_plan/remains", "/anthropic/v1/messages"
 
 ANSWER = {
-    "id": "msg_1", "type": "message", "role": "assistant", "model": "MiniMax-M2",
-    "content": [{"type": "text", "text": "hi"}], "stop_reason": "max_tokens",
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "MiniMax-M2",
+    "content": [{"type": "text", "text": "hi"}],
+    "stop_reason": "max_tokens",
     "usage": {"input_tokens": 1, "output_tokens": 1},
 }
 MODEL_LIST = {"data": [{"id": "MiniMax-M2", "type": "model"}], "has_more": False}
@@ -41,7 +45,9 @@ def _json(status: int, body: Any) -> httpx.Response:
 
 
 async def _check(provider: str, *, paid: bool = False, region: str | None = None) -> Any:
-    return await _validator(paid=paid).validate(provider, ProviderKeyValue(valid_key(provider)), region=region)
+    return await _validator(paid=paid).validate(
+        provider, ProviderKeyValue(valid_key(provider)), region=region
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,7 +75,10 @@ def test_a_minimax_success_body_is_not_an_error(probe: str, body: dict[str, Any]
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ({"type": "error", "error": {"type": "authentication_error", "message": "invalid api key"}}, V.invalid_key),
+        (
+            {"type": "error", "error": {"type": "authentication_error", "message": "invalid api key"}},
+            V.invalid_key,
+        ),
         ({"type": "error", "error": {"type": "api_error", "message": "system error (1033)"}}, V.overloaded),
         ({"base_resp": {"status_code": 2049, "status_msg": "invalid api key"}}, V.invalid_key),
         ({"object": "error", "type": "rate_limit_error", "message": "slow down"}, V.rate_limited),
@@ -120,8 +129,15 @@ async def test_minimax_paid_probe_ok_proves_the_key() -> None:
 async def test_minimax_paid_probe_rejecting_the_key_refuses_it_in_every_region() -> None:
     with respx.mock() as mock:
         mock.route(path=MODELS).mock(return_value=_json(200, MODEL_LIST))
-        mock.route(path=PLAN).mock(return_value=_json(200, {"base_resp": {"status_code": 1004, "status_msg": "login fail"}}))
-        paid = mock.route(path=MESSAGE).mock(return_value=_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid api key"}}))
+        mock.route(path=PLAN).mock(
+            return_value=_json(200, {"base_resp": {"status_code": 1004, "status_msg": "login fail"}})
+        )
+        paid = mock.route(path=MESSAGE).mock(
+            return_value=_json(
+                401,
+                {"type": "error", "error": {"type": "authentication_error", "message": "invalid api key"}},
+            )
+        )
         verdict = await _check("minimax", paid=True)
     assert verdict.verdict is V.invalid_key and paid.call_count == 2  # both regions asked
 
@@ -130,13 +146,19 @@ async def test_minimax_cn_key_is_found_by_the_paid_probe() -> None:
     with respx.mock() as mock:
         mock.route(path=MODELS).mock(return_value=_json(200, MODEL_LIST))
         mock.route(path=PLAN).mock(return_value=_json(404, {}))
-        mock.route(host=GLOBAL, path=MESSAGE).mock(return_value=_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "x"}}))
+        mock.route(host=GLOBAL, path=MESSAGE).mock(
+            return_value=_json(
+                401, {"type": "error", "error": {"type": "authentication_error", "message": "x"}}
+            )
+        )
         mock.route(host=CN, path=MESSAGE).mock(return_value=_json(200, ANSWER))
         verdict = await _check("minimax", paid=True)
     assert verdict.verdict is V.ok and verdict.region == "cn"
 
 
-@pytest.mark.parametrize("first", [httpx.Response(404, text="404 page not found"), httpx.Response(418, json={"message": "?"})])
+@pytest.mark.parametrize(
+    "first", [httpx.Response(404, text="404 page not found"), httpx.Response(418, json={"message": "?"})]
+)
 async def test_minimax_tries_the_other_region_after_a_404_or_unknown(first: httpx.Response) -> None:
     with respx.mock() as mock:
         global_host = mock.route(host=GLOBAL).mock(return_value=first)
@@ -151,7 +173,11 @@ async def test_minimax_tries_the_other_region_after_a_404_or_unknown(first: http
 async def test_minimax_unknown_everywhere_stays_unknown_not_refused() -> None:
     with respx.mock() as mock:
         mock.route(host=GLOBAL).mock(return_value=httpx.Response(404, text="404 page not found"))
-        mock.route(host=CN).mock(return_value=_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "x"}}))
+        mock.route(host=CN).mock(
+            return_value=_json(
+                401, {"type": "error", "error": {"type": "authentication_error", "message": "x"}}
+            )
+        )
         verdict = await _check("minimax")
     assert verdict.verdict is V.unknown and verdict.region == "global"
 
@@ -170,8 +196,14 @@ async def test_minimax_unproven_key_is_not_sent_to_the_other_region() -> None:
 
 
 async def test_paid_probe_model_not_found_flags_the_key_instead_of_refusing_it() -> None:
-    body = {"error": {"message": "The model `text-embedding-3-small` does not exist or you do not have access to it.",
-                      "type": "invalid_request_error", "param": None, "code": "model_not_found"}}
+    body = {
+        "error": {
+            "message": "The model `text-embedding-3-small` does not exist or you do not have access to it.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "model_not_found",
+        }
+    }
     with respx.mock() as mock:
         mock.route(path="/v1/models").mock(return_value=_json(200, {"data": []}))
         mock.route(path="/v1/embeddings").mock(return_value=_json(404, body))
@@ -183,7 +215,9 @@ async def test_minimax_paid_probe_model_not_in_plan_is_a_flag() -> None:
     with respx.mock() as mock:
         mock.route(path=MODELS).mock(return_value=_json(200, MODEL_LIST))
         mock.route(path=PLAN).mock(return_value=_json(404, {}))
-        mock.route(path=MESSAGE).mock(return_value=_json(200, {"base_resp": {"status_code": 2061, "status_msg": "model not in plan"}}))
+        mock.route(path=MESSAGE).mock(
+            return_value=_json(200, {"base_resp": {"status_code": 2061, "status_msg": "model not in plan"}})
+        )
         verdict = await _check("minimax", paid=True)
     assert not verdict.refused and "model_restricted" in verdict.flags
 
@@ -201,7 +235,8 @@ async def test_credit_probe_refusals_are_flags(status: int, body: Any) -> None:
     with respx.mock() as mock:
         mock.route(path="/models").mock(return_value=_json(200, {"data": []}))
         mock.route(path="/user/balance").mock(
-            return_value=httpx.Response(status, text=body) if isinstance(body, str) else _json(status, body))
+            return_value=httpx.Response(status, text=body) if isinstance(body, str) else _json(status, body)
+        )
         verdict = await _check("deepseek")
     assert verdict.verdict is V.ok and "credit_unchecked" in verdict.flags
 
@@ -209,14 +244,59 @@ async def test_credit_probe_refusals_are_flags(status: int, body: Any) -> None:
 @pytest.mark.parametrize(
     ("provider", "free", "paid", "status", "body", "expected"),
     [
-        ("anthropic", "/v1/models", "/v1/messages", 402,
-         {"type": "error", "error": {"type": "billing_error", "message": "Your credit balance is too low"}}, V.no_credit),
-        ("anthropic", "/v1/models", "/v1/messages", 400,
-         {"type": "error", "error": {"type": "invalid_request_error", "message": "You have reached your specified API usage limits."}}, V.spend_limit),
-        ("openai", "/v1/models", "/v1/embeddings", 401,
-         {"error": {"message": "You must be a member of an organization to use the API.", "type": "invalid_request_error", "code": "no_organization"}}, V.revoked_or_blocked),
-        ("openai", "/v1/models", "/v1/embeddings", 429,
-         {"error": {"message": "You exceeded your current quota, please check your plan and billing details.", "type": "insufficient_quota", "code": "insufficient_quota"}}, V.no_credit),
+        (
+            "anthropic",
+            "/v1/models",
+            "/v1/messages",
+            402,
+            {
+                "type": "error",
+                "error": {"type": "billing_error", "message": "Your credit balance is too low"},
+            },
+            V.no_credit,
+        ),
+        (
+            "anthropic",
+            "/v1/models",
+            "/v1/messages",
+            400,
+            {
+                "type": "error",
+                "error": {
+                    "type": "invalid_request_error",
+                    "message": "You have reached your specified API usage limits.",
+                },
+            },
+            V.spend_limit,
+        ),
+        (
+            "openai",
+            "/v1/models",
+            "/v1/embeddings",
+            401,
+            {
+                "error": {
+                    "message": "You must be a member of an organization to use the API.",
+                    "type": "invalid_request_error",
+                    "code": "no_organization",
+                }
+            },
+            V.revoked_or_blocked,
+        ),
+        (
+            "openai",
+            "/v1/models",
+            "/v1/embeddings",
+            429,
+            {
+                "error": {
+                    "message": "You exceeded your current quota, please check your plan and billing details.",
+                    "type": "insufficient_quota",
+                    "code": "insufficient_quota",
+                }
+            },
+            V.no_credit,
+        ),
     ],
 )
 async def test_paid_probe_account_verdicts_are_final(
@@ -232,7 +312,11 @@ async def test_paid_probe_account_verdicts_are_final(
 async def test_paid_probe_auth_error_after_a_proven_key_is_a_flag() -> None:
     with respx.mock() as mock:
         mock.route(path="/v1/models").mock(return_value=_json(200, {"data": []}))
-        mock.route(path="/v1/messages").mock(return_value=_json(401, {"type": "error", "error": {"type": "authentication_error", "message": "x"}}))
+        mock.route(path="/v1/messages").mock(
+            return_value=_json(
+                401, {"type": "error", "error": {"type": "authentication_error", "message": "x"}}
+            )
+        )
         verdict = await _check("anthropic", paid=True)
     assert verdict.verdict is V.ok and "credit_unchecked" in verdict.flags
 
@@ -240,14 +324,23 @@ async def test_paid_probe_auth_error_after_a_proven_key_is_a_flag() -> None:
 # ---------------------------------------------------------------------------------------------
 # Finding 4: Moonshot's balance call decides after a 404 on /models
 
-NOT_FOUND = {"error": {"type": "resource_not_found_error", "message": "Not found the model or Permission denied"}}
+NOT_FOUND = {
+    "error": {"type": "resource_not_found_error", "message": "Not found the model or Permission denied"}
+}
 
 
 @pytest.mark.parametrize(
     ("balance", "expected"),
     [
         ({"code": 0, "status": True, "data": {"available_balance": 12.5}}, V.ok),
-        ({"code": 0, "status": True, "data": {"available_balance": 0, "voucher_balance": 0, "cash_balance": 0}}, V.no_credit),
+        (
+            {
+                "code": 0,
+                "status": True,
+                "data": {"available_balance": 0, "voucher_balance": 0, "cash_balance": 0},
+            },
+            V.no_credit,
+        ),
         ({"code": 0, "status": True, "data": {"available_balance": "0.00"}}, V.no_credit),
         ({"code": 0, "status": True, "data": {"available_balance": -1.5}}, V.no_credit),
     ],
@@ -255,7 +348,9 @@ NOT_FOUND = {"error": {"type": "resource_not_found_error", "message": "Not found
 async def test_moonshot_models_404_then_balance_decides(balance: dict[str, Any], expected: V) -> None:
     with respx.mock(assert_all_called=False) as mock:
         mock.route(host="api.moonshot.ai", path="/v1/models").mock(return_value=_json(404, NOT_FOUND))
-        bal = mock.route(host="api.moonshot.ai", path="/v1/users/me/balance").mock(return_value=_json(200, balance))
+        bal = mock.route(host="api.moonshot.ai", path="/v1/users/me/balance").mock(
+            return_value=_json(200, balance)
+        )
         cn = mock.route(host="api.moonshot.cn").mock(return_value=_json(401, {}))
         verdict = await _check("moonshot")
     assert verdict.verdict is expected and verdict.region == "intl"
@@ -266,10 +361,14 @@ async def test_moonshot_models_404_and_balance_401_tries_the_other_region() -> N
     with respx.mock() as mock:
         mock.route(host="api.moonshot.ai", path="/v1/models").mock(return_value=_json(404, NOT_FOUND))
         mock.route(host="api.moonshot.ai", path="/v1/users/me/balance").mock(
-            return_value=_json(401, {"error": {"type": "invalid_authentication_error", "message": "Invalid Authentication"}}))
+            return_value=_json(
+                401, {"error": {"type": "invalid_authentication_error", "message": "Invalid Authentication"}}
+            )
+        )
         mock.route(host="api.moonshot.cn", path="/v1/models").mock(return_value=_json(200, {"data": []}))
         mock.route(host="api.moonshot.cn", path="/v1/users/me/balance").mock(
-            return_value=_json(200, {"code": 0, "status": True, "data": {"available_balance": 3}}))
+            return_value=_json(200, {"code": 0, "status": True, "data": {"available_balance": 3}})
+        )
         verdict = await _check("moonshot")
     assert verdict.verdict is V.ok and verdict.region == "cn"
 
@@ -289,8 +388,12 @@ async def test_moonshot_models_404_and_balance_unavailable_stays_unknown() -> No
 def _remains(*counts: int) -> dict[str, Any]:
     return {
         "model_remains": [
-            {"model_name": f"MiniMax-M{i}", "current_interval_total_count": 1500,
-             "current_interval_remaining_count": c, "remains_time": 3600}
+            {
+                "model_name": f"MiniMax-M{i}",
+                "current_interval_total_count": 1500,
+                "current_interval_remaining_count": c,
+                "remains_time": 3600,
+            }
             for i, c in enumerate(counts)
         ],
         "base_resp": {"status_code": 0, "status_msg": "success"},
@@ -302,22 +405,48 @@ def _remains(*counts: int) -> dict[str, Any]:
     [
         (200, _remains(1245), V.ok, "plan_key"),
         (200, _remains(0, 12), V.ok, "plan_key"),
-        (200, {"model_remains": [{"current_interval_total_count": 100, "current_interval_used_count": 20}]}, V.ok, "plan_key"),
+        (
+            200,
+            {"model_remains": [{"current_interval_total_count": 100, "current_interval_used_count": 20}]},
+            V.ok,
+            "plan_key",
+        ),
         (200, _remains(0), V.spend_limit, "plan_key"),
         (200, _remains(0, 0), V.spend_limit, "plan_key"),
-        (200, {"model_remains": [{"current_interval_total_count": 100, "current_interval_used_count": 100}]}, V.spend_limit, "plan_key"),
-        (200, {"base_resp": {"status_code": 2056, "status_msg": "usage limit exceeded"}}, V.spend_limit, None),
-        (401, {"type": "error", "error": {"type": "authentication_error", "message": "x"}}, V.ok, "credit_unchecked"),
+        (
+            200,
+            {"model_remains": [{"current_interval_total_count": 100, "current_interval_used_count": 100}]},
+            V.spend_limit,
+            "plan_key",
+        ),
+        (
+            200,
+            {"base_resp": {"status_code": 2056, "status_msg": "usage limit exceeded"}},
+            V.spend_limit,
+            None,
+        ),
+        (
+            401,
+            {"type": "error", "error": {"type": "authentication_error", "message": "x"}},
+            V.ok,
+            "credit_unchecked",
+        ),
         (403, {"message": "forbidden"}, V.ok, "credit_unchecked"),
         (404, "404 page not found", V.ok, "credit_unchecked"),
-        (200, {"base_resp": {"status_code": 2049, "status_msg": "invalid api key"}}, V.ok, "credit_unchecked"),
+        (
+            200,
+            {"base_resp": {"status_code": 2049, "status_msg": "invalid api key"}},
+            V.ok,
+            "credit_unchecked",
+        ),
     ],
 )
 async def test_minimax_plan_check(status: int, body: Any, expected: V, flag: str | None) -> None:
     with respx.mock(assert_all_called=False) as mock:
         mock.route(host=GLOBAL, path=MODELS).mock(return_value=_json(200, MODEL_LIST))
         plan = mock.route(host=GLOBAL, path=PLAN).mock(
-            return_value=httpx.Response(status, text=body) if isinstance(body, str) else _json(status, body))
+            return_value=httpx.Response(status, text=body) if isinstance(body, str) else _json(status, body)
+        )
         mock.route(host=GLOBAL, path=MESSAGE).mock(return_value=_json(200, ANSWER))
         verdict = await _check("minimax", paid=True)
     assert plan.call_count == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,12 +24,14 @@ from controlplane.byok.verdicts import BROKEN_AFTER, UNPROVEN_MESSAGE, Verdict, 
 from controlplane.db.models import (
     AuditLog,
     KeyStatus,
-    KeyVerdict as V,
     ProviderKey,
     ReconcileItem,
     RoutingStrategy,
     Secret,
     Tenant,
+)
+from controlplane.db.models import (
+    KeyVerdict as V,
 )
 from controlplane.db.session import Database
 from controlplane.vault import Vault
@@ -58,13 +60,17 @@ class FakeValidator:
         verdict = self.answers.pop(0) if self.answers else V.ok
         if isinstance(verdict, Verdict):
             return verdict
-        return Verdict(provider=provider, verdict=verdict, message=message_for(verdict, provider),
-                       retry_after=self.retry_after)
+        return Verdict(
+            provider=provider,
+            verdict=verdict,
+            message=message_for(verdict, provider),
+            retry_after=self.retry_after,
+        )
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -280,7 +286,12 @@ async def test_format_refusal_never_reaches_the_provider(
     ],
 )
 async def test_warning_and_transient_verdicts_are_stored(
-    db: Database, service: KeyService, validator: FakeValidator, tenant_factory: Any, verdict: V, status: KeyStatus
+    db: Database,
+    service: KeyService,
+    validator: FakeValidator,
+    tenant_factory: Any,
+    verdict: V,
+    status: KeyStatus,
 ) -> None:
     tenant = await tenant_factory()
     validator.answers = [verdict]
@@ -296,9 +307,7 @@ async def test_warning_and_transient_verdicts_are_stored(
     assert (tenant.id, "mistral") in due
 
 
-async def test_delete_is_complete(
-    db: Database, service: KeyService, tenant_factory: Any
-) -> None:
+async def test_delete_is_complete(db: Database, service: KeyService, tenant_factory: Any) -> None:
     tenant = await tenant_factory()
     await service.save(tenant.id, "cohere", valid_key("cohere"), actor="api")
     await service.save(tenant.id, "groq", valid_key("groq"), actor="api")
@@ -349,7 +358,11 @@ async def test_test_now_counts_consecutive_failures_and_resets_on_ok(
     assert (await _tenant(db, tenant.id)).desired_rev == rev  # one refusal: status unchanged
 
     r2 = await service.test_now(tenant.id, "openai", actor="poller")  # transient: nothing changes
-    assert (r2.key.status, r2.key.consecutive_failures, r2.key.verdict) == (KeyStatus.usable, 1, V.invalid_key)
+    assert (r2.key.status, r2.key.consecutive_failures, r2.key.verdict) == (
+        KeyStatus.usable,
+        1,
+        V.invalid_key,
+    )
     assert r2.key.message == r1.key.message
     r3 = await service.test_now(tenant.id, "openai", actor="poller")
     assert (r3.key.status, r3.key.consecutive_failures) == (KeyStatus.usable, 2)
@@ -376,7 +389,10 @@ async def test_a_key_is_broken_only_after_three_refusals_in_a_row(
     validator.answers = [refused, refused, V.overloaded, V.unknown, refused]
     seen = [await service.test_now(tenant.id, "groq", actor="poller") for _ in range(5)]
     assert [(r.key.status, r.key.consecutive_failures) for r in seen] == [
-        (KeyStatus.usable, 1), (KeyStatus.usable, 2), (KeyStatus.usable, 2), (KeyStatus.usable, 2),
+        (KeyStatus.usable, 1),
+        (KeyStatus.usable, 2),
+        (KeyStatus.usable, 2),
+        (KeyStatus.usable, 2),
         (KeyStatus.broken, 3),
     ]
     assert seen[-1].key.message == seen[-1].verdict.message  # broken: the provider's sentence
@@ -427,7 +443,10 @@ async def test_a_refusal_after_a_run_of_warnings_completes_the_bad_run(
     validator.answers = [V.no_credit, V.invalid_key, V.invalid_key]
     seen = [await service.test_now(tenant.id, "deepseek", actor="poller") for _ in range(3)]
     assert [(r.key.status, r.key.consecutive_failures) for r in seen] == [
-        (KeyStatus.warning, 1), (KeyStatus.warning, 2), (KeyStatus.broken, 3)]
+        (KeyStatus.warning, 1),
+        (KeyStatus.warning, 2),
+        (KeyStatus.broken, 3),
+    ]
 
 
 async def test_a_transient_recheck_keeps_the_last_definite_answer_and_checks_again_soon(
@@ -436,16 +455,29 @@ async def test_a_transient_recheck_keeps_the_last_definite_answer_and_checks_aga
     clock = Clock()
     service = KeyService(db, vault, validator, clock=clock)  # type: ignore[arg-type]
     tenant = await tenant_factory()
-    validator.answers = [Verdict(provider="openrouter", verdict=V.no_credit, message="no credit left",
-                                 region=None, flags=("free_tier",))]
+    validator.answers = [
+        Verdict(
+            provider="openrouter",
+            verdict=V.no_credit,
+            message="no credit left",
+            region=None,
+            flags=("free_tier",),
+        )
+    ]
     saved = await service.save(tenant.id, "openrouter", valid_key("openrouter"), actor="api")
     assert saved.key.status is KeyStatus.warning and saved.key.next_check_at == clock.now + timedelta(hours=6)
 
     checked_at = clock.advance(hours=7)
-    validator.answers = [Verdict(provider="openrouter", verdict=V.rate_limited, message="busy", retry_after=3600.0)]
+    validator.answers = [
+        Verdict(provider="openrouter", verdict=V.rate_limited, message="busy", retry_after=3600.0)
+    ]
     r1 = await service.test_now(tenant.id, "openrouter", actor="poller")
     assert (r1.key.verdict, r1.key.message, r1.key.status, r1.key.flags) == (
-        V.no_credit, "no credit left", KeyStatus.warning, ("free_tier",))
+        V.no_credit,
+        "no credit left",
+        KeyStatus.warning,
+        ("free_tier",),
+    )
     assert r1.key.consecutive_failures == 0
     assert r1.key.last_checked_at == checked_at and r1.key.next_check_at == checked_at + timedelta(hours=1)
 
@@ -461,7 +493,9 @@ async def test_flags_are_stored_replaced_by_definite_checks_and_shown(
     db: Database, service: KeyService, validator: FakeValidator, tenant_factory: Any
 ) -> None:
     tenant = await tenant_factory()
-    validator.answers = [Verdict(provider="cohere", verdict=V.ok, message="ok", flags=("trial_key", "credit_unchecked"))]
+    validator.answers = [
+        Verdict(provider="cohere", verdict=V.ok, message="ok", flags=("trial_key", "credit_unchecked"))
+    ]
     saved = await service.save(tenant.id, "cohere", valid_key("cohere"), actor="api")
     assert saved.key.flags == ("trial_key", "credit_unchecked")
     assert saved.key.to_dict()["flags"] == ["trial_key", "credit_unchecked"]
@@ -489,17 +523,29 @@ async def test_an_unproven_minimax_key_is_stored_unverified_with_its_flag(
     clock = Clock()
     service = KeyService(db, vault, validator, clock=clock)  # type: ignore[arg-type]
     tenant = await tenant_factory()
-    unproven = Verdict(provider="minimax", verdict=V.unknown, message=UNPROVEN_MESSAGE.format(name="MiniMax"),
-                       http_status=200, region="global", flags=("unproven",))
+    unproven = Verdict(
+        provider="minimax",
+        verdict=V.unknown,
+        message=UNPROVEN_MESSAGE.format(name="MiniMax"),
+        http_status=200,
+        region="global",
+        flags=("unproven",),
+    )
     validator.answers = [unproven]
     saved = await service.save(tenant.id, "minimax", valid_key("minimax"), actor="api")
     assert (saved.key.status, saved.key.verdict, saved.key.flags, saved.key.region) == (
-        KeyStatus.unverified, V.unknown, ("unproven",), "global")
+        KeyStatus.unverified,
+        V.unknown,
+        ("unproven",),
+        "global",
+    )
     assert saved.key.message is not None and "does not confirm keys on its free endpoint" in saved.key.message
     assert saved.key.next_check_at == clock.now + timedelta(hours=24)  # re-asking sooner proves nothing
 
     clock.advance(hours=24)
-    validator.answers = [Verdict(provider="minimax", verdict=V.ok, message="MiniMax accepted the key.", region="global")]
+    validator.answers = [
+        Verdict(provider="minimax", verdict=V.ok, message="MiniMax accepted the key.", region="global")
+    ]
     proven = await service.test_now(tenant.id, "minimax", actor="poller")
     assert (proven.key.status, proven.key.flags) == (KeyStatus.usable, ())
     validator.answers = [unproven]  # later checks without the paid probe do not un-prove it
@@ -545,15 +591,31 @@ async def test_model_preference_goes_through_desired_state(
     db: Database, service: KeyService, tenant_factory: Any
 ) -> None:
     tenant = await tenant_factory()
-    assert await service.set_model_preference(
-        tenant.id, model="anthropic/claude-sonnet-4-5", strategy="quality_first", actor="api") is True
+    assert (
+        await service.set_model_preference(
+            tenant.id, model="anthropic/claude-sonnet-4-5", strategy="quality_first", actor="api"
+        )
+        is True
+    )
     t = await _tenant(db, tenant.id)
     assert (t.model_preference, t.routing_strategy, t.desired_rev) == (
-        "anthropic/claude-sonnet-4-5", RoutingStrategy.quality_first, tenant.desired_rev + 1)
-    assert await service.set_model_preference(
-        tenant.id, model="anthropic/claude-sonnet-4-5", strategy=RoutingStrategy.quality_first, actor="api") is False
+        "anthropic/claude-sonnet-4-5",
+        RoutingStrategy.quality_first,
+        tenant.desired_rev + 1,
+    )
+    assert (
+        await service.set_model_preference(
+            tenant.id,
+            model="anthropic/claude-sonnet-4-5",
+            strategy=RoutingStrategy.quality_first,
+            actor="api",
+        )
+        is False
+    )
     assert (await _tenant(db, tenant.id)).desired_rev == tenant.desired_rev + 1
-    assert await service.set_model_preference(tenant.id, model=None, strategy="aggressive", actor="api") is True
+    assert (
+        await service.set_model_preference(tenant.id, model=None, strategy="aggressive", actor="api") is True
+    )
     with pytest.raises(InvalidModelPreference, match="model"):
         await service.set_model_preference(tenant.id, model="claude", strategy="balanced", actor="api")
     with pytest.raises(InvalidModelPreference, match="strategy"):
@@ -561,4 +623,9 @@ async def test_model_preference_goes_through_desired_state(
     with pytest.raises(UnknownProvider):
         await service.set_model_preference(tenant.id, model="acme/model-1", strategy="balanced", actor="api")
     async with db.transaction() as s:
-        assert await s.scalar(select(func.count()).select_from(AuditLog).where(AuditLog.action == "byok.model_preference")) == 2
+        assert (
+            await s.scalar(
+                select(func.count()).select_from(AuditLog).where(AuditLog.action == "byok.model_preference")
+            )
+            == 2
+        )

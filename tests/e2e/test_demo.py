@@ -59,8 +59,7 @@ def _plaintext_hits(url: str) -> list[str]:
                             value = str(value) if isinstance(value, (dict, list)) else value
                             if not isinstance(value, str) or VAULT_VALUE.match(value):
                                 continue
-                            hits += [f"{table.name}: {p.pattern}" for p in SECRET_PATTERNS
-                                     if p.search(value)]
+                            hits += [f"{table.name}: {p.pattern}" for p in SECRET_PATTERNS if p.search(value)]
         finally:
             await engine.dispose()
         return hits
@@ -83,8 +82,11 @@ def test_demo_provisions_the_fleet_and_converges_again(demo_db: str, tmp_path: P
 
     states = _rows(demo_db, "SELECT lifecycle_state FROM tenants")
     assert sorted(s for (s,) in states) == ["running", "running", "running"]
-    fly = _rows(demo_db, "SELECT app_name, volume_id, machine_id, instance_id, observed_state, "
-                         "config_hash, secrets_version FROM fly_resources")
+    fly = _rows(
+        demo_db,
+        "SELECT app_name, volume_id, machine_id, instance_id, observed_state, "
+        "config_hash, secrets_version FROM fly_resources",
+    )
     assert len(fly) == 3
     for app_name, volume_id, machine_id, instance_id, state, config_hash, version in fly:
         assert app_name.startswith("oc-") and volume_id.startswith("vol_")
@@ -115,7 +117,8 @@ def test_demo_recreates_a_machine_only_after_a_confirmed_404(demo_db: str, tmp_p
     runner = CliRunner()
     assert runner.invoke(app, ["demo"], catch_exceptions=False).exit_code == 0
     (app_name, machine_id), *_ = _rows(
-        demo_db, "SELECT app_name, machine_id FROM fly_resources ORDER BY app_name")
+        demo_db, "SELECT app_name, machine_id FROM fly_resources ORDER BY app_name"
+    )
 
     # Somebody destroys one machine behind the control plane's back (in the persisted "Fly").
     emulator = FlyEmulator.load(tmp_path / "fly-emulator.json", EmulatorOptions(org="personal"))
@@ -132,7 +135,7 @@ def test_demo_recreates_a_machine_only_after_a_confirmed_404(demo_db: str, tmp_p
     again = runner.invoke(app, ["demo"], catch_exceptions=False)
     assert again.exit_code == 0, again.output
     assert f"machine {machine_id} is gone on Fly: recreating it" in again.output
-    (new_id,), = _rows(demo_db, "SELECT machine_id FROM fly_resources WHERE app_name = :a", a=app_name)
+    ((new_id,),) = _rows(demo_db, "SELECT machine_id FROM fly_resources WHERE app_name = :a", a=app_name)
     assert new_id != machine_id
 
 
@@ -158,8 +161,14 @@ def test_demo_starts_machines_found_stopped_even_after_an_update(demo_db: str, t
     emulator.snapshot_to(tmp_path / "fly-emulator.json")
     # Carol's desired state changes while her machine is stopped: her first converge must update a
     # STOPPED machine (Fly keeps it stopped), wait for the new version to settle, then start it.
-    assert _execute(demo_db, "UPDATE tenants SET plan = 'pro', desired_rev = desired_rev + 1 "
-                             "WHERE external_id = 'carol@example.com'") == 1
+    assert (
+        _execute(
+            demo_db,
+            "UPDATE tenants SET plan = 'pro', desired_rev = desired_rev + 1 "
+            "WHERE external_id = 'carol@example.com'",
+        )
+        == 1
+    )
 
     again = runner.invoke(app, ["demo"], catch_exceptions=False)  # also changes one tenant's plan
     assert again.exit_code == 0, again.output

@@ -30,8 +30,9 @@ def transport(router: respx.Router, clock: FakeClock) -> ValidatingTransport:
 
 @pytest.fixture
 async def fly(transport: ValidatingTransport, clock: FakeClock) -> AsyncIterator[FlyClient]:
-    client = FlyClient(token=TOKEN, base_url=BASE, org=ORG, transport=transport, clock=clock,
-                       rng=random.Random(7))
+    client = FlyClient(
+        token=TOKEN, base_url=BASE, org=ORG, transport=transport, clock=clock, rng=random.Random(7)
+    )
     try:
         yield client
     finally:
@@ -42,6 +43,7 @@ async def fly(transport: ValidatingTransport, clock: FakeClock) -> AsyncIterator
 def make_client(handler, clock: FakeClock, **kw) -> tuple[FlyClient, ValidatingTransport]:  # type: ignore[no-untyped-def]
     """A client over a plain handler function (for the stateful fakes)."""
     transport = ValidatingTransport(httpx.MockTransport(handler), clock)
-    client = FlyClient(token=TOKEN, base_url=BASE, org=ORG, transport=transport, clock=clock,
-                       rng=random.Random(7), **kw)
+    client = FlyClient(
+        token=TOKEN, base_url=BASE, org=ORG, transport=transport, clock=clock, rng=random.Random(7), **kw
+    )
     return client, transport

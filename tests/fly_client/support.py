@@ -99,15 +99,24 @@ class ValidatingTransport(httpx.AsyncBaseTransport):
         except OpenAPIValidationError as exc:
             self.violations.append(str(exc))
         self.sent.append(
-            Sent(request.method, path.removeprefix("/v1"), params, body, request.headers,
-                 self.clock.now if self.clock else 0.0, dict(request.extensions.get("timeout", {})))
+            Sent(
+                request.method,
+                path.removeprefix("/v1"),
+                params,
+                body,
+                request.headers,
+                self.clock.now if self.clock else 0.0,
+                dict(request.extensions.get("timeout", {})),
+            )
         )
         return await self.inner.handle_async_request(request)
 
     def calls(self, method: str | None = None, pattern: str | None = None) -> list[Sent]:
-        return [s for s in self.sent
-                if (method is None or s.method == method)
-                and (pattern is None or re.fullmatch(pattern, s.path))]
+        return [
+            s
+            for s in self.sent
+            if (method is None or s.method == method) and (pattern is None or re.fullmatch(pattern, s.path))
+        ]
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -128,12 +137,27 @@ def error(status: int, message: str, fly_status: str | None = None, **headers: s
     return json_response(status, body, {k.replace("_", "-"): v for k, v in headers.items()})
 
 
-def machine_json(mid: str = "m1", *, state: str = "started", instance_id: str = "v1",
-                 metadata: dict[str, str] | None = None, image: str = "img:1") -> dict[str, Any]:
+def machine_json(
+    mid: str = "m1",
+    *,
+    state: str = "started",
+    instance_id: str = "v1",
+    metadata: dict[str, str] | None = None,
+    image: str = "img:1",
+) -> dict[str, Any]:
     return {
-        "id": mid, "name": f"n-{mid}", "state": state, "region": "iad", "instance_id": instance_id,
-        "private_ip": "fdaa::1", "created_at": "2026-01-01T00:00:00Z",
-        "config": {"image": image, "metadata": metadata or {}, "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256}},
+        "id": mid,
+        "name": f"n-{mid}",
+        "state": state,
+        "region": "iad",
+        "instance_id": instance_id,
+        "private_ip": "fdaa::1",
+        "created_at": "2026-01-01T00:00:00Z",
+        "config": {
+            "image": image,
+            "metadata": metadata or {},
+            "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 256},
+        },
     }
 
 
@@ -192,8 +216,11 @@ class FakeMachines:
 
     def _list(self, request: httpx.Request) -> httpx.Response:
         self.lists += 1
-        filters = {k.removeprefix("metadata."): v for k, v in request.url.params.multi_items()
-                   if k.startswith("metadata.")}
+        filters = {
+            k.removeprefix("metadata."): v
+            for k, v in request.url.params.multi_items()
+            if k.startswith("metadata.")
+        }
         out = []
         for mid, machine in self.machines.items():
             if self.hidden.get(mid, 0) > 0:

@@ -13,8 +13,7 @@ from pydantic import SecretStr
 from controlplane.fly import FlyClient, FlyConfigError, FlyNotFound, FlyServerError, authorization_value
 from controlplane.fly.auth import FlyAuth
 from controlplane.settings import load_settings
-from tests.fly_client.support import API, BASE, TOKEN, FakeClock, ValidatingTransport, error, machine_json
-
+from tests.fly_client.support import BASE, TOKEN, FakeClock, ValidatingTransport, error, machine_json
 
 FLYV1 = "Fly" + "V1"  # built at run time: no credential-shaped literal in the tree
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import respx
@@ -23,8 +23,16 @@ FULL_CONFIG = {
     "env": {"A": "1"},
     "guest": {"cpu_kind": "shared", "cpus": 1, "memory_mb": 512},
     "metadata": {"cp_create_tag": "t"},
-    "services": [{"protocol": "tcp", "internal_port": 8080, "autostop": True, "autostart": True,
-                  "ports": [{"port": 443, "handlers": ["tls", "http"]}], "concurrency": {"type": "requests", "soft_limit": 20}}],
+    "services": [
+        {
+            "protocol": "tcp",
+            "internal_port": 8080,
+            "autostop": True,
+            "autostart": True,
+            "ports": [{"port": 443, "handlers": ["tls", "http"]}],
+            "concurrency": {"type": "requests", "soft_limit": 20},
+        }
+    ],
     "checks": {"startupz": {"type": "http", "port": 8080, "path": "/startupz", "interval": "15s"}},
     "restart": {"policy": "on-failure", "max_retries": 10},
     "mounts": [{"volume": "vol_1", "path": "/data"}],
@@ -34,49 +42,81 @@ FULL_CONFIG = {
 }
 
 
-async def test_update_round_trips_the_whole_config(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
+async def test_update_round_trips_the_whole_config(
+    fly: FlyClient, router: respx.Router, transport: ValidatingTransport
+) -> None:
     router.get("/apps/a/machines/m1").respond(200, json={**machine_json("m1"), "config": FULL_CONFIG})
-    router.post("/apps/a/machines/m1").respond(200, json={**machine_json("m1", instance_id="v2"), "config": FULL_CONFIG})
+    router.post("/apps/a/machines/m1").respond(
+        200, json={**machine_json("m1", instance_id="v2"), "config": FULL_CONFIG}
+    )
     machine = await fly.get_machine("a", "m1")
     assert machine.config is not None
     machine.config.image = "img:2"
     updated = await fly.update_machine(
-        "a", "m1",
-        UpdateMachineRequest(config=machine.config, current_version="v1", min_secrets_version=4, skip_launch=True),
+        "a",
+        "m1",
+        UpdateMachineRequest(
+            config=machine.config, current_version="v1", min_secrets_version=4, skip_launch=True
+        ),
         nonce="n1",
     )
     sent = transport.sent[-1]
     expected = {**FULL_CONFIG, "image": "img:2"}
     expected["services"] = [{**FULL_CONFIG["services"][0], "autostop": "stop"}]  # bool → string for requests
-    assert sent.body == {"config": expected, "current_version": "v1", "min_secrets_version": 4, "skip_launch": True}
+    assert sent.body == {
+        "config": expected,
+        "current_version": "v1",
+        "min_secrets_version": 4,
+        "skip_launch": True,
+    }
     assert sent.headers[LEASE_NONCE_HEADER] == "n1"
     assert updated.current_version == "v2"
 
 
 def test_machine_model_keeps_unknown_fields_and_helpers() -> None:
-    machine = Machine.model_validate({**machine_json("m1", metadata={"k": "v"}), "brand_new_field": {"x": 1},
-                                      "checks": [{"name": "a", "status": "passing"}]})
+    machine = Machine.model_validate(
+        {
+            **machine_json("m1", metadata={"k": "v"}),
+            "brand_new_field": {"x": 1},
+            "checks": [{"name": "a", "status": "passing"}],
+        }
+    )
     assert machine.model_extra == {"brand_new_field": {"x": 1}}
     assert machine.metadata == {"k": "v"} and machine.healthy
     assert not Machine.model_validate(machine_json("m2")).healthy  # no check results yet
 
 
-async def test_list_machines_filters(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
+async def test_list_machines_filters(
+    fly: FlyClient, router: respx.Router, transport: ValidatingTransport
+) -> None:
     router.get("/apps/a/machines").respond(200, json=[machine_json("m1")])
-    machines = await fly.list_machines("a", metadata={"cp_create_tag": "t-1"}, state=["started", "stopped"],
-                                       include_deleted=False, region="iad")
+    machines = await fly.list_machines(
+        "a",
+        metadata={"cp_create_tag": "t-1"},
+        state=["started", "stopped"],
+        include_deleted=False,
+        region="iad",
+    )
     assert [m.id for m in machines] == ["m1"]
     assert dict(transport.sent[-1].params) == {
-        "include_deleted": "false", "region": "iad", "state": "started,stopped", "metadata.cp_create_tag": "t-1"}
+        "include_deleted": "false",
+        "region": "iad",
+        "state": "started,stopped",
+        "metadata.cp_create_tag": "t-1",
+    }
 
 
 async def test_machine_actions(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
-    router.post("/apps/a/machines/m1/start").respond(200, json={"previous_state": "stopped", "migrated": False})
+    router.post("/apps/a/machines/m1/start").respond(
+        200, json={"previous_state": "stopped", "migrated": False}
+    )
     router.post("/apps/a/machines/m1/restart").respond(200, json={"ok": True})
     router.post("/apps/a/machines/m1/suspend").respond(200, json={"ok": True})
     router.post("/apps/a/machines/m1/stop").respond(200, json={"ok": True})
     router.delete("/apps/a/machines/m1").respond(200, json={"ok": True})
-    router.get("/apps/a/machines/m1/events").respond(200, json=[{"id": "e1", "type": "start", "status": "started", "source": "user", "timestamp": 1}])
+    router.get("/apps/a/machines/m1/events").respond(
+        200, json=[{"id": "e1", "type": "start", "status": "started", "source": "user", "timestamp": 1}]
+    )
     assert (await fly.start_machine("a", "m1", nonce="n")).previous_state == "stopped"
     await fly.restart_machine("a", "m1", signal="SIGTERM", timeout="10s", nonce="n")
     await fly.suspend_machine("a", "m1", nonce="n")
@@ -85,7 +125,10 @@ async def test_machine_actions(fly: FlyClient, router: respx.Router, transport: 
     events = await fly.list_events("a", "m1", limit=500)
     assert events[0].type == "start"
     by_path = {(s.method, s.path): s for s in transport.sent}
-    assert by_path[("POST", "/apps/a/machines/m1/restart")].params == [("signal", "SIGTERM"), ("timeout", "10s")]
+    assert by_path[("POST", "/apps/a/machines/m1/restart")].params == [
+        ("signal", "SIGTERM"),
+        ("timeout", "10s"),
+    ]
     assert by_path[("POST", "/apps/a/machines/m1/stop")].body == {"signal": "SIGTERM", "timeout": "30s"}
     assert by_path[("DELETE", "/apps/a/machines/m1")].params == [("force", "true")]
     assert by_path[("GET", "/apps/a/machines/m1/events")].params == [("limit", "50")]
@@ -93,8 +136,12 @@ async def test_machine_actions(fly: FlyClient, router: respx.Router, transport: 
 
 
 async def test_secrets(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
-    router.post("/apps/a/secrets").respond(200, json={"secrets": [{"name": "K", "digest": "d"}], "version": 5})
-    router.get("/apps/a/secrets").respond(200, json={"secrets": [{"name": "K", "digest": "d", "created_at": "x"}]})
+    router.post("/apps/a/secrets").respond(
+        200, json={"secrets": [{"name": "K", "digest": "d"}], "version": 5}
+    )
+    router.get("/apps/a/secrets").respond(
+        200, json={"secrets": [{"name": "K", "digest": "d", "created_at": "x"}]}
+    )
     router.delete("/apps/a/secrets/OLD").respond(200, json={"version": 6})
     router.delete("/apps/a/secrets/GONE").mock(return_value=error(404, "secret not found"))
     update = await fly.set_secrets("a", {"K": SecretStr("sk-live-value"), "L": "plain"})
@@ -115,7 +162,9 @@ async def test_volumes_and_apps(fly: FlyClient, router: respx.Router, transport:
     router.get("/apps/a/volumes").respond(200, json=[vol])
     router.delete("/apps/a/volumes/vol_1").respond(200, json=vol)
     router.get("/apps").respond(200, json={"total_apps": 1, "apps": [{"name": "a"}]})
-    created = await fly.create_volume("a", CreateVolumeRequest(name="data", region="iad", size_gb=1, encrypted=True))
+    created = await fly.create_volume(
+        "a", CreateVolumeRequest(name="data", region="iad", size_gb=1, encrypted=True)
+    )
     assert created.id == "vol_1"
     assert transport.sent[0].body == {"name": "data", "region": "iad", "size_gb": 1, "encrypted": True}
     assert (await fly.get_volume("a", "vol_1")).size_gb == 1
@@ -136,7 +185,9 @@ async def test_metadata_calls(fly: FlyClient, router: respx.Router, transport: V
 
 
 @pytest.mark.parametrize("bad", ["a/../b", "..", "", "a b", "a?x=1", "a#b"])
-async def test_unsafe_path_segments_are_refused(fly: FlyClient, transport: ValidatingTransport, bad: str) -> None:
+async def test_unsafe_path_segments_are_refused(
+    fly: FlyClient, transport: ValidatingTransport, bad: str
+) -> None:
     with pytest.raises(ValueError):
         await fly.get_app(bad)
     with pytest.raises(ValueError):
@@ -146,25 +197,46 @@ async def test_unsafe_path_segments_are_refused(fly: FlyClient, transport: Valid
 
 # --- org listing ------------------------------------------------------------------------------
 def org_page(ids: list[str], cursor: str | None, **extra: object) -> dict[str, object]:
-    return {"machines": [{"id": i, "app_name": f"app-{i}", "state": "started", "version": "v",
-                          "config": {"image": "img", "metadata": {"tenant": i}}} for i in ids],
-            "next_cursor": cursor, "last_updated_at": "2026-11-21T10:00:00Z", **extra}
+    return {
+        "machines": [
+            {
+                "id": i,
+                "app_name": f"app-{i}",
+                "state": "started",
+                "version": "v",
+                "config": {"image": "img", "metadata": {"tenant": i}},
+            }
+            for i in ids
+        ],
+        "next_cursor": cursor,
+        "last_updated_at": "2026-11-21T10:00:00Z",
+        **extra,
+    }
 
 
-async def test_org_listing_follows_cursor_and_dedupes(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
-    router.get("/orgs/test-org/machines").mock(side_effect=[
-        json_response(200, org_page(["m1", "m2"], "c1")),
-        json_response(200, org_page([], "c2")),  # short/empty pages are allowed (limit is advisory)
-        json_response(200, org_page(["m2", "m3"], "", error_regions=["syd"])),
-    ])
-    since = datetime(2026, 11, 21, 9, 0, tzinfo=timezone.utc)
+async def test_org_listing_follows_cursor_and_dedupes(
+    fly: FlyClient, router: respx.Router, transport: ValidatingTransport
+) -> None:
+    router.get("/orgs/test-org/machines").mock(
+        side_effect=[
+            json_response(200, org_page(["m1", "m2"], "c1")),
+            json_response(200, org_page([], "c2")),  # short/empty pages are allowed (limit is advisory)
+            json_response(200, org_page(["m2", "m3"], "", error_regions=["syd"])),
+        ]
+    )
+    since = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
     scan = fly.iter_org_machines(updated_after=since, state="started")
     seen = [m.id async for m in scan]
     assert seen == ["m1", "m2", "m3"]
     assert scan.pages == 3 and scan.error_regions == {"syd"} and scan.partial
     assert scan.last_updated_at == "2026-11-21T10:00:00Z"
     first, second, _ = (dict(s.params) for s in transport.sent)
-    assert first == {"state": "started", "summary": "true", "updated_after": "2026-11-21T09:00:00Z", "limit": "1000"}
+    assert first == {
+        "state": "started",
+        "summary": "true",
+        "updated_after": "2026-11-21T09:00:00Z",
+        "limit": "1000",
+    }
     assert second["cursor"] == "c1"
 
 
@@ -206,17 +278,24 @@ async def test_unreadable_answers_become_fly_errors(fly: FlyClient, router: resp
 def test_incomplete_config_metadata_fallback_and_update_helper_refuses() -> None:
     from controlplane.fly import FlyIncompleteConfig, Machine, OrgMachine, UpdateMachineRequest
 
-    unreachable = Machine.model_validate({
-        "id": "m1", "state": "started", "instance_id": "v1", "host_status": "unreachable",
-        "incomplete_config": {"image": "img:1", "metadata": {"tenant": "42"}},
-    })
+    unreachable = Machine.model_validate(
+        {
+            "id": "m1",
+            "state": "started",
+            "instance_id": "v1",
+            "host_status": "unreachable",
+            "incomplete_config": {"image": "img:1", "metadata": {"tenant": "42"}},
+        }
+    )
     assert unreachable.config is None and unreachable.metadata == {"tenant": "42"} and not unreachable.host_ok
     with pytest.raises(FlyIncompleteConfig, match="no complete config"):
         UpdateMachineRequest.from_machine(unreachable)
     listed = OrgMachine.model_validate({"id": "m1", "incomplete_config": {"metadata": {"tenant": "42"}}})
     assert listed.metadata == {"tenant": "42"}
 
-    ok = Machine.model_validate({"id": "m2", "instance_id": "v7", "config": {"image": "img:1", "env": {"A": "1"}}})
+    ok = Machine.model_validate(
+        {"id": "m2", "instance_id": "v7", "config": {"image": "img:1", "env": {"A": "1"}}}
+    )
     request = UpdateMachineRequest.from_machine(ok, min_secrets_version=3)
     assert request.current_version == "v7" and request.config.env == {"A": "1"}
     request.config.env["A"] = "2"

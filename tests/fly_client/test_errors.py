@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -16,25 +16,59 @@ from controlplane.fly.errors import classify, parse_error_body, parse_retry_afte
         (401, {"error": "unauthorized"}, E.FlyUnauthorized),
         (404, {"error": "machine not found"}, E.FlyNotFound),
         (404, {"status": "error", "message": "lease not found", "code": "not_found"}, E.FlyNotFound),
-        (403, {"error": "organization acme is using 8192 MB of memory in iad which is over the allowed quota"}, E.FlyQuotaExceeded),
+        (
+            403,
+            {"error": "organization acme is using 8192 MB of memory in iad which is over the allowed quota"},
+            E.FlyQuotaExceeded,
+        ),
         (403, {"error": "app is in another organization"}, E.FlyForbidden),
         (408, {"error": "machine failed to reach desired state, started, currently stopped"}, E.FlyTimeout),
-        (409, {"status": "error", "message": "machine ID 1234 lease currently held by x@y, expires at 2026-01-01T00:00:00Z", "code": "invalid"}, E.FlyLeaseHeld),
+        (
+            409,
+            {
+                "status": "error",
+                "message": "machine ID 1234 lease currently held by x@y, expires at 2026-01-01T00:00:00Z",
+                "code": "invalid",
+            },
+            E.FlyLeaseHeld,
+        ),
         (412, {"error": "machine ID 1234 lease currently held by someone"}, E.FlyLeaseHeld),
         (409, {"error": "insufficient memory available to fulfill request"}, E.FlyHostCapacity),
         # the host is full even if the body says insufficient_capacity (that status means region)
-        (409, {"error": "could not reserve resource for machine: insufficient memory available to fulfill request",
-               "status": "insufficient_capacity"}, E.FlyHostCapacity),
-        (409, {"error": "machine with name \"u-42\" already exists (ID 123)", "status": "already_exists"}, E.FlyAlreadyExists),
+        (
+            409,
+            {
+                "error": "could not reserve resource for machine: insufficient memory available to fulfill request",
+                "status": "insufficient_capacity",
+            },
+            E.FlyHostCapacity,
+        ),
+        (
+            409,
+            {"error": 'machine with name "u-42" already exists (ID 123)', "status": "already_exists"},
+            E.FlyAlreadyExists,
+        ),
         (409, {"error": "something else"}, E.FlyConflict),
         (412, {"error": "unable to start machine from current state: 'replacing'"}, E.FlyWrongState),
         (412, {"error": "current_version mismatch: machine version is stale"}, E.FlyStaleVersion),
-        (412, {"error": "min_secrets_version 7 is not yet available in the secrets store"}, E.FlySecretsNotVisible),
-        (412, {"error": "insufficient resources to create new machine with existing volume 'vol_1'"}, E.FlyVolumeHostFull),
+        (
+            412,
+            {"error": "min_secrets_version 7 is not yet available in the secrets store"},
+            E.FlySecretsNotVisible,
+        ),
+        (
+            412,
+            {"error": "insufficient resources to create new machine with existing volume 'vol_1'"},
+            E.FlyVolumeHostFull,
+        ),
         (412, {"error": "could not place", "status": "volume_placement_capacity"}, E.FlyVolumeHostFull),
         (412, {"error": "precondition failed"}, E.FlyPrecondition),
         (400, {"error": "no capacity available in region iad"}, E.FlyRegionCapacity),
-        (500, {"error": "could not reserve resource", "status": "insufficient_capacity"}, E.FlyRegionCapacity),
+        (
+            500,
+            {"error": "could not reserve resource", "status": "insufficient_capacity"},
+            E.FlyRegionCapacity,
+        ),
         (400, {"error": "volume not found"}, E.FlyVolumeNotFound),
         (400, {"error": "invalid_argument: timeout must be <= 60"}, E.FlyBadRequest),
         (422, {"error": "Name has already been taken", "status": "name_taken"}, E.FlyNameTaken),
@@ -60,7 +94,9 @@ def test_classification_by_body_not_code_alone(status: int, body: object, expect
 def test_same_code_different_meaning() -> None:
     # 412 is three different things; 409 is lease, name or capacity.
     assert isinstance(classify(412, '{"error":"min_secrets_version not visible"}'), E.FlySecretsNotVisible)
-    assert isinstance(classify(412, '{"error":"unable to start machine from current state"}'), E.FlyWrongState)
+    assert isinstance(
+        classify(412, '{"error":"unable to start machine from current state"}'), E.FlyWrongState
+    )
     host_full = classify(412, '{"error":"x","status":"volume_placement_capacity"}')
     assert isinstance(host_full, E.FlyPrecondition) and isinstance(host_full, E.FlyCapacityError)
 
@@ -91,7 +127,7 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("1.5") == 1.5
     assert parse_retry_after(None) is None
     assert parse_retry_after("soon") is None
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     assert parse_retry_after("Thu, 01 Jan 2026 00:00:05 GMT", now=now) == 5.0
     err = classify(429, '{"error":"slow down"}', retry_after="2")
     assert isinstance(err, E.FlyRateLimited) and err.retry_after == 2.0

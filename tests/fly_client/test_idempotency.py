@@ -24,7 +24,9 @@ from tests.fly_client.support import FakeClock, FakeMachines, error, json_respon
 
 def request() -> CreateMachineRequest:
     return CreateMachineRequest(
-        name="u-42", region="iad", min_secrets_version=3,
+        name="u-42",
+        region="iad",
+        min_secrets_version=3,
         config=MachineConfig(image="img:1", metadata={"tenant": "42"}),
     )
 
@@ -115,7 +117,9 @@ async def test_name_exists_but_not_ours(fly: FlyClient, router: respx.Router) ->
         await fly.create_machine_idempotent("a", request(), "tag-1")
 
 
-async def test_server_ignoring_the_filter_does_not_make_us_adopt_a_stranger(fly: FlyClient, router: respx.Router) -> None:
+async def test_server_ignoring_the_filter_does_not_make_us_adopt_a_stranger(
+    fly: FlyClient, router: respx.Router
+) -> None:
     stranger = machine_json("m9", metadata={CREATE_TAG_KEY: "someone-else"})
     router.get("/apps/a/machines").respond(200, json=[stranger])
     router.post("/apps/a/machines").respond(200, json=machine_json("m10", metadata={CREATE_TAG_KEY: "tag-1"}))
@@ -134,7 +138,12 @@ def test_tag_request_copies_and_refuses_conflicting_tag() -> None:
 
 
 # --- apps ---------------------------------------------------------------------------------------
-APP = {"id": "app1", "name": "oc-42", "status": "pending", "organization": {"slug": "test-org", "name": "Test"}}
+APP = {
+    "id": "app1",
+    "name": "oc-42",
+    "status": "pending",
+    "organization": {"slug": "test-org", "name": "Test"},
+}
 
 
 async def test_app_create_sends_spec_body(fly: FlyClient, router: respx.Router, transport) -> None:  # type: ignore[no-untyped-def]
@@ -156,7 +165,9 @@ async def test_app_name_taken_by_us_is_adopted(fly: FlyClient, router: respx.Rou
     assert (await fly.create_app_idempotent("oc-42")).id == "app1"
 
 
-@pytest.mark.parametrize("lookup", [json_response(200, {**APP, "organization": {"slug": "evil"}}), error(403, "forbidden")])
+@pytest.mark.parametrize(
+    "lookup", [json_response(200, {**APP, "organization": {"slug": "evil"}}), error(403, "forbidden")]
+)
 async def test_app_name_taken_elsewhere(fly: FlyClient, router: respx.Router, lookup: httpx.Response) -> None:
     router.post("/apps").mock(return_value=error(422, "Name has already been taken", "name_taken"))
     router.get("/apps/oc-42").mock(return_value=lookup)
@@ -165,7 +176,9 @@ async def test_app_name_taken_elsewhere(fly: FlyClient, router: respx.Router, lo
 
 
 async def test_app_create_ambiguous_then_absent_then_created(fly: FlyClient, router: respx.Router) -> None:
-    create = router.post("/apps").mock(side_effect=[httpx.RemoteProtocolError("eof"), json_response(201, APP)])
+    create = router.post("/apps").mock(
+        side_effect=[httpx.RemoteProtocolError("eof"), json_response(201, APP)]
+    )
     router.get("/apps/oc-42").respond(404, json={"error": "app not found"})
     assert (await fly.create_app_idempotent("oc-42")).name == "oc-42"
     assert create.call_count == 2

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import asyncio
 import json
+import re
 
 import httpx
 import pytest
@@ -15,7 +14,6 @@ from controlplane.fly import (
     FlyClient,
     FlyLeaseHeld,
     LeaseLost,
-    MachineConfig,
     UpdateMachineRequest,
     clear_stale_lease,
 )
@@ -23,8 +21,15 @@ from controlplane.fly.transport import LEASE_NONCE_HEADER
 from tests.fly_client.conftest import make_client
 from tests.fly_client.support import FakeClock, json_response, machine_json
 
-LEASE_OK = {"status": "success", "data": {"nonce": "n-123", "expires_at": 2000000000, "owner": "cp@x", "version": "v1"}}
-HELD = {"status": "error", "message": "machine ID m1 lease currently held by other@x, expires at 2026-01-01T00:00:13Z", "code": "invalid"}
+LEASE_OK = {
+    "status": "success",
+    "data": {"nonce": "n-123", "expires_at": 2000000000, "owner": "cp@x", "version": "v1"},
+}
+HELD = {
+    "status": "error",
+    "message": "machine ID m1 lease currently held by other@x, expires at 2026-01-01T00:00:13Z",
+    "code": "invalid",
+}
 
 
 class LeaseFake:
@@ -52,7 +57,9 @@ class LeaseFake:
             self.refreshes += 1
             if self.refresh_fails:
                 self.refresh_fails -= 1
-                return json_response(404, {"status": "error", "message": "lease not found", "code": "not_found"})
+                return json_response(
+                    404, {"status": "error", "message": "lease not found", "code": "not_found"}
+                )
             return json_response(201, LEASE_OK)
         if path.endswith("/lease") and request.method == "DELETE":
             assert nonce == self.nonce
@@ -60,7 +67,11 @@ class LeaseFake:
             self.nonce = None
             return json_response(200, {"status": "success", "data": {"ok": True}})
         if path.endswith("/lease") and request.method == "GET":
-            return json_response(200, LEASE_OK) if self.nonce else json_response(404, {"error": "lease not found"})
+            return (
+                json_response(200, LEASE_OK)
+                if self.nonce
+                else json_response(404, {"error": "lease not found"})
+            )
         if request.method == "POST" and self.nonce and nonce != self.nonce:
             return json_response(409, HELD)
         if path == "/apps/a/machines/m1" and request.method == "POST":
@@ -79,12 +90,19 @@ async def test_lease_nonce_on_every_mutation_and_release() -> None:
             assert lease.nonce == "n-123" and lease.version == "v1"
             machine = await fly.get_machine("a", "m1")
             assert machine.config is not None
-            await fly.update_machine("a", "m1", UpdateMachineRequest(config=machine.config, current_version="v1"), nonce=lease.nonce)
+            await fly.update_machine(
+                "a",
+                "m1",
+                UpdateMachineRequest(config=machine.config, current_version="v1"),
+                nonce=lease.nonce,
+            )
             await fly.stop_machine("a", "m1", nonce=lease.nonce)
     assert fake.released == 1 and lease.released
     acquire = transport.sent[0]
     # the description carries a per-attempt marker (to recognise our lease after an ambiguous answer)
-    assert acquire.body["ttl"] == 13 and re.fullmatch(r"reconcile \[[0-9a-f]{12}\]", acquire.body["description"])
+    assert acquire.body["ttl"] == 13 and re.fullmatch(
+        r"reconcile \[[0-9a-f]{12}\]", acquire.body["description"]
+    )
     assert LEASE_NONCE_HEADER not in acquire.headers
     for sent in transport.sent[1:]:
         if sent.method != "GET":
@@ -114,7 +132,11 @@ async def test_background_refresh_every_ttl_minus_1_over_3() -> None:
             await clock.advance(8.0)
             assert fake.refreshes == 3 and lease.refreshes == 3
             lease.check()
-    refreshes = [s for s in transport.sent if s.method == "POST" and s.path.endswith("/lease") and LEASE_NONCE_HEADER in s.headers]
+    refreshes = [
+        s
+        for s in transport.sent
+        if s.method == "POST" and s.path.endswith("/lease") and LEASE_NONCE_HEADER in s.headers
+    ]
     assert len(refreshes) == 3
     assert all(s.headers[LEASE_NONCE_HEADER] == "n-123" and s.body == {"ttl": 13} for s in refreshes)
     assert fake.released == 1
@@ -206,7 +228,6 @@ async def test_acquire_conflict_and_wait_for_holder() -> None:
                 pass
         assert "currently held" in str(info.value)
     fake = LeaseFake(held_times=2)
-    clock = FakeClock(auto=False)
     fly, transport = make_client(fake, FakeClock())
     async with fly:
         async with fly.lease("a", "m1", acquire_timeout=30) as lease:
@@ -217,8 +238,12 @@ async def test_acquire_conflict_and_wait_for_holder() -> None:
 
 async def test_flat_lease_body_and_stale_lease_recovery(fly: FlyClient, router: respx.Router) -> None:
     router.post("/apps/a/machines/m1/lease").respond(201, json={"nonce": "flat", "expires_at": 1})
-    router.get("/apps/a/machines/m1/lease").respond(200, json={"status": "success", "data": {"nonce": "stale"}})
-    release = router.delete("/apps/a/machines/m1/lease").respond(200, json={"status": "success", "data": {"ok": True}})
+    router.get("/apps/a/machines/m1/lease").respond(
+        200, json={"status": "success", "data": {"nonce": "stale"}}
+    )
+    release = router.delete("/apps/a/machines/m1/lease").respond(
+        200, json={"status": "success", "data": {"ok": True}}
+    )
     assert (await fly.acquire_lease("a", "m1")).nonce == "flat"
     assert await clear_stale_lease(fly, "a", "m1") is True
     assert release.calls.last.request.headers[LEASE_NONCE_HEADER] == "stale"

@@ -41,22 +41,27 @@ async def test_bucket_refills_while_idle() -> None:
     assert clock.now - start == pytest.approx(1.0)
 
 
-async def test_per_machine_action_paced_below_1_per_second(fly: FlyClient, router: respx.Router, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_per_machine_action_paced_below_1_per_second(
+    fly: FlyClient, router: respx.Router, transport
+) -> None:  # type: ignore[no-untyped-def]
     router.post("/apps/a/machines/m1/stop").respond(200, json={})
     await asyncio.gather(*(fly.stop_machine("a", "m1") for _ in range(7)))
     times = sorted(s.time for s in transport.calls("POST", "/apps/a/machines/m1/stop"))
     base = times[0]
     # Fly: 1/s burst 3; we keep a margin: burst 2, then one every 1/0.9 s
     step = 1 / 0.9
-    assert [round(t - base, 6) for t in times] == [round(x, 6) for x in (0, 0, step, 2 * step, 3 * step,
-                                                                         4 * step, 5 * step)]
+    assert [round(t - base, 6) for t in times] == [
+        round(x, 6) for x in (0, 0, step, 2 * step, 3 * step, 4 * step, 5 * step)
+    ]
     # never more than Fly allows in any window: at most 3 + (window seconds) calls
-    for i, t in enumerate(times):
+    for t in times:
         in_window = [u for u in times if t <= u < t + 2.0]
         assert len(in_window) <= 3 + 2
 
 
-async def test_get_machine_has_its_own_bucket_below_5_per_second_burst_10(fly: FlyClient, router: respx.Router, transport) -> None:  # type: ignore[no-untyped-def]
+async def test_get_machine_has_its_own_bucket_below_5_per_second_burst_10(
+    fly: FlyClient, router: respx.Router, transport
+) -> None:  # type: ignore[no-untyped-def]
     router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1"))
     for _ in range(14):
         await fly.get_machine("a", "m1")
@@ -67,7 +72,9 @@ async def test_get_machine_has_its_own_bucket_below_5_per_second_burst_10(fly: F
     assert offsets[9:] == [round(step * k, 6) for k in range(1, 6)]
 
 
-async def test_buckets_are_per_scope(fly: FlyClient, router: respx.Router, transport, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
+async def test_buckets_are_per_scope(
+    fly: FlyClient, router: respx.Router, transport, clock: FakeClock
+) -> None:  # type: ignore[no-untyped-def]
     router.post(url__regex=r".*/machines/m\d+/stop").respond(200, json={})
     start = clock.now
     await asyncio.gather(*(fly.stop_machine("a", f"m{i}") for i in range(20)))
@@ -82,8 +89,12 @@ async def test_app_deletions_100_per_minute(fly: FlyClient, router: respx.Router
     times = [s.time for s in transport.calls("DELETE")]
     # burst of 9 across all apps (org-wide), then one every 0.6/0.9 s (Fly: 100/min)
     step = 60 / 100 / 0.9
-    assert [round(t - times[0], 6) for t in times][8:] == [0, round(step, 6), round(2 * step, 6),
-                                                            round(3 * step, 6)]
+    assert [round(t - times[0], 6) for t in times][8:] == [
+        0,
+        round(step, 6),
+        round(2 * step, 6),
+        round(3 * step, 6),
+    ]
 
 
 def test_limiter_prunes_idle_buckets() -> None:
@@ -140,7 +151,9 @@ async def test_long_polls_do_not_starve_other_calls() -> None:
 
     fly, _ = make_client(handler, clock, max_concurrency=2)
     async with fly:
-        waits = [asyncio.create_task(fly.wait_machine("a", f"m{i}", "started", version="v1")) for i in range(2)]
+        waits = [
+            asyncio.create_task(fly.wait_machine("a", f"m{i}", "started", version="v1")) for i in range(2)
+        ]
         for _ in range(20):
             await asyncio.sleep(0)
         machine = await asyncio.wait_for(fly.get_machine("a", "m9"), timeout=5)
@@ -153,14 +166,20 @@ async def test_pacing_can_be_disabled_and_custom_limits_apply(router: respx.Rout
     router.post("/apps/a/machines/m1/stop").respond(200, json={})
     clock = FakeClock()
     transport = ValidatingTransport(httpx.MockTransport(router.async_handler), clock)
-    async with FlyClient(token="t0k", base_url="https://fly.test", transport=transport, clock=clock,
-                         rate_limiting=False) as fly:
+    async with FlyClient(
+        token="t0k", base_url="https://fly.test", transport=transport, clock=clock, rate_limiting=False
+    ) as fly:
         assert fly.http.limiter.enabled is False
         for _ in range(10):
             await fly.stop_machine("a", "m1")
     assert clock.now == 1000.0
-    async with FlyClient(token="t0k", base_url="https://fly.test", transport=transport, clock=clock,
-                         rate_limits={"stop_machine": Limit(rate=10.0, burst=1)}) as fly:
+    async with FlyClient(
+        token="t0k",
+        base_url="https://fly.test",
+        transport=transport,
+        clock=clock,
+        rate_limits={"stop_machine": Limit(rate=10.0, burst=1)},
+    ) as fly:
         for _ in range(3):
             await fly.stop_machine("a", "m1")
     assert clock.now == pytest.approx(1000.2)

@@ -11,6 +11,7 @@ from controlplane.fly import (
     FlyBadRequest,
     FlyClient,
     FlyConnectionError,
+    FlyError,
     FlyHostDisabled,
     FlyNotFound,
     FlyRateLimited,
@@ -35,16 +36,24 @@ async def test_get_retried_on_5xx_then_succeeds(fly: FlyClient, router: respx.Ro
 
 @pytest.mark.parametrize(
     "failure",
-    [error(408, "timeout"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("eof"),
-     httpx.ConnectError("refused")],
+    [
+        error(408, "timeout"),
+        httpx.ReadTimeout("slow"),
+        httpx.RemoteProtocolError("eof"),
+        httpx.ConnectError("refused"),
+    ],
 )
-async def test_get_retried_on_408_and_transport_errors(fly: FlyClient, router: respx.Router, failure: object) -> None:
+async def test_get_retried_on_408_and_transport_errors(
+    fly: FlyClient, router: respx.Router, failure: object
+) -> None:
     route = router.get("/apps/a/machines/m1").mock(side_effect=[failure, json_response(200, M)])
     assert (await fly.get_machine("a", "m1")).id == "m1"
     assert route.call_count == 2
 
 
-async def test_retries_give_up_after_max_attempts(fly: FlyClient, router: respx.Router, clock: FakeClock) -> None:
+async def test_retries_give_up_after_max_attempts(
+    fly: FlyClient, router: respx.Router, clock: FakeClock
+) -> None:
     route = router.get("/apps/a/machines/m1").mock(return_value=error(500, "boom"))
     with pytest.raises(FlyServerError) as info:
         await fly.get_machine("a", "m1")
@@ -55,22 +64,36 @@ async def test_retries_give_up_after_max_attempts(fly: FlyClient, router: respx.
     assert all(0 < s <= RetryPolicy().max_delay for s in clock.sleeps)
 
 
-@pytest.mark.parametrize("failure", [error(404, "not found"), error(400, "bad"), error(401, "no"),
-                                     error(412, "unable to start machine from current state")])
-async def test_non_transient_errors_not_retried(fly: FlyClient, router: respx.Router, failure: httpx.Response) -> None:
+@pytest.mark.parametrize(
+    "failure",
+    [
+        error(404, "not found"),
+        error(400, "bad"),
+        error(401, "no"),
+        error(412, "unable to start machine from current state"),
+    ],
+)
+async def test_non_transient_errors_not_retried(
+    fly: FlyClient, router: respx.Router, failure: httpx.Response
+) -> None:
     route = router.get("/apps/a/machines/m1").mock(return_value=failure)
-    with pytest.raises(Exception):
+    with pytest.raises(FlyError):
         await fly.get_machine("a", "m1")
     assert route.call_count == 1
 
 
 @pytest.mark.parametrize(
     ("failure", "exc"),
-    [(error(503, "unavailable"), FlyServerError), (error(408, "timed out"), FlyTimeout),
-     (httpx.RemoteProtocolError("dropped"), FlyConnectionError),
-     (httpx.ReadTimeout("slow"), FlyConnectionError)],
+    [
+        (error(503, "unavailable"), FlyServerError),
+        (error(408, "timed out"), FlyTimeout),
+        (httpx.RemoteProtocolError("dropped"), FlyConnectionError),
+        (httpx.ReadTimeout("slow"), FlyConnectionError),
+    ],
 )
-async def test_create_is_never_blindly_retried(fly: FlyClient, router: respx.Router, failure: object, exc: type) -> None:
+async def test_create_is_never_blindly_retried(
+    fly: FlyClient, router: respx.Router, failure: object, exc: type
+) -> None:
     route = router.post("/apps/a/machines").mock(side_effect=[failure, json_response(200, M)])
     with pytest.raises(exc) as info:
         await fly.create_machine("a", CreateMachineRequest(config=MachineConfig(image="img:1")))
@@ -89,10 +112,18 @@ async def test_update_and_start_not_retried_on_ambiguous(fly: FlyClient, router:
 
 
 async def test_idempotent_mutations_are_retried(fly: FlyClient, router: respx.Router) -> None:
-    stop = router.post("/apps/a/machines/m1/stop").mock(side_effect=[error(503, "x"), json_response(200, {"ok": True})])
-    meta = router.post("/apps/a/machines/m1/metadata/k").mock(side_effect=[httpx.ReadTimeout("t"), json_response(204)])
-    release = router.delete("/apps/a/machines/m1/lease").mock(side_effect=[error(500, "x"), json_response(200, {"status": "success", "data": {"ok": True}})])
-    destroy = router.delete("/apps/a/machines/m1").mock(side_effect=[error(502, "x"), json_response(200, {"ok": True})])
+    stop = router.post("/apps/a/machines/m1/stop").mock(
+        side_effect=[error(503, "x"), json_response(200, {"ok": True})]
+    )
+    meta = router.post("/apps/a/machines/m1/metadata/k").mock(
+        side_effect=[httpx.ReadTimeout("t"), json_response(204)]
+    )
+    release = router.delete("/apps/a/machines/m1/lease").mock(
+        side_effect=[error(500, "x"), json_response(200, {"status": "success", "data": {"ok": True}})]
+    )
+    destroy = router.delete("/apps/a/machines/m1").mock(
+        side_effect=[error(502, "x"), json_response(200, {"ok": True})]
+    )
     await fly.stop_machine("a", "m1")
     await fly.set_metadata("a", "m1", "k", "v")
     await fly.release_lease("a", "m1", "nonce-1")
@@ -102,13 +133,17 @@ async def test_idempotent_mutations_are_retried(fly: FlyClient, router: respx.Ro
 
 
 async def test_host_disabled_not_retried(fly: FlyClient, router: respx.Router) -> None:
-    route = router.get("/apps/a/machines/m1").mock(return_value=error(503, "deploys to this host are temporarily disabled"))
+    route = router.get("/apps/a/machines/m1").mock(
+        return_value=error(503, "deploys to this host are temporarily disabled")
+    )
     with pytest.raises(FlyHostDisabled):
         await fly.get_machine("a", "m1")
     assert route.call_count == 1
 
 
-async def test_429_honours_retry_after_even_on_create(fly: FlyClient, router: respx.Router, clock: FakeClock) -> None:
+async def test_429_honours_retry_after_even_on_create(
+    fly: FlyClient, router: respx.Router, clock: FakeClock
+) -> None:
     route = router.post("/apps/a/machines").mock(
         side_effect=[error(429, "rate limited", retry_after="7"), json_response(200, M)]
     )
@@ -118,8 +153,12 @@ async def test_429_honours_retry_after_even_on_create(fly: FlyClient, router: re
     assert len(backoff) == 1 and 7.0 <= backoff[0] <= 7.0 * 1.1 + 1e-9
 
 
-async def test_429_without_retry_after_uses_backoff(fly: FlyClient, router: respx.Router, clock: FakeClock) -> None:
-    route = router.get("/apps/a").mock(side_effect=[error(429, "slow"), error(429, "slow"), json_response(200, {"name": "a"})])
+async def test_429_without_retry_after_uses_backoff(
+    fly: FlyClient, router: respx.Router, clock: FakeClock
+) -> None:
+    route = router.get("/apps/a").mock(
+        side_effect=[error(429, "slow"), error(429, "slow"), json_response(200, {"name": "a"})]
+    )
     assert (await fly.get_app("a")).name == "a"
     assert route.call_count == 3
     assert len([s for s in clock.sleeps if s > 0]) >= 2
@@ -144,7 +183,9 @@ async def test_missing_ok_deletes(fly: FlyClient, router: respx.Router) -> None:
 
 
 async def test_bad_request_carries_request_id(fly: FlyClient, router: respx.Router) -> None:
-    router.post("/apps/a/machines").mock(return_value=error(400, "invalid config", **{"fly_request_id": "01HREQ"}))
+    router.post("/apps/a/machines").mock(
+        return_value=error(400, "invalid config", **{"fly_request_id": "01HREQ"})
+    )
     with pytest.raises(FlyBadRequest) as info:
         await fly.create_machine("a", CreateMachineRequest(config=MachineConfig(image="i")))
     assert info.value.request_id == "01HREQ" and info.value.status_code == 400
@@ -153,8 +194,13 @@ async def test_bad_request_carries_request_id(fly: FlyClient, router: respx.Rout
 async def test_retry_policy_is_configurable(router: respx.Router, clock: FakeClock) -> None:
     route = router.get("/apps/a").mock(return_value=error(500, "x"))
     transport = ValidatingTransport(httpx.MockTransport(router.async_handler), clock)
-    async with FlyClient(token="t0k", base_url="https://fly.test", transport=transport, clock=clock,
-                         retry=RetryPolicy(max_attempts=2)) as fly:
+    async with FlyClient(
+        token="t0k",
+        base_url="https://fly.test",
+        transport=transport,
+        clock=clock,
+        retry=RetryPolicy(max_attempts=2),
+    ) as fly:
         with pytest.raises(FlyServerError):
             await fly.get_app("a")
     assert route.call_count == 2

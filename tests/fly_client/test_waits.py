@@ -35,7 +35,9 @@ class SlowWait:
         return error(408, "machine failed to reach desired state, started, currently starting")
 
 
-async def test_single_wait_pins_version_and_read_timeout(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
+async def test_single_wait_pins_version_and_read_timeout(
+    fly: FlyClient, router: respx.Router, transport: ValidatingTransport
+) -> None:
     router.get(WAIT).respond(200, json={"ok": True, "state": "started", "version": "v1"})
     result = await fly.wait_for("a", "m1", ["started", "stopped"], timeout=30, version="v1")
     assert result.state == "started" and result.version == "v1"
@@ -46,7 +48,9 @@ async def test_single_wait_pins_version_and_read_timeout(fly: FlyClient, router:
     assert sent.timeout["read"] == 30 + WAIT_READ_SLACK
 
 
-async def test_loops_over_408_until_deadline(fly: FlyClient, router: respx.Router, transport: ValidatingTransport, clock: FakeClock) -> None:
+async def test_loops_over_408_until_deadline(
+    fly: FlyClient, router: respx.Router, transport: ValidatingTransport, clock: FakeClock
+) -> None:
     router.get(WAIT).mock(side_effect=SlowWait(clock))
     start = clock.now
     with pytest.raises(FlyWaitTimeout) as info:
@@ -62,17 +66,25 @@ async def test_loops_over_408_until_deadline(fly: FlyClient, router: respx.Route
 
 async def test_408_then_success(fly: FlyClient, router: respx.Router, clock: FakeClock) -> None:
     ok = json_response(200, {"ok": True, "state": "started", "version": "v1"})
-    router.get(WAIT).mock(side_effect=[error(408, "timeout, currently starting"), error(408, "timeout, currently starting"), ok])
+    router.get(WAIT).mock(
+        side_effect=[error(408, "timeout, currently starting"), error(408, "timeout, currently starting"), ok]
+    )
     result = await fly.wait_for("a", "m1", "started", timeout=300, version="v1")
     assert result.state == "started"
 
 
-async def test_follows_replaced_version(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
-    router.get(WAIT).mock(side_effect=[
-        error(408, "machine failed to reach desired state, started, currently replaced"),
-        json_response(200, {"ok": True, "state": "started", "version": "v2"}),
-    ])
-    router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="replacing", instance_id="v2"))
+async def test_follows_replaced_version(
+    fly: FlyClient, router: respx.Router, transport: ValidatingTransport
+) -> None:
+    router.get(WAIT).mock(
+        side_effect=[
+            error(408, "machine failed to reach desired state, started, currently replaced"),
+            json_response(200, {"ok": True, "state": "started", "version": "v2"}),
+        ]
+    )
+    router.get("/apps/a/machines/m1").respond(
+        200, json=machine_json("m1", state="replacing", instance_id="v2")
+    )
     result = await fly.wait_for("a", "m1", "started", timeout=120, version="v1")
     assert result.version == "v2"
     versions = [params(s)["version"][0] for s in transport.calls("GET", WAIT)]
@@ -92,7 +104,9 @@ async def test_404_means_destroyed_when_destroyed_is_a_target(fly: FlyClient, ro
     assert result.ok and result.state == "destroyed" and route.call_count == 1
 
 
-async def test_404_briefly_tolerated_after_create_then_raised(fly: FlyClient, router: respx.Router, clock: FakeClock) -> None:
+async def test_404_briefly_tolerated_after_create_then_raised(
+    fly: FlyClient, router: respx.Router, clock: FakeClock
+) -> None:
     ok = json_response(200, {"ok": True, "state": "started", "version": "v1"})
     router.get(WAIT).mock(side_effect=[error(404, "machine not found"), ok])
     assert (await fly.wait_for("a", "m1", "started", timeout=60, version="v1")).state == "started"
@@ -102,7 +116,9 @@ async def test_404_briefly_tolerated_after_create_then_raised(fly: FlyClient, ro
 
 
 async def test_destroyed_while_waiting_for_started(fly: FlyClient, router: respx.Router) -> None:
-    router.get(WAIT).respond(408, json={"error": "machine failed to reach desired state, started, currently destroyed"})
+    router.get(WAIT).respond(
+        408, json={"error": "machine failed to reach desired state, started, currently destroyed"}
+    )
     with pytest.raises(FlyWaitTimeout) as info:
         await fly.wait_for("a", "m1", "started", timeout=300, version="v1")
     assert info.value.last_state == "destroyed"
@@ -115,24 +131,36 @@ async def test_transport_error_on_wait_is_retried(fly: FlyClient, router: respx.
     assert result.state == "stopped" and result.version == "v9"
 
 
-async def test_inconsistent_replaced_answers_do_not_spin(fly: FlyClient, router: respx.Router, clock: FakeClock) -> None:
+async def test_inconsistent_replaced_answers_do_not_spin(
+    fly: FlyClient, router: respx.Router, clock: FakeClock
+) -> None:
     # /wait keeps saying "replaced" while GET still shows the same version: back off, then time out.
-    router.get(WAIT).respond(408, json={"error": "failed to reach desired state, started, currently replaced"})
-    router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="replacing", instance_id="v1"))
+    router.get(WAIT).respond(
+        408, json={"error": "failed to reach desired state, started, currently replaced"}
+    )
+    router.get("/apps/a/machines/m1").respond(
+        200, json=machine_json("m1", state="replacing", instance_id="v1")
+    )
     with pytest.raises(FlyWaitTimeout):
         await fly.wait_for("a", "m1", "started", timeout=20, version="v1")
     assert sum(clock.sleeps) >= 5 and len(clock.sleeps) < 40
 
 
-async def test_version_is_pinned_by_a_get_when_not_given(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
-    router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="stopping", instance_id="v5"))
+async def test_version_is_pinned_by_a_get_when_not_given(
+    fly: FlyClient, router: respx.Router, transport: ValidatingTransport
+) -> None:
+    router.get("/apps/a/machines/m1").respond(
+        200, json=machine_json("m1", state="stopping", instance_id="v5")
+    )
     router.get(WAIT).respond(200, json={"ok": True, "state": "stopped", "version": "v5"})
     result = await fly.wait_for("a", "m1", "stopped", timeout=60)
     assert result.version == "v5"
     assert params(transport.calls("GET", WAIT)[0])["version"] == ["v5"]
 
 
-async def test_already_in_state_returns_without_long_poll(fly: FlyClient, router: respx.Router, transport: ValidatingTransport) -> None:
+async def test_already_in_state_returns_without_long_poll(
+    fly: FlyClient, router: respx.Router, transport: ValidatingTransport
+) -> None:
     router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="stopped", instance_id="v5"))
     result = await fly.wait_for("a", "m1", ["stopped", "suspended"], timeout=60)
     assert result.state == "stopped" and transport.calls("GET", WAIT) == []

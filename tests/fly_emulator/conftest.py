@@ -24,8 +24,16 @@ class CheckedClient:
         self.http = http
         self.check_requests = check_requests
 
-    async def request(self, method: str, url: str, *, params: Any = None, json: Any = None,
-                      headers: dict[str, str] | None = None, check: bool = True) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        headers: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> httpx.Response:
         if check and self.check_requests and url.startswith("/v1"):
             validate_request(method, url, params, json, headers=headers)
         response = await self.http.request(method, url, params=params, json=json, headers=headers)
@@ -56,8 +64,17 @@ def options(**overrides: Any) -> EmulatorOptions:
 
 def slow_profile(**overrides: float) -> LatencyProfile:
     """Long transitions (emulated seconds) so transient states are observable; tests advance the clock."""
-    values = {"create": 1.0, "start": 5.0, "resume": 1.0, "stop": 5.0, "suspend": 5.0, "restart": 5.0,
-              "replace": 30.0, "destroy": 5.0, "destroyed_retention": 10.0}
+    values = {
+        "create": 1.0,
+        "start": 5.0,
+        "resume": 1.0,
+        "stop": 5.0,
+        "suspend": 5.0,
+        "restart": 5.0,
+        "replace": 30.0,
+        "destroy": 5.0,
+        "destroyed_retention": 10.0,
+    }
     values.update(overrides)
     return LatencyProfile(**values)
 
@@ -80,10 +97,25 @@ def machine_body(name: str | None = None, **extra: Any) -> dict[str, Any]:
             "image": IMAGE,
             "guest": {"cpu_kind": "shared", "cpus": 2, "memory_mb": 2048},
             "metadata": {"control_plane_id": "cp-1"},
-            "services": [{"protocol": "tcp", "internal_port": 3000, "autostop": "off", "autostart": True,
-                          "ports": [{"port": 443, "handlers": ["tls", "http"]}]}],
-            "checks": {"startup": {"type": "http", "port": 3000, "path": "/startupz", "interval": "15s",
-                                   "timeout": "5s", "grace_period": "2m"}},
+            "services": [
+                {
+                    "protocol": "tcp",
+                    "internal_port": 3000,
+                    "autostop": "off",
+                    "autostart": True,
+                    "ports": [{"port": 443, "handlers": ["tls", "http"]}],
+                }
+            ],
+            "checks": {
+                "startup": {
+                    "type": "http",
+                    "port": 3000,
+                    "path": "/startupz",
+                    "interval": "15s",
+                    "timeout": "5s",
+                    "grace_period": "2m",
+                }
+            },
         },
     }
     if name is not None:

@@ -7,15 +7,21 @@ from tests.fly_emulator.conftest import CheckedClient, machine_body, make_app, o
 
 
 async def test_app_create_get_list_and_name_rules(api: CheckedClient, emu: FlyEmulator) -> None:
-    created = await api.post("/v1/apps", json={"name": "tenant-a", "org_slug": "test-org", "network": "tenant-a"})
+    created = await api.post(
+        "/v1/apps", json={"name": "tenant-a", "org_slug": "test-org", "network": "tenant-a"}
+    )
     assert created.status_code == 201 and created.json()["network"] == "tenant-a"
     taken = await api.post("/v1/apps", json={"app_name": "tenant-a", "org_slug": "test-org"})
     assert taken.status_code == 422 and taken.json()["status"] == "name_taken"
     emu.reserve_foreign_app("someone-elses")
-    assert (await api.post("/v1/apps", json={"app_name": "someone-elses", "org_slug": "test-org"})).status_code == 422
+    assert (
+        await api.post("/v1/apps", json={"app_name": "someone-elses", "org_slug": "test-org"})
+    ).status_code == 422
     assert (await api.get("/v1/apps/someone-elses")).status_code == 403
     assert (await api.get("/v1/apps/free-name")).status_code == 404
-    assert (await api.post("/v1/apps", json={"app_name": "Bad_Name", "org_slug": "test-org"})).status_code == 422
+    assert (
+        await api.post("/v1/apps", json={"app_name": "Bad_Name", "org_slug": "test-org"})
+    ).status_code == 422
     shown = (await api.get("/v1/apps/tenant-a")).json()
     assert shown["organization"]["slug"] == "test-org" and shown["status"] == "pending"
     listed = (await api.get("/v1/apps", params={"org_slug": "test-org"})).json()
@@ -43,7 +49,9 @@ async def test_app_delete_is_async_and_cascades() -> None:
 
 async def test_volumes_lifecycle_and_mounts(api: CheckedClient) -> None:
     app = await make_app(api)
-    volume = (await api.post(f"/v1/apps/{app}/volumes", json={"name": "data", "region": "fra", "size_gb": 1})).json()
+    volume = (
+        await api.post(f"/v1/apps/{app}/volumes", json={"name": "data", "region": "fra", "size_gb": 1})
+    ).json()
     assert volume["id"].startswith("vol_") and volume["state"] == "created" and volume["region"] == "fra"
     body = machine_body()
     body["config"]["mounts"] = [{"volume": volume["id"], "path": "/data"}]
@@ -56,7 +64,9 @@ async def test_volumes_lifecycle_and_mounts(api: CheckedClient) -> None:
     assert (await api.post(f"/v1/apps/{app}/machines", json=second)).status_code == 400  # already attached
     extended = await api.put(f"/v1/apps/{app}/volumes/{volume['id']}/extend", json={"size_gb": 5})
     assert extended.json()["volume"]["size_gb"] == 5 and extended.json()["needs_restart"] is True
-    assert (await api.put(f"/v1/apps/{app}/volumes/{volume['id']}/extend", json={"size_gb": 2})).status_code == 400
+    assert (
+        await api.put(f"/v1/apps/{app}/volumes/{volume['id']}/extend", json={"size_gb": 2})
+    ).status_code == 400
     assert (await api.delete(f"/v1/apps/{app}/volumes/{volume['id']}")).status_code == 412
     await api.delete(f"/v1/apps/{app}/machines/{machine['id']}", params={"force": "true"})
     deleted = await api.delete(f"/v1/apps/{app}/volumes/{volume['id']}")

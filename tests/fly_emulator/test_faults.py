@@ -14,7 +14,13 @@ from tests.fly_emulator.conftest import CheckedClient, machine_body, make_app, o
 def test_fault_spec_grammar() -> None:
     spec = FaultSpec.parse("5xx=0.1, 429=0.05,ambiguous_create=0.05,latency=0.1:200ms,drop=0.01")
     assert (spec.p_5xx, spec.p_429, spec.p_ambiguous_create, spec.p_latency, spec.latency, spec.p_drop) == (
-        0.1, 0.05, 0.05, 0.1, 0.2, 0.01)
+        0.1,
+        0.05,
+        0.05,
+        0.1,
+        0.2,
+        0.01,
+    )
     assert FaultSpec.parse(str(spec)) == spec
     assert FaultSpec.parse("none").empty and FaultSpec.parse("").empty
     assert FaultSpec.parse("latency=1:1.5s").latency == 1.5
@@ -69,7 +75,9 @@ async def test_ambiguous_create_really_creates_the_machine() -> None:
                 assert response.status_code in (408, 500, 502, 503)
             except httpx.RemoteProtocolError:
                 seen.add("dropped")
-            found = await api.get(f"/v1/apps/{app}/machines", params={"metadata.control_plane_id": f"cp-{index}"})
+            found = await api.get(
+                f"/v1/apps/{app}/machines", params={"metadata.control_plane_id": f"cp-{index}"}
+            )
             assert len(found.json()) == 1  # the idempotency lookup finds exactly the machine
         assert len(emu.machines_in(app)) == 12
         assert {"408", "dropped"} <= seen and seen & {"500", "502", "503"}
@@ -106,18 +114,21 @@ async def test_one_shot_injection_then_normal(api: CheckedClient, emu: FlyEmulat
         ("create_machine", "volume_host_full", 412, "volume_placement_capacity", "existing volume"),
     ],
 )
-async def test_permanent_errors_have_fly_bodies(api: CheckedClient, emu: FlyEmulator, op: str, kind: str,
-                                                status: int, fly_status: str | None, text: str) -> None:
+async def test_permanent_errors_have_fly_bodies(
+    api: CheckedClient, emu: FlyEmulator, op: str, kind: str, status: int, fly_status: str | None, text: str
+) -> None:
     app = await make_app(api)
     machine = (await api.post(f"/v1/apps/{app}/machines", json=machine_body("base", skip_launch=True))).json()
     emu.inject(op, kind, times=None, region="fra")
     calls = {
         "create_machine": lambda: api.post(f"/v1/apps/{app}/machines", json=machine_body()),
         "start_machine": lambda: api.post(f"/v1/apps/{app}/machines/{machine['id']}/start"),
-        "create_volume": lambda: api.post(f"/v1/apps/{app}/volumes", json={"name": "data", "region": "fra",
-                                                                           "size_gb": 1}),
-        "update_machine": lambda: api.post(f"/v1/apps/{app}/machines/{machine['id']}",
-                                           json={"config": machine["config"]}),
+        "create_volume": lambda: api.post(
+            f"/v1/apps/{app}/volumes", json={"name": "data", "region": "fra", "size_gb": 1}
+        ),
+        "update_machine": lambda: api.post(
+            f"/v1/apps/{app}/machines/{machine['id']}", json={"config": machine["config"]}
+        ),
     }
     for _ in range(2):  # permanent: stays until cleared
         response = await calls[op]()
@@ -136,10 +147,13 @@ async def test_region_scoped_capacity_allows_fallback(api: CheckedClient, emu: F
 
 async def test_dropped_connection_over_real_http_after_side_effect() -> None:
     emu = FlyEmulator(options())
-    async with emu.serve() as base_url, httpx.AsyncClient(
-        base_url=base_url, headers={"Authorization": "Bearer test-token"}
-    ) as http:
-        assert (await http.post("/v1/apps", json={"app_name": "u-1", "org_slug": "test-org"})).status_code == 201
+    async with (
+        emu.serve() as base_url,
+        httpx.AsyncClient(base_url=base_url, headers={"Authorization": "Bearer test-token"}) as http,
+    ):
+        assert (
+            await http.post("/v1/apps", json={"app_name": "u-1", "org_slug": "test-org"})
+        ).status_code == 201
         emu.inject("create_machine", "ambiguous_drop")
         with pytest.raises(httpx.RemoteProtocolError):
             await http.post("/v1/apps/u-1/machines", json=machine_body())

@@ -56,7 +56,9 @@ async def test_fast_profile_shows_the_races_zero_hides() -> None:
         too_soon = await api.post(f"/v1/apps/{app}/machines", json=machine_body(min_secrets_version=version))
         assert too_soon.status_code == 412
         emu.advance(FAST.secrets_visibility)
-        assert (await api.post(f"/v1/apps/{app}/machines", json=machine_body(min_secrets_version=version))).status_code == 200
+        assert (
+            await api.post(f"/v1/apps/{app}/machines", json=machine_body(min_secrets_version=version))
+        ).status_code == 200
 
         emu.advance(FAST.start)
         await api.delete(base, params={"force": "true"})
@@ -130,11 +132,19 @@ async def test_untrustworthy_host_hides_config_skips_filters_and_refuses_mutatio
         emu.set_host_status(created["id"], "unreachable")
         emu.advance(FAST.list_consistency)
         shown = (await api.get(base)).json()
-        assert "config" not in shown and shown["incomplete_config"]["metadata"] == {"control_plane_id": "cp-1"}
+        assert "config" not in shown and shown["incomplete_config"]["metadata"] == {
+            "control_plane_id": "cp-1"
+        }
         assert shown["host_status"] == "unreachable"
-        assert (await api.get(f"/v1/apps/{app}/machines", params={"metadata.control_plane_id": "cp-1"})).json() == []
-        for call in (api.post(base + "/stop", json={}), api.post(base, json={"config": machine_body()["config"]}),
-                     api.post(base + "/metadata/k", json={"value": "v"}), api.delete(base, params={"force": "true"})):
+        assert (
+            await api.get(f"/v1/apps/{app}/machines", params={"metadata.control_plane_id": "cp-1"})
+        ).json() == []
+        for call in (
+            api.post(base + "/stop", json={}),
+            api.post(base, json={"config": machine_body()["config"]}),
+            api.post(base + "/metadata/k", json={"value": "v"}),
+            api.delete(base, params={"force": "true"}),
+        ):
             refused = await call
             assert refused.status_code == 503
         assert emu.machine(created["id"]).state == "started"  # nothing happened
@@ -161,7 +171,8 @@ async def test_launch_failed_ends_destroyed_and_migration_leaves_a_migrated_vers
         v2 = emu.migrate(created["id"])
         assert v2 and v2 != v1
         waiting = asyncio.ensure_future(
-            api.get(base + "/wait", params={"state": "started", "version": v1, "timeout": 1}))
+            api.get(base + "/wait", params={"state": "started", "version": v1, "timeout": 1})
+        )
         await asyncio.sleep(0.05)
         emu.advance(1.5)  # let the long poll time out (emulated time is frozen otherwise)
         old = await waiting
@@ -219,16 +230,22 @@ async def test_stop_timeout_string_suspend_preconditions_cordon_and_lease_versio
             assert refused.status_code == 412 and text in refused.json()["error"], refused.json()
         assert (await api.post(base + "/suspend")).status_code == 200  # 2 GB, no swap, no schedule
 
-        cordoned = (await api.post(f"/v1/apps/{app}/machines",
-                                   json=machine_body("quiet", skip_service_registration=True))).json()
+        cordoned = (
+            await api.post(
+                f"/v1/apps/{app}/machines", json=machine_body("quiet", skip_service_registration=True)
+            )
+        ).json()
         assert cordoned["cordoned"] is True
 
         emu.advance(FAST.suspend)
         lease = (await api.post(base + "/lease", json={"ttl": 600})).json()["data"]
         assert lease["version"] == created["instance_id"]
         config = (await api.get(base)).json()["config"]
-        stale = await api.post(base, json={"config": config, "current_version": "01HZZZZZZZZZZZZZZZZZZZZZZZ"},
-                               headers={NONCE: lease["nonce"]})
+        stale = await api.post(
+            base,
+            json={"config": config, "current_version": "01HZZZZZZZZZZZZZZZZZZZZZZZ"},
+            headers={NONCE: lease["nonce"]},
+        )
         assert stale.status_code == 200  # current_version is not enforced unless asked (unverified on Fly)
         shown = (await api.get(base + "/lease")).json()["data"]
         assert shown["version"] == created["instance_id"] != stale.json()["instance_id"]  # taken-at version

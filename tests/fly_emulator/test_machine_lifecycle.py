@@ -18,10 +18,14 @@ async def test_full_lifecycle_states_and_status_codes() -> None:
     async with emu.client() as http:
         api = CheckedClient(http)
         app = await make_app(api)
-        secrets = await api.post(f"/v1/apps/{app}/secrets", json={"values": {"OPENCLAW_GATEWAY_TOKEN": "gw-1"}})
+        secrets = await api.post(
+            f"/v1/apps/{app}/secrets", json={"values": {"OPENCLAW_GATEWAY_TOKEN": "gw-1"}}
+        )
         assert secrets.status_code == 200 and secrets.json()["version"] == 1
 
-        created = await api.post(f"/v1/apps/{app}/machines", json=machine_body("agent", min_secrets_version=1))
+        created = await api.post(
+            f"/v1/apps/{app}/machines", json=machine_body("agent", min_secrets_version=1)
+        )
         assert created.status_code == 200
         machine = created.json()
         mid, v1 = machine["id"], machine["instance_id"]
@@ -38,7 +42,11 @@ async def test_full_lifecycle_states_and_status_codes() -> None:
         emu.advance(P.start)
         waited = await api.get(base + "/wait", params={"state": "started", "version": v1, "timeout": 5})
         assert waited.status_code == 200
-        assert waited.json()["ok"] is True and waited.json()["state"] == "started" and waited.json()["version"] == v1
+        assert (
+            waited.json()["ok"] is True
+            and waited.json()["state"] == "started"
+            and waited.json()["version"] == v1
+        )
 
         lease = await api.post(base + "/lease", json={"ttl": 3600, "description": "rotate"})
         assert lease.status_code == 201 and lease.json()["status"] == "success"
@@ -55,10 +63,13 @@ async def test_full_lifecycle_states_and_status_codes() -> None:
         too_new = await api.post(base, json=update, headers={NONCE: nonce})
         assert too_new.status_code == 412 and "min_secrets_version" in too_new.json()["error"]
 
-        rotated = await api.post(f"/v1/apps/{app}/secrets", json={"values": {"OPENCLAW_GATEWAY_TOKEN": "gw-2"}})
+        rotated = await api.post(
+            f"/v1/apps/{app}/secrets", json={"values": {"OPENCLAW_GATEWAY_TOKEN": "gw-2"}}
+        )
         assert rotated.json()["version"] == 2
-        stale = await api.post(base, json={**update, "current_version": "01HZZZZZZZZZZZZZZZZZZZZZZZ"},
-                               headers={NONCE: nonce})
+        stale = await api.post(
+            base, json={**update, "current_version": "01HZZZZZZZZZZZZZZZZZZZZZZZ"}, headers={NONCE: nonce}
+        )
         assert stale.status_code == 412
 
         updated = await api.post(base, json=update, headers={NONCE: nonce})
@@ -82,7 +93,9 @@ async def test_full_lifecycle_states_and_status_codes() -> None:
 
         bad_stop = await api.post(base + "/stop", headers={NONCE: nonce}, check=False)
         assert bad_stop.status_code == 400
-        stopped = await api.post(base + "/stop", json={"signal": "SIGINT", "timeout": "10s"}, headers={NONCE: nonce})
+        stopped = await api.post(
+            base + "/stop", json={"signal": "SIGINT", "timeout": "10s"}, headers={NONCE: nonce}
+        )
         assert stopped.status_code == 200
         assert (await api.get(base)).json()["state"] == "stopping"
         no_version = await api.get(base + "/wait", params={"state": "stopped", "timeout": 1})
@@ -179,7 +192,10 @@ async def test_create_variants_and_validation(api: CheckedClient, emu: FlyEmulat
     bad_duration["config"]["checks"]["startup"]["interval"] = 15
     assert (await api.post(f"/v1/apps/{app}/machines", json=bad_duration, check=False)).status_code == 400
     missing_app = await api.post("/v1/apps/nope/machines", json=machine_body())
-    assert missing_app.status_code == 404 and missing_app.json() == {"error": "app not found", "status": "not_found"}
+    assert missing_app.status_code == 404 and missing_app.json() == {
+        "error": "app not found",
+        "status": "not_found",
+    }
 
     leased = await api.post(f"/v1/apps/{app}/machines", json=machine_body("g", lease_ttl=30))
     assert leased.json()["nonce"]
@@ -196,8 +212,15 @@ async def test_wait_arguments(api: CheckedClient) -> None:
     assert too_long.status_code == 400 and too_long.json()["status"] == "invalid_argument"
     bad_state = await api.get(base, params={"state": "running"}, check=False)
     assert bad_state.status_code == 400
-    repeated = await api.get(base, params=[("state", "stopped"), ("state", "started"),
-                                          ("version", machine["instance_id"]), ("timeout", "2")])
+    repeated = await api.get(
+        base,
+        params=[
+            ("state", "stopped"),
+            ("state", "started"),
+            ("version", machine["instance_id"]),
+            ("timeout", "2"),
+        ],
+    )
     assert repeated.status_code == 200 and repeated.json()["state"] == "started"
     comma = await api.get(base, params={"state": "suspended,started", "timeout": 2})
     assert comma.json()["state"] == "started"
@@ -207,10 +230,13 @@ async def test_auth_required_when_token_configured(emu: FlyEmulator) -> None:
     async with emu.client(headers={"Authorization": ""}) as http:
         denied = await http.get("/v1/apps", params={"org_slug": "test-org"})
         assert denied.status_code == 401 and "error" in denied.json()
-        wrong = await http.get("/v1/apps", params={"org_slug": "test-org"}, headers={"Authorization": "Bearer x"})
+        wrong = await http.get(
+            "/v1/apps", params={"org_slug": "test-org"}, headers={"Authorization": "Bearer x"}
+        )
         assert wrong.status_code == 401
-        flyv1 = await http.get("/v1/apps", params={"org_slug": "test-org"},
-                               headers={"Authorization": "FlyV1 test-token"})
+        flyv1 = await http.get(
+            "/v1/apps", params={"org_slug": "test-org"}, headers={"Authorization": "FlyV1 test-token"}
+        )
         assert flyv1.status_code == 200 and flyv1.json() == {"total_apps": 0, "apps": []}
 
 

@@ -9,8 +9,9 @@ from tests.fly_openapi import OpenAPIValidationError, match_operation, validate_
 
 def test_templated_paths_match_operations() -> None:
     assert match_operation("GET", "/v1/apps/a/machines/m").operation_id == "Machines_show"
-    assert match_operation("GET", "https://api.machines.dev/v1/apps/a/machines/m/metadata/k").operation_id == (
-        "Machines_get_metadata_key")
+    assert match_operation(
+        "GET", "https://api.machines.dev/v1/apps/a/machines/m/metadata/k"
+    ).operation_id == ("Machines_get_metadata_key")
     assert match_operation("GET", "/v1/orgs/o/machines?limit=5").path_params == {"org_slug": "o"}
     with pytest.raises(OpenAPIValidationError):
         match_operation("PATCH", "/v1/apps/a/machines/m")
@@ -19,12 +20,16 @@ def test_templated_paths_match_operations() -> None:
 
 
 def test_requests_are_checked_strictly() -> None:
-    validate_request("POST", "/v1/apps/a/machines", None, {"config": {"image": "x"}, "min_secrets_version": 3})
+    validate_request(
+        "POST", "/v1/apps/a/machines", None, {"config": {"image": "x"}, "min_secrets_version": 3}
+    )
     validate_request("GET", "/v1/apps/a/machines", {"metadata.control_plane_id": "x", "summary": True})
     validate_request("POST", "/v1/apps/a/machines/m/lease", {"ttl": 30})
     validate_request("POST", "/v1/apps", None, {"app_name": "a", "org_slug": "o"})
     with pytest.raises(OpenAPIValidationError, match="auto_stop_machines"):
-        validate_request("POST", "/v1/apps/a/machines", None, {"config": {"image": "x", "auto_stop_machines": True}})
+        validate_request(
+            "POST", "/v1/apps/a/machines", None, {"config": {"image": "x", "auto_stop_machines": True}}
+        )
     with pytest.raises(OpenAPIValidationError, match="timeout"):
         validate_request("GET", "/v1/apps/a/machines/m/wait", {"state": "started", "timeout": "soon"})
     with pytest.raises(OpenAPIValidationError, match="bogus"):
@@ -36,11 +41,21 @@ def test_requests_are_checked_strictly() -> None:
 
 
 def test_responses_are_checked_with_known_gaps() -> None:
-    validate_response("POST", "/v1/apps/a/machines/m/lease", 201,
-                      {"status": "success", "data": {"nonce": "n", "expires_at": 1, "owner": "o", "version": "v"}})
-    validate_response("POST", "/v1/apps/a/machines/m", 409,
-                      {"status": "error", "message": "lease currently held", "code": "invalid"})
-    validate_response("GET", "/v1/apps/a/machines/m/wait", 408, {"error": "timeout", "status": "deadline_exceeded"})
+    validate_response(
+        "POST",
+        "/v1/apps/a/machines/m/lease",
+        201,
+        {"status": "success", "data": {"nonce": "n", "expires_at": 1, "owner": "o", "version": "v"}},
+    )
+    validate_response(
+        "POST",
+        "/v1/apps/a/machines/m",
+        409,
+        {"status": "error", "message": "lease currently held", "code": "invalid"},
+    )
+    validate_response(
+        "GET", "/v1/apps/a/machines/m/wait", 408, {"error": "timeout", "status": "deadline_exceeded"}
+    )
     validate_response("GET", "/v1/apps/a/machines/m", 200, {"config": {"services": [{"autostop": False}]}})
     with pytest.raises(OpenAPIValidationError, match="not declared"):
         validate_response("POST", "/v1/apps/a/machines", 201, {})

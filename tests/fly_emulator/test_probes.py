@@ -78,7 +78,9 @@ async def test_unhealthy_and_crash_loop_controls(emu: FlyEmulator) -> None:
         machine = (await api.get(f"/v1/apps/{app}/machines/{mid}")).json()
         assert machine["state"] == "started"
         assert all(c["status"] == "critical" for c in machine["checks"])
-        exits = [e for e in (await api.get(f"/v1/apps/{app}/machines/{mid}/events")).json() if e["type"] == "exit"]
+        exits = [
+            e for e in (await api.get(f"/v1/apps/{app}/machines/{mid}/events")).json() if e["type"] == "exit"
+        ]
         latest = exits[0]["request"]
         assert latest["exit_event"]["restarting"] is True and latest["exit_event"]["exit_code"] == 137
         assert latest["exit_event"]["oom_killed"] is True and latest["restart_count"] == 3
@@ -96,5 +98,7 @@ async def test_proxy_autostart_wakes_a_stopped_machine(emu: FlyEmulator) -> None
         assert woke.status_code == 200 and emu.machine(mid).state == "started"
         assert emu.machine(mid).events[-2].source == "proxy"
         assert (await http.get("/gateway/nope/healthz")).status_code == 404
-        forced = await http.get(f"/gateway/{app}/healthz", headers={"fly-force-instance-id": "ffffffffffffff"})
+        forced = await http.get(
+            f"/gateway/{app}/healthz", headers={"fly-force-instance-id": "ffffffffffffff"}
+        )
         assert forced.status_code == 502

@@ -12,14 +12,27 @@ from controlplane.fly.emulator import FlyEmulator
 from controlplane.fly.emulator.state import SETTLED_STATES, TRANSIENT_STATES
 from tests.fly_emulator.conftest import CheckedClient, machine_body, make_app, options, slow_profile
 
-OPS = ("start", "stop", "suspend", "restart", "update", "destroy", "force_destroy", "lease", "release",
-       "advance", "get", "wait")
+OPS = (
+    "start",
+    "stop",
+    "suspend",
+    "restart",
+    "update",
+    "destroy",
+    "force_destroy",
+    "lease",
+    "release",
+    "advance",
+    "get",
+    "wait",
+)
 ALLOWED = {200, 201, 400, 404, 408, 409, 412}
 
 
 async def _walk(ops: list[str]) -> None:
-    emu = FlyEmulator(options(latency=slow_profile(create=1, start=2, stop=2, replace=3, destroy=1,
-                                                   destroyed_retention=2)))
+    emu = FlyEmulator(
+        options(latency=slow_profile(create=1, start=2, stop=2, replace=3, destroy=1, destroyed_retention=2))
+    )
     async with emu.client() as http:
         api = CheckedClient(http)
         app = await make_app(api)

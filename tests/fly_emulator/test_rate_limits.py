@@ -60,8 +60,10 @@ async def test_app_creates_1_per_second_burst_3_per_org() -> None:
     async with emu.client() as http:
         api = CheckedClient(http)
         body = {"org_slug": "test-org"}
-        codes = [(await api.post("/v1/apps", json={**body, "app_name": f"burst-{i}"})).status_code
-                 for i in range(4)]
+        codes = [
+            (await api.post("/v1/apps", json={**body, "app_name": f"burst-{i}"})).status_code
+            for i in range(4)
+        ]
         assert codes == [201, 201, 201, 429]
         emu.advance(1.0)
         assert (await api.post("/v1/apps", json={**body, "app_name": "burst-9"})).status_code == 201

@@ -10,11 +10,14 @@ from tests.fly_emulator.conftest import CheckedClient, machine_body, make_app, o
 
 async def test_versions_and_values_never_returned(api: CheckedClient, emu: FlyEmulator) -> None:
     app = await make_app(api)
-    first = await api.post(f"/v1/apps/{app}/secrets", json={"values": {"ANTHROPIC_API_KEY": "sk-ant-secret-1",
-                                                                       "OTHER": "x"}})
+    first = await api.post(
+        f"/v1/apps/{app}/secrets", json={"values": {"ANTHROPIC_API_KEY": "sk-ant-secret-1", "OTHER": "x"}}
+    )
     assert first.status_code == 200 and first.json()["version"] == 1
     second = await api.post(f"/v1/apps/{app}/secrets", json={"values": {"OTHER": None}})
-    assert second.json()["version"] == 2 and [s["name"] for s in second.json()["secrets"]] == ["ANTHROPIC_API_KEY"]
+    assert second.json()["version"] == 2 and [s["name"] for s in second.json()["secrets"]] == [
+        "ANTHROPIC_API_KEY"
+    ]
     one = await api.post(f"/v1/apps/{app}/secrets/SINGLE", json={"value": "v"})
     assert one.status_code == 201 and one.json()["version"] == 3 and one.json()["name"] == "SINGLE"
     listed = await api.get(f"/v1/apps/{app}/secrets", params={"show_secrets": "true"})
@@ -34,7 +37,9 @@ async def test_min_secrets_version_412_until_visible() -> None:
     async with emu.client() as http:
         api = CheckedClient(http)
         app = await make_app(api)
-        version = (await api.post(f"/v1/apps/{app}/secrets", json={"values": {"KEY": "v1"}})).json()["version"]
+        version = (await api.post(f"/v1/apps/{app}/secrets", json={"values": {"KEY": "v1"}})).json()[
+            "version"
+        ]
         early = await api.post(f"/v1/apps/{app}/machines", json=machine_body(min_secrets_version=version))
         assert early.status_code == 412 and "not yet available" in early.json()["error"]
         assert emu.machines_in(app) == []

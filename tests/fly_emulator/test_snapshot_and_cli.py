@@ -55,10 +55,26 @@ async def test_cli_command_serves_the_api(tmp_path: Path) -> None:
     port = _free_port()
     snapshot = tmp_path / "cli.json"
     env = {**os.environ, "FLY_EMULATOR_TOKEN": "cli-token"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "controlplane", "fly-emulator", "--port", str(port),  # default latency: fast
-         "--faults", "none", "--seed", "3", "--org", "cli-org", "--snapshot", str(snapshot)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    process = subprocess.Popen(  # noqa: ASYNC220 - a long-running server process, read in a thread
+        [
+            sys.executable,
+            "-m",
+            "controlplane",
+            "fly-emulator",
+            "--port",
+            str(port),  # default latency: fast
+            "--faults",
+            "none",
+            "--seed",
+            "3",
+            "--org",
+            "cli-org",
+            "--snapshot",
+            str(snapshot),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         base = f"http://127.0.0.1:{port}"

@@ -29,8 +29,16 @@ SPEED = 20.0  # emulated seconds per real second
 def emulator(faults: str = "none", *, seed: int = 1, rate_limits: bool = True, **options: Any) -> FlyEmulator:
     options.setdefault("latency", "fast")
     options.setdefault("clock_speed", SPEED)
-    return FlyEmulator(EmulatorOptions(faults=FaultSpec.parse(faults), seed=seed, org=ORG, token=TOKEN,
-                                       rate_limits=rate_limits, **options))
+    return FlyEmulator(
+        EmulatorOptions(
+            faults=FaultSpec.parse(faults),
+            seed=seed,
+            org=ORG,
+            token=TOKEN,
+            rate_limits=rate_limits,
+            **options,
+        )
+    )
 
 
 @pytest.fixture
@@ -55,8 +63,14 @@ async def quiet_emulator() -> AsyncIterator[FlyEmulator]:
     yield emulator()
 
 
-async def eventually(check: Callable[[], Awaitable[T]], clock: Clock, *, timeout: float = 30.0,
-                     interval: float = 0.25, retry_on: tuple[type[BaseException], ...] = (AssertionError,)) -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]],
+    clock: Clock,
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.25,
+    retry_on: tuple[type[BaseException], ...] = (AssertionError,),
+) -> T:
     """Fly is eventually consistent (lists, secrets, deletes): poll ``check`` on ``clock`` until it
     stops raising ``retry_on`` or ``timeout`` (clock seconds) passes — then the last error is raised."""
     deadline = clock.monotonic() + timeout

@@ -46,11 +46,17 @@ async def tenant_lifecycle(fly: FlyClient, tenant: int) -> str:
     await converge(fly, lambda: fly.create_app_idempotent(app, network=app, lookup_delay=0.5))
     secrets = await converge(fly, lambda: fly.set_secrets(app, {"API_KEY": f"key-{tenant}"}))
     request = CreateMachineRequest(
-        region="iad", min_secrets_version=secrets.version,
-        config=MachineConfig(image="img:1", guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=512),
-                             metadata={"tenant": str(tenant)}))
-    machine = await converge(fly, lambda: fly.create_machine_idempotent(app, request, f"drill-{tenant}",
-                                                                        lookup_delay=0.5))
+        region="iad",
+        min_secrets_version=secrets.version,
+        config=MachineConfig(
+            image="img:1",
+            guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=512),
+            metadata={"tenant": str(tenant)},
+        ),
+    )
+    machine = await converge(
+        fly, lambda: fly.create_machine_idempotent(app, request, f"drill-{tenant}", lookup_delay=0.5)
+    )
     await converge(fly, lambda: fly.wait_for(app, machine.id, "started", timeout=60))
 
     async def rotate_and_stop() -> None:
@@ -105,4 +111,6 @@ async def test_lifecycle_under_ambiguous_mutations_ends_consistent(make_client) 
     fired = Counter(op for op, kind in emu.faults_fired if kind.startswith("ambiguous"))
     assert sum(fired.values()) >= 10, fired
     # the dangerous ones were really exercised
-    assert fired["acquire_lease"] >= 1 and fired["update_machine"] >= 1 and fired["create_machine"] >= 1, fired
+    assert fired["acquire_lease"] >= 1 and fired["update_machine"] >= 1 and fired["create_machine"] >= 1, (
+        fired
+    )

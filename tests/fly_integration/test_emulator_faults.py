@@ -32,9 +32,11 @@ async def provision(fly: FlyClient, tenant: int, tag: str, rng: random.Random) -
     app = f"oc-t{tenant:03d}"
     request = CreateMachineRequest(
         region="iad",
-        config=MachineConfig(image="ghcr.io/openclaw/openclaw:2026.9.6",
-                             guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=512),
-                             metadata={"tenant": str(tenant)}),
+        config=MachineConfig(
+            image="ghcr.io/openclaw/openclaw:2026.9.6",
+            guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=512),
+            metadata={"tenant": str(tenant)},
+        ),
     )
     for attempt in range(12):  # the reconciler's per-tenant retry with backoff
         try:
@@ -95,9 +97,16 @@ async def test_ambiguous_creates_with_a_lagging_list_still_make_no_duplicate(mak
     from controlplane.fly.emulator import EmulatorOptions, FaultSpec, FlyEmulator, LatencyProfile
     from tests.fly_integration.conftest import ORG, TOKEN
 
-    emu = FlyEmulator(EmulatorOptions(
-        latency=LatencyProfile.fast().with_(list_consistency=1.0),
-        faults=FaultSpec.parse("ambiguous_create=0.3"), seed=3, org=ORG, token=TOKEN, rate_limits=False))
+    emu = FlyEmulator(
+        EmulatorOptions(
+            latency=LatencyProfile.fast().with_(list_consistency=1.0),
+            faults=FaultSpec.parse("ambiguous_create=0.3"),
+            seed=3,
+            org=ORG,
+            token=TOKEN,
+            rate_limits=False,
+        )
+    )
     fly, transport = make_client(emu, rate_limiting=False)  # about list lag, not pacing
     tenants = 40
     rng = random.Random(3)
@@ -105,14 +114,19 @@ async def test_ambiguous_creates_with_a_lagging_list_still_make_no_duplicate(mak
 
     async def provision_lagging(tenant: int) -> Machine:
         app = f"oc-lag{tenant:03d}"
-        request = CreateMachineRequest(region="iad", config=MachineConfig(
-            image="ghcr.io/openclaw/openclaw:2026.9.6",
-            guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=512)))
+        request = CreateMachineRequest(
+            region="iad",
+            config=MachineConfig(
+                image="ghcr.io/openclaw/openclaw:2026.9.6",
+                guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=512),
+            ),
+        )
         for attempt in range(40):  # the reconciler: "check again shortly"
             try:
                 await fly.create_app_idempotent(app, network=app, lookup_delay=0.05)
-                return await fly.create_machine_idempotent(app, request, tags[tenant],
-                                                           lookup_delay=0.05, lookups=2)
+                return await fly.create_machine_idempotent(
+                    app, request, tags[tenant], lookup_delay=0.05, lookups=2
+                )
             except FlyAlreadyExists:
                 await asyncio.sleep(0.1)  # ours, not visible yet: look again later
             except FlyError as exc:

@@ -28,15 +28,20 @@ async def test_wait_raises_at_once_on_failed_and_launch_failed(make_client) -> N
         emu.fail_machine(machine.id)
         before = len(transport.calls("GET", rf"/apps/oc-fail/machines/{machine.id}/wait"))
         with pytest.raises(FlyMachineFailed) as info:
-            await fly.wait_for("oc-fail", machine.id, "started", timeout=3600, version=machine.current_version)
+            await fly.wait_for(
+                "oc-fail", machine.id, "started", timeout=3600, version=machine.current_version
+            )
         assert info.value.last_state == "failed" and not info.value.transient
         # one long poll (or none), not a spin to the one-hour deadline
         assert len(transport.calls("GET", rf"/apps/oc-fail/machines/{machine.id}/wait")) - before == 1
         assert (await fly.wait_for("oc-fail", machine.id, "failed", timeout=60)).state == "failed"
 
         doomed = await fly.create_machine_idempotent(
-            "oc-fail", CreateMachineRequest(config=MachineConfig(image="img:1"), name="doomed"), "tag-doomed",
-            lookup_first=False)
+            "oc-fail",
+            CreateMachineRequest(config=MachineConfig(image="img:1"), name="doomed"),
+            "tag-doomed",
+            lookup_first=False,
+        )
         await eventually(lambda: fly.get_machine("oc-fail", doomed.id), fly.clock, retry_on=(FlyNotFound,))
         emu.launch_fail(doomed.id)
         with pytest.raises(FlyMachineFailed) as info:
@@ -59,7 +64,9 @@ async def test_wait_follows_a_migrated_version(make_client) -> None:  # type: ig
         emu.migrate(machine.id, on_next_start=True)
         started = await fly.start_machine("oc-move", machine.id)
         assert started.migrated is True and started.new_host
-        result = await fly.wait_for("oc-move", machine.id, "started", timeout=60, version=machine.current_version)
+        result = await fly.wait_for(
+            "oc-move", machine.id, "started", timeout=60, version=machine.current_version
+        )
         assert result.state == "started" and result.version == emu.machine(machine.id).instance_id
         assert result.version != machine.current_version
 
@@ -72,8 +79,9 @@ async def test_idempotent_create_never_recreates_on_a_404_lookup(make_client) ->
         emu.inject("create_machine", "ambiguous_503", times=1)
         emu.inject("list_machines", "404", times=None)  # the lookup keeps answering "not found"
         with pytest.raises(FlyNotFound):
-            await fly.create_machine_idempotent("oc-lag", REQUEST, "tag-lag", lookup_first=False,
-                                                lookup_delay=0.1)
+            await fly.create_machine_idempotent(
+                "oc-lag", REQUEST, "tag-lag", lookup_first=False, lookup_delay=0.1
+            )
         assert len(transport.calls("POST", r"/apps/oc-lag/machines")) == 1  # never created again
         assert len(emu.machines_in("oc-lag")) == 1
 

@@ -15,7 +15,6 @@ from controlplane.fly import (
     CreateVolumeRequest,
     FlyClient,
     FlyLeaseHeld,
-    FlyNotFound,
     FlySecretsNotVisible,
     MachineConfig,
     MachineGuest,
@@ -31,14 +30,23 @@ APP = "oc-tenant-1"
 
 def machine_request(min_secrets_version: int | None, volume: str | None = None) -> CreateMachineRequest:
     return CreateMachineRequest(
-        name="gateway", region="iad", min_secrets_version=min_secrets_version,
+        name="gateway",
+        region="iad",
+        min_secrets_version=min_secrets_version,
         config=MachineConfig(
             image="ghcr.io/openclaw/openclaw:2026.9.6",
             guest=MachineGuest(cpu_kind="shared", cpus=1, memory_mb=1024),
             env={"OPENCLAW_GATEWAY_PORT": "18789"},
             metadata={"tenant": "t1"},
-            services=[MachineService(protocol="tcp", internal_port=18789, autostop="stop", autostart=True,
-                                     ports=[{"port": 443, "handlers": ["tls", "http"]}])],
+            services=[
+                MachineService(
+                    protocol="tcp",
+                    internal_port=18789,
+                    autostop="stop",
+                    autostart=True,
+                    ports=[{"port": 443, "handlers": ["tls", "http"]}],
+                )
+            ],
             mounts=[MachineMount(volume=volume, path="/data")] if volume else None,
         ),
     )
@@ -64,7 +72,9 @@ async def lifecycle(fly: FlyClient) -> None:
     assert (await fly.get_volume(APP, volume.id)).id == volume.id
     assert [v.id for v in await fly.list_volumes(APP)] == [volume.id]
 
-    machine = await fly.create_machine_idempotent(APP, machine_request(secrets.version, volume.id), "tag-t1-1")
+    machine = await fly.create_machine_idempotent(
+        APP, machine_request(secrets.version, volume.id), "tag-t1-1"
+    )
     assert machine.metadata[CREATE_TAG_KEY] == "tag-t1-1"
     started = await fly.wait_for(APP, machine.id, "started", timeout=60, version=machine.current_version)
     assert started.state == "started"
@@ -86,11 +96,13 @@ async def lifecycle(fly: FlyClient) -> None:
         # min_secrets_version newer than the store shows → 412 for a moment: retry (a definite refusal)
         updated = await eventually(
             lambda: fly.update_machine(
-                APP, machine.id,
+                APP,
+                machine.id,
                 UpdateMachineRequest.from_machine(current, min_secrets_version=rotated.version),
                 nonce=lease.nonce,
             ),
-            fly.clock, retry_on=(FlySecretsNotVisible,),
+            fly.clock,
+            retry_on=(FlySecretsNotVisible,),
         )
         assert updated.current_version != current.current_version
         assert updated.config and updated.config.env == {"OPENCLAW_GATEWAY_PORT": "18789"}
@@ -153,8 +165,9 @@ async def test_full_lifecycle_in_process(make_client) -> None:  # type: ignore[n
 async def test_full_lifecycle_over_loopback_http() -> None:
     emu = emulator()
     async with emu.serve(host="127.0.0.1", port=0) as base_url:
-        async with FlyClient(token=TOKEN, base_url=base_url, org=ORG,
-                             clock=emu.client_clock(jump=False)) as fly:
+        async with FlyClient(
+            token=TOKEN, base_url=base_url, org=ORG, clock=emu.client_clock(jump=False)
+        ) as fly:
             await lifecycle(fly)
 
 
@@ -163,8 +176,12 @@ async def test_wrong_token_is_unauthorized(make_client) -> None:  # type: ignore
     from tests.fly_client.support import ValidatingTransport
 
     emu = emulator()
-    async with FlyClient(token="fm2_wrong", base_url="http://fly-emulator", org=ORG,
-                         transport=ValidatingTransport(emu.transport())) as fly:
+    async with FlyClient(
+        token="fm2_wrong",
+        base_url="http://fly-emulator",
+        org=ORG,
+        transport=ValidatingTransport(emu.transport()),
+    ) as fly:
         with pytest.raises(FlyUnauthorized) as info:
             await fly.get_app("x")
     assert "fm2_wrong" not in str(info.value)
@@ -175,7 +192,9 @@ async def test_force_delete_app_with_running_machine(make_client) -> None:  # ty
     fly, transport = make_client(emu)
     async with fly:
         await fly.create_app_idempotent("oc-force")
-        machine = await fly.create_machine_idempotent("oc-force", machine_request(None), "tag-f", lookup_first=False)
+        machine = await fly.create_machine_idempotent(
+            "oc-force", machine_request(None), "tag-f", lookup_first=False
+        )
         await fly.wait_for("oc-force", machine.id, "started", timeout=30)
         assert await fly.delete_app("oc-force", force=True)
         await app_gone(fly, "oc-force")

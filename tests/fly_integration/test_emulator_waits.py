@@ -27,11 +27,16 @@ async def test_wait_loops_over_408_and_follows_replaced_version(make_client) -> 
     async with fly:
         await fly.create_app_idempotent("oc-slow")
         machine = await fly.create_machine_idempotent(
-            "oc-slow", CreateMachineRequest(config=MachineConfig(image="img:1")), "tag-slow", lookup_first=False
+            "oc-slow",
+            CreateMachineRequest(config=MachineConfig(image="img:1")),
+            "tag-slow",
+            lookup_first=False,
         )
         # Each emulated /wait lasts at most 60 s (0.2 s real), so a 150 s boot needs several
         # 408-answered long polls.
-        result = await fly.wait_for("oc-slow", machine.id, "started", timeout=600, version=machine.current_version)
+        result = await fly.wait_for(
+            "oc-slow", machine.id, "started", timeout=600, version=machine.current_version
+        )
         assert result.state == "started"
         waits = transport.calls("GET", rf"/apps/oc-slow/machines/{machine.id}/wait")
         assert len(waits) >= 2
@@ -41,13 +46,16 @@ async def test_wait_loops_over_408_and_follows_replaced_version(make_client) -> 
         async with fly.lease("oc-slow", machine.id) as lease:
             current.config.env = {"ROTATED": "1"}
             updated = await fly.update_machine(
-                "oc-slow", machine.id,
+                "oc-slow",
+                machine.id,
                 UpdateMachineRequest(config=current.config, current_version=current.current_version),
                 nonce=lease.nonce,
             )
         assert updated.current_version != current.current_version
         # Waiting on the OLD version: the emulator answers "currently replaced"; we re-GET and follow.
-        followed = await fly.wait_for("oc-slow", machine.id, "started", timeout=600, version=current.current_version)
+        followed = await fly.wait_for(
+            "oc-slow", machine.id, "started", timeout=600, version=current.current_version
+        )
         assert followed.state == "started" and followed.version == updated.current_version
 
 
@@ -57,10 +65,14 @@ async def test_start_while_replacing_is_wrong_state_then_works(make_client) -> N
     async with fly:
         await fly.create_app_idempotent("oc-stopped")
         machine = await fly.create_machine_idempotent(
-            "oc-stopped", CreateMachineRequest(config=MachineConfig(image="img:1"), skip_launch=True), "tag-s",
+            "oc-stopped",
+            CreateMachineRequest(config=MachineConfig(image="img:1"), skip_launch=True),
+            "tag-s",
             lookup_first=False,
         )
-        await fly.wait_for("oc-stopped", machine.id, ["stopped", "settled"], timeout=600, version=machine.current_version)
+        await fly.wait_for(
+            "oc-stopped", machine.id, ["stopped", "settled"], timeout=600, version=machine.current_version
+        )
         current = await fly.get_machine("oc-stopped", machine.id)
         assert current.config is not None
         updated = await fly.update_machine(
@@ -74,7 +86,9 @@ async def test_start_while_replacing_is_wrong_state_then_works(make_client) -> N
             raise AssertionError("start during replacing should be refused")
         await fly.wait_for("oc-stopped", machine.id, "settled", timeout=600, version=updated.current_version)
         await fly.start_machine("oc-stopped", machine.id)
-        started = await fly.wait_for("oc-stopped", machine.id, "started", timeout=600, version=updated.current_version)
+        started = await fly.wait_for(
+            "oc-stopped", machine.id, "started", timeout=600, version=updated.current_version
+        )
         assert started.state == "started"
         await fly.destroy_machine("oc-stopped", machine.id, force=True)
         assert (await fly.wait_for("oc-stopped", machine.id, "destroyed", timeout=600)).state == "destroyed"

@@ -35,8 +35,14 @@ def test_cli_unexpected_errors_are_one_redacted_line(tmp_path: Path) -> None:
         "CP_VAULT_KEYS": "k1:" + base64.b64encode(bytes(32)).decode(),
         "CP_LOG_FORMAT": "json",
     }
-    done = subprocess.run([sys.executable, "-m", "controlplane", "keys", "status"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane", "keys", "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert "error: OperationalError" in done.stderr
     assert env["CP_VAULT_KEYS"].split(":")[1] not in done.stderr + done.stdout

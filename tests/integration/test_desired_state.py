@@ -28,8 +28,15 @@ async def test_change_bumps_rev_audits_and_marks(db, tenant_factory) -> None:
     async with db.transaction() as s:
         t = await s.get(Tenant, tenant.id)
         t.plan = "pro"
-        await desired_state_changed(s, t, actor="api", action="plan_changed", reason="upgrade",
-                                    before={"plan": "starter"}, after={"plan": "pro"})
+        await desired_state_changed(
+            s,
+            t,
+            actor="api",
+            action="plan_changed",
+            reason="upgrade",
+            before={"plan": "starter"},
+            after={"plan": "pro"},
+        )
     async with db.transaction() as s:
         t = await s.get(Tenant, tenant.id)
         assert t.desired_rev == 2 and t.plan == "pro"
@@ -89,8 +96,11 @@ async def test_mark_while_leased_requests_a_rerun(db, tenant_factory) -> None:
     tenant = await tenant_factory()
     async with db.transaction() as s:
         await mark_for_reconcile(s, tenant.id, "first")
-        await s.execute(update(ReconcileItem).values(lease_owner="worker-1",
-                                                     lease_expires_at=utcnow() + timedelta(seconds=30)))
+        await s.execute(
+            update(ReconcileItem).values(
+                lease_owner="worker-1", lease_expires_at=utcnow() + timedelta(seconds=30)
+            )
+        )
     async with db.transaction() as s:
         await mark_for_reconcile(s, tenant.id, "changed during run")
     async with db.transaction() as s:

@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 from controlplane.db import migrate
 from controlplane.db.models import Base
 from controlplane.db.session import create_engine
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -22,7 +23,11 @@ def _cli(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProces
     env["CP_DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "controlplane", *args],
-        capture_output=True, text=True, env={**env, "PYTHONPATH": str(REPO)}, cwd=cwd, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(REPO)},
+        cwd=cwd,
+        timeout=120,
     )
 
 

@@ -34,9 +34,16 @@ async def _seed(db: Database, n_tenants: int, per_tenant: int) -> dict[tuple[str
             name = f"provider:p{j}"
             value = f"secret-{t['id'][-6:]}-{j}-{random.random()}"
             expected[(t["id"], name)] = value
-            rows.append({"id": f"{t['id'][-24:]}{j:08x}", "tenant_id": t["id"], "name": name,
-                         "key_id": "k1", "value": old.encrypt(value, tenant_id=t["id"], name=name),
-                         "version": 1})
+            rows.append(
+                {
+                    "id": f"{t['id'][-24:]}{j:08x}",
+                    "tenant_id": t["id"],
+                    "name": name,
+                    "key_id": "k1",
+                    "value": old.encrypt(value, tenant_id=t["id"], name=name),
+                    "version": 1,
+                }
+            )
     async with db.transaction() as s:
         await s.execute(insert(Tenant), tenants)
         for start in range(0, len(rows), 2000):
@@ -150,8 +157,13 @@ async def test_a_concurrent_old_ring_write_wins_the_race_and_is_rotated_next_pas
             try:
                 other = Database(engine)
                 async with other.transaction() as s:
-                    await put_secret(s, old, tenant_id=victim_tenant, name=victim_name,
-                                     plaintext="written-by-an-old-process")
+                    await put_secret(
+                        s,
+                        old,
+                        tenant_id=victim_tenant,
+                        name=victim_name,
+                        plaintext="written-by-an-old-process",
+                    )
             finally:
                 await engine.dispose()
 
@@ -192,8 +204,10 @@ async def test_rows_with_unknown_keys_are_reported_not_lost(db: Database) -> Non
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(values=st.lists(st.text(min_size=1, max_size=50), min_size=1, max_size=8),
-       batch=st.integers(min_value=1, max_value=5))
+@given(
+    values=st.lists(st.text(min_size=1, max_size=50), min_size=1, max_size=8),
+    batch=st.integers(min_value=1, max_value=5),
+)
 async def test_rotation_preserves_any_values(db: Database, values: list[str], batch: int) -> None:
     old, new = Vault(OLD), Vault(NEW)
     async with db.transaction() as s:

@@ -24,15 +24,20 @@ def _imports(package: str) -> dict[str, set[str]]:
 
 
 def test_controlplane_never_imports_workers() -> None:
-    offenders = {m: sorted(n & {"workers", "tests"}) for m, n in _imports("controlplane").items()
-                 if n & {"workers", "tests"}}
+    offenders = {
+        m: sorted(n & {"workers", "tests"})
+        for m, n in _imports("controlplane").items()
+        if n & {"workers", "tests"}
+    }
     assert offenders == {}
 
 
 def test_agents_config_imports_neither_controlplane_nor_workers() -> None:
-    offenders = {m: sorted(n & {"controlplane", "workers", "tests"})
-                 for m, n in _imports("agents_config").items()
-                 if n & {"controlplane", "workers", "tests"}}
+    offenders = {
+        m: sorted(n & {"controlplane", "workers", "tests"})
+        for m, n in _imports("agents_config").items()
+        if n & {"controlplane", "workers", "tests"}
+    }
     assert offenders == {}
 
 

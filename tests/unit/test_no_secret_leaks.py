@@ -64,8 +64,14 @@ def test_registered_secrets_are_redacted_even_without_a_shape(log_output: io.Str
 
 
 def test_sensitive_field_names_are_masked(log_output: io.StringIO) -> None:
-    structlog.get_logger("t").info("cfg", api_key="plain-but-named", token="tkn-plain",
-                                   password="pw-plain", last4="1234", provider="openai")
+    structlog.get_logger("t").info(
+        "cfg",
+        api_key="plain-but-named",
+        token="tkn-plain",
+        password="pw-plain",
+        last4="1234",
+        provider="openai",
+    )
     text = log_output.getvalue()
     for value in ("plain-but-named", "tkn-plain", "pw-plain"):
         assert value not in text
@@ -84,8 +90,15 @@ def test_console_format_is_redacted_too() -> None:
 
 def test_model_reprs_show_ids_only() -> None:
     secret = Secret(id="s1", tenant_id="t1", name="provider:openai", key_id="k2", value="v1:k2:" + "A" * 60)
-    key = ProviderKey(id="pk1", tenant_id="t1", provider="openai", secret_id="s1", last4="WXYZ",
-                      fingerprint="f" * 64, message=f"provider said {OPENAI}")
+    key = ProviderKey(
+        id="pk1",
+        tenant_id="t1",
+        provider="openai",
+        secret_id="s1",
+        last4="WXYZ",
+        fingerprint="f" * 64,
+        message=f"provider said {OPENAI}",
+    )
     tenant = Tenant(id="t1", external_id="user@example.com", plan="pro", region="iad")
     channel = Channel(id="c1", tenant_id="t1", kind="telegram", settings={"allow_from": ["1"]})
     for obj, visible in ((secret, "s1"), (key, "pk1"), (tenant, "t1"), (channel, "c1")):
@@ -119,9 +132,15 @@ def test_audit_details_are_redacted() -> None:
             self.rows.append(row)
 
     session = FakeSession()
-    audit.record(session, actor="api", action="key_saved", tenant_id="t1",  # type: ignore[arg-type]
-                 reason=f"saved {ANTHROPIC}", before={"api_key": "named-secret"},
-                 after={"provider": "anthropic", "last4": "ABAA", "echo": ANTHROPIC})
+    audit.record(
+        session,
+        actor="api",
+        action="key_saved",
+        tenant_id="t1",  # type: ignore[arg-type]
+        reason=f"saved {ANTHROPIC}",
+        before={"api_key": "named-secret"},
+        after={"provider": "anthropic", "last4": "ABAA", "echo": ANTHROPIC},
+    )
     row = session.rows[0]
     dumped = json.dumps({"reason": row.reason, "before": row.before, "after": row.after})
     assert ANTHROPIC not in dumped and "named-secret" not in dumped
@@ -129,8 +148,11 @@ def test_audit_details_are_redacted() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(secret=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=8, max_size=80),
-       prefix=st.text(max_size=20), suffix=st.text(max_size=20))
+@given(
+    secret=st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=8, max_size=80),
+    prefix=st.text(max_size=20),
+    suffix=st.text(max_size=20),
+)
 def test_any_registered_secret_is_removed_from_any_text(secret: str, prefix: str, suffix: str) -> None:
     register_secret(secret)
     assert secret not in redact_text(prefix + secret + suffix)
@@ -153,8 +175,10 @@ def test_structlog_is_redacted_before_logging_is_configured(capsys: pytest.Captu
     import subprocess
     import sys
 
-    code = ("import controlplane, structlog; "
-            f"structlog.get_logger().info('early', key={OPENAI!r}, other='x {GROQ} y')")
+    code = (
+        "import controlplane, structlog; "
+        f"structlog.get_logger().info('early', key={OPENAI!r}, other='x {GROQ} y')"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "early" in done.stderr

@@ -80,8 +80,14 @@ def test_secrets_are_masked_in_repr_and_public_view(monkeypatch: pytest.MonkeyPa
         monkeypatch.setenv(k, v)
     s = load_settings()
     shown = repr(s) + str(s) + repr(s.public_view()) + s.model_dump_json(exclude={"database_url"})
-    for value in [KEY, "fm2_supersecretflytoken000", "sk_test_secretstripe0000000",
-                  "whsec_secretwebhook00000000", "dashboard-token-aaaaaaaaaaaa", "dbpassword123"]:
+    for value in [
+        KEY,
+        "fm2_supersecretflytoken000",
+        "sk_test_secretstripe0000000",
+        "whsec_secretwebhook00000000",
+        "dashboard-token-aaaaaaaaaaaa",
+        "dbpassword123",
+    ]:
         assert value not in shown
     view = s.public_view()
     assert view["CP_FLY_API_TOKEN"] == "(set, hidden)"

@@ -99,8 +99,16 @@ def test_associated_data_has_no_ambiguous_concatenation() -> None:
 
 @pytest.mark.parametrize(
     "stored",
-    ["", "garbage", "v1:k2", "v2:k2:AAAA", "v1:k2:!!!notbase64!!!", "v1:k2:" + "A" * 10,
-     "v1:k2:" + "A" * 40 + " " + "A" * 10, "v1:k2:" + "A" * 40 + "=="],
+    [
+        "",
+        "garbage",
+        "v1:k2",
+        "v2:k2:AAAA",
+        "v1:k2:!!!notbase64!!!",
+        "v1:k2:" + "A" * 10,
+        "v1:k2:" + "A" * 40 + " " + "A" * 10,
+        "v1:k2:" + "A" * 40 + "==",
+    ],
 )
 def test_malformed_values_are_refused(stored: str) -> None:
     with pytest.raises(MalformedCiphertext):

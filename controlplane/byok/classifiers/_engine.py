@@ -102,7 +102,9 @@ _SERVER = tuple(range(500, 600))
 #: Text every provider uses for the same thing; tried after a provider's own rules.
 COMMON_TEXT: tuple[Rule, ...] = (
     rule(V.revoked_or_blocked, message=r"\b(?:key|token) (?:has been|was|is) (?:revoked|disabled|blocked)"),
-    rule(V.revoked_or_blocked, message=r"account (?:has been|was|is) (?:deactivated|suspended|disabled|banned)"),
+    rule(
+        V.revoked_or_blocked, message=r"account (?:has been|was|is) (?:deactivated|suspended|disabled|banned)"
+    ),
     rule(V.no_credit, message=r"insufficient (?:balance|credits?|funds)|credit balance|out of credits"),
     rule(V.spend_limit, message=r"spend(?:ing)? limit|usage limit"),
 )
@@ -252,17 +254,13 @@ def _parse_header(value: str, now: Callable[[], float]) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
-    if when is None:
-        return None
     return _clamp(when.timestamp() - now())
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
 
 
-def retry_after(
-    headers: Mapping[str, str], body: Any, now: Callable[[], float] = time.time
-) -> float | None:
+def retry_after(headers: Mapping[str, str], body: Any, now: Callable[[], float] = time.time) -> float | None:
     """Seconds to wait, from ``retry-after-ms``/``retry-after`` or Gemini's ``RetryInfo``."""
     ms = headers.get("retry-after-ms")
     if ms:

@@ -23,7 +23,12 @@ RULES = (
     ),
     rule(
         V.permission,
-        codes=("permission_denied", "api_key_service_blocked", "service_disabled", "api_key_http_referrer_blocked"),
+        codes=(
+            "permission_denied",
+            "api_key_service_blocked",
+            "service_disabled",
+            "api_key_http_referrer_blocked",
+        ),
         says="The key is valid but not allowed to use the Generative Language API (API not "
         "enabled, or the key is restricted to other APIs or referrers).",
     ),

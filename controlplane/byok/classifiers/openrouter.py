@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.byok.classifiers._engine import Outcome, ProviderClassifier, V, rule
@@ -40,7 +40,7 @@ def _parse_time(value: Any) -> datetime | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def on_success(probe: str, body: Any) -> Outcome | None:
@@ -56,10 +56,8 @@ def on_success(probe: str, body: Any) -> Outcome | None:
             "models. Create a normal API key and paste that.",
         )
     expires = _parse_time(data.get("expires_at"))
-    if expires is not None and expires <= datetime.now(timezone.utc):
-        return Outcome(
-            V.revoked_or_blocked, says="This OpenRouter key has expired. Create a new key."
-        )
+    if expires is not None and expires <= datetime.now(UTC):
+        return Outcome(V.revoked_or_blocked, says="This OpenRouter key has expired. Create a new key.")
     remaining = data.get("limit_remaining")
     if (
         data.get("limit") is not None

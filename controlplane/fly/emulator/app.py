@@ -53,8 +53,13 @@ class EmulatorApp:
         reply.headers["fly-request-id"] = request_id
         await send_reply(send, reply)
         if reply.status >= 400:
-            log.debug("fly_emulator.request", method=request.method, path=request.path, status=reply.status,
-                      request_id=request_id)
+            log.debug(
+                "fly_emulator.request",
+                method=request.method,
+                path=request.path,
+                status=reply.status,
+                request_id=request_id,
+            )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -78,8 +83,13 @@ class EmulatorApp:
         if not self._authenticated(request):
             return Reply(401, error_body("unauthorized: missing or invalid token", "unauthorized"))
         try:
-            info = RequestInfo(op=route.op, method=request.method, path=request.path,
-                               app=params.get("app_name"), region=self._region_of(request, params))
+            info = RequestInfo(
+                op=route.op,
+                method=request.method,
+                path=request.path,
+                app=params.get("app_name"),
+                region=self._region_of(request, params),
+            )
         except ApiError as exc:
             return Reply(exc.http_status, exc.body, dict(exc.headers))
         decision = self.faults.decide(info)

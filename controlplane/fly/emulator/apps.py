@@ -15,9 +15,8 @@ import structlog
 from controlplane.fly.emulator.clock import rfc3339
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found
-from controlplane.fly.emulator.state import AppRecord, SecretEntry, SecretWrite
+from controlplane.fly.emulator.state import AppRecord, PlannedStep, SecretEntry, SecretWrite
 from controlplane.fly.emulator.timeline import add_event, set_state, settle
-from controlplane.fly.emulator.state import PlannedStep
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +67,9 @@ def create_app(world: World, body: dict[str, Any]) -> dict[str, Any]:
         raise bad_request("app_name is required")
     org = _check_org(world, body.get("org_slug"))
     if not APP_NAME.match(name):
-        raise ApiError(422, "App name can only contain lowercase letters, numbers, and dashes", "invalid_name")
+        raise ApiError(
+            422, "App name can only contain lowercase letters, numbers, and dashes", "invalid_name"
+        )
     existing = world.state.apps.get(name)
     if (existing is not None and settle_app(world, existing)) or name in world.state.foreign_apps:
         raise ApiError(422, "Name has already been taken", "name_taken")
@@ -105,7 +106,10 @@ def render_app(world: World, app: AppRecord) -> dict[str, Any]:
 def list_apps(world: World, org: str | None) -> dict[str, Any]:
     _check_org(world, org)
     apps = [a for a in list(world.state.apps.values()) if settle_app(world, a) and a.delete_at_mono is None]
-    return {"total_apps": len(apps), "apps": [render_app(world, a) for a in sorted(apps, key=lambda a: a.name)]}
+    return {
+        "total_apps": len(apps),
+        "apps": [render_app(world, a) for a in sorted(apps, key=lambda a: a.name)],
+    }
 
 
 def delete_app(world: World, name: str, force: bool) -> None:
@@ -117,7 +121,8 @@ def delete_app(world: World, name: str, force: bool) -> None:
     running = [m for m in world.state.machines_of(name) if m.state in ("started", "starting", "replacing")]
     if running and not force:
         raise ApiError(
-            412, f"app {name} has {len(running)} running machine(s); stop them first or pass force=true",
+            412,
+            f"app {name} has {len(running)} running machine(s); stop them first or pass force=true",
             "failed_precondition",
         )
     now = world.now()
@@ -128,8 +133,9 @@ def delete_app(world: World, name: str, force: bool) -> None:
         if machine.state in ("destroying", "destroyed"):
             continue
         due = now + profile.destroy + index * 0.05 * profile.destroy
-        machine.plan = [PlannedStep(due_mono=due, state="destroyed", event_type="destroy",
-                                    event_status="destroyed")]
+        machine.plan = [
+            PlannedStep(due_mono=due, state="destroyed", event_type="destroy", event_status="destroyed")
+        ]
         machine.lease = None
         set_state(world, machine, "destroying", now)
         add_event(world, machine, "destroy", "destroying", "flyd", now)
@@ -200,8 +206,11 @@ def list_secrets(world: World, app_name: str, min_version: int | None) -> dict[s
     app = get_app(world, app_name)
     visible = app.visible_secrets_version(world.now(), world.profile.secrets_visibility)
     if min_version is not None and min_version > visible:
-        raise ApiError(412, f"secrets version {min_version} is not yet available (visible: {visible})",
-                       "failed_precondition")
+        raise ApiError(
+            412,
+            f"secrets version {min_version} is not yet available (visible: {visible})",
+            "failed_precondition",
+        )
     return {"secrets": [_render_secret(e) for e in _sorted(app.secrets_at(visible))], "version": visible}
 
 

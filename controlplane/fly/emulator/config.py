@@ -16,11 +16,45 @@ SPEC_FILE = "fly_machines_openapi.json"
 SHARED_CPUS = frozenset({1, 2, 4, 6, 8})
 PERFORMANCE_CPUS = frozenset({1, 2, 4, 6, 8, 10, 12, 14, 16, 32, 64, 128})
 RESTART_POLICIES = frozenset({"no", "always", "on-failure", "spot-price"})
-REGIONS = frozenset({
-    "ams", "arn", "atl", "bog", "bom", "bos", "cdg", "den", "dfw", "ewr", "eze", "fra", "gdl", "gig",
-    "gru", "hkg", "iad", "jnb", "lax", "lhr", "mad", "mia", "nrt", "ord", "otp", "phx", "qro", "scl",
-    "sea", "sin", "sjc", "syd", "waw", "yul", "yyz",
-})
+REGIONS = frozenset(
+    {
+        "ams",
+        "arn",
+        "atl",
+        "bog",
+        "bom",
+        "bos",
+        "cdg",
+        "den",
+        "dfw",
+        "ewr",
+        "eze",
+        "fra",
+        "gdl",
+        "gig",
+        "gru",
+        "hkg",
+        "iad",
+        "jnb",
+        "lax",
+        "lhr",
+        "mad",
+        "mia",
+        "nrt",
+        "ord",
+        "otp",
+        "phx",
+        "qro",
+        "scl",
+        "sea",
+        "sin",
+        "sjc",
+        "syd",
+        "waw",
+        "yul",
+        "yyz",
+    }
+)
 _DURATION_FIELDS = ("interval", "timeout", "grace_period")
 
 
@@ -71,7 +105,7 @@ def _encode_autostop(value: Any) -> bool | str:
 
 def _check_duration(where: str, value: Any) -> None:
     if value is not None and not isinstance(value, str):
-        raise bad_request(f"invalid duration for {where}: expected a string like \"15s\", got {value!r}")
+        raise bad_request(f'invalid duration for {where}: expected a string like "15s", got {value!r}')
 
 
 def _validate_guest(guest: dict[str, Any]) -> None:
@@ -100,7 +134,9 @@ def normalize_config(raw: Any) -> dict[str, Any]:
     """Validate a MachineConfig from a create/update body and return what Fly would store."""
     if not isinstance(raw, dict):
         raise bad_request("config is required and must be an object")
-    config: dict[str, Any] = strip_unknown(copy.deepcopy(raw), {"$ref": "#/components/schemas/fly.MachineConfig"})
+    config: dict[str, Any] = strip_unknown(
+        copy.deepcopy(raw), {"$ref": "#/components/schemas/fly.MachineConfig"}
+    )
     image = config.get("image")
     if not isinstance(image, str) or not image.strip():
         raise bad_request("invalid config: image is required")
@@ -148,7 +184,9 @@ def image_ref(image: str) -> dict[str, Any]:
         registry, remainder = first, rest
     else:
         registry, remainder = "docker-hub-mirror.fly.io", ref if slash else f"library/{ref}"
-    repository, colon, tag = remainder.rpartition(":") if ":" in remainder.split("/")[-1] else (remainder, "", "")
+    repository, colon, tag = (
+        remainder.rpartition(":") if ":" in remainder.split("/")[-1] else (remainder, "", "")
+    )
     if not colon:
         repository, tag = remainder, "latest"
     if not digest:

@@ -24,8 +24,8 @@ from controlplane.fly.emulator.ids import IdFactory
 from controlplane.fly.emulator.options import EmulatorOptions
 from controlplane.fly.emulator.ratelimit import RateLimiter
 from controlplane.fly.emulator.server import serve
-from controlplane.fly.emulator.timeline import add_event, record_view, set_state, settle, touch
 from controlplane.fly.emulator.state import AppRecord, EmulatorState, MachineEvent, MachineRecord, PlannedStep
+from controlplane.fly.emulator.timeline import add_event, record_view, set_state, settle, touch
 from controlplane.fly.emulator.transport import EmulatorTransport
 
 log = structlog.get_logger(__name__)
@@ -89,8 +89,11 @@ class FlyEmulator:
         return MappingProxyType(self.world.state.machines)
 
     def machines_in(self, app: str, *, include_destroyed: bool = False) -> list[MachineRecord]:
-        return [m for m in self.machines.values()
-                if m.app == app and (include_destroyed or m.state not in ("destroying", "destroyed"))]
+        return [
+            m
+            for m in self.machines.values()
+            if m.app == app and (include_destroyed or m.state not in ("destroying", "destroyed"))
+        ]
 
     def machine(self, machine_id: str) -> MachineRecord:
         return self.machines[machine_id]
@@ -108,9 +111,17 @@ class FlyEmulator:
         """Move emulated time forward (finish transitions, expire leases, make secrets visible)."""
         self.clock.advance(seconds)
 
-    def inject(self, match: str | re.Pattern[str] | None, kind: str, *, times: int | None = 1,
-               method: str | None = None, app: str | None = None, region: str | None = None,
-               delay: float = 0.0) -> Injection:
+    def inject(
+        self,
+        match: str | re.Pattern[str] | None,
+        kind: str,
+        *,
+        times: int | None = 1,
+        method: str | None = None,
+        app: str | None = None,
+        region: str | None = None,
+        delay: float = 0.0,
+    ) -> Injection:
         """Queue a fault for the next matching call(s).
 
         ``match``: an operation name (``create_machine``, ``update_machine``, ``start_machine``,
@@ -128,8 +139,11 @@ class FlyEmulator:
             path = re.compile(match)
         else:
             op = match
-        return self.faults.inject(Injection(kind=kind, op=op, path=path, method=method, app=app, region=region,
-                                            times=times, delay=delay))
+        return self.faults.inject(
+            Injection(
+                kind=kind, op=op, path=path, method=method, app=app, region=region, times=times, delay=delay
+            )
+        )
 
     def clear_faults(self) -> None:
         self.faults.clear()
@@ -146,14 +160,23 @@ class FlyEmulator:
         """Make ``name`` taken by another org (create → 422 name_taken, GET → 403)."""
         self.world.state.foreign_apps[name] = org
 
-    def set_gateway_health(self, machine_id: str, *, ready: bool = True, failing: list[str] | None = None) -> None:
+    def set_gateway_health(
+        self, machine_id: str, *, ready: bool = True, failing: list[str] | None = None
+    ) -> None:
         health = self.machine(machine_id).health
         health.ready = ready
         health.failing = list(failing or ([] if ready else ["channels"]))
         health.crash_looping = False
 
-    def crash_loop(self, machine_id: str, *, exit_code: int = 1, restarts: int = 3, oom: bool = False,
-                   give_up: bool = False) -> None:
+    def crash_loop(
+        self,
+        machine_id: str,
+        *,
+        exit_code: int = 1,
+        restarts: int = 3,
+        oom: bool = False,
+        give_up: bool = False,
+    ) -> None:
         """The gateway process keeps exiting: exit events with ``restarting=true``, probes fail (502),
         checks critical. ``give_up=True`` ends it the way flyd does after max retries: ``stopped``."""
         machine = self.machine(machine_id)
@@ -176,15 +199,27 @@ class FlyEmulator:
         world = self.world
         wall = world.wall()
         health = machine.health
-        machine.events.append(MachineEvent(
-            id=world.ids.ulid(wall), type="exit", status="stopped" if not restarting else "started",
-            source="flyd", timestamp=int(wall * 1000),
-            request={"exit_event": {"exit_code": health.exit_code, "guest_exit_code": health.exit_code,
-                                    "oom_killed": health.oom_killed, "requested_stop": False,
-                                    "restarting": restarting, "signal": 9 if health.oom_killed else -1,
-                                    "exited_at": rfc3339(wall)},
-                     "restart_count": health.restart_count},
-        ))
+        machine.events.append(
+            MachineEvent(
+                id=world.ids.ulid(wall),
+                type="exit",
+                status="stopped" if not restarting else "started",
+                source="flyd",
+                timestamp=int(wall * 1000),
+                request={
+                    "exit_event": {
+                        "exit_code": health.exit_code,
+                        "guest_exit_code": health.exit_code,
+                        "oom_killed": health.oom_killed,
+                        "requested_stop": False,
+                        "restarting": restarting,
+                        "signal": 9 if health.oom_killed else -1,
+                        "exited_at": rfc3339(wall),
+                    },
+                    "restart_count": health.restart_count,
+                },
+            )
+        )
 
     def fail_machine(self, machine_id: str) -> None:
         """Put a machine in ``failed`` (could not start); recover by start, update or destroy."""
@@ -199,8 +234,14 @@ class FlyEmulator:
         machine = self.machine(machine_id)
         world = self.world
         now = world.now()
-        machine.plan = [PlannedStep(due_mono=now + max(world.profile.destroy, 0.0), state="destroyed",
-                                    event_type="destroy", event_status="destroyed")]
+        machine.plan = [
+            PlannedStep(
+                due_mono=now + max(world.profile.destroy, 0.0),
+                state="destroyed",
+                event_type="destroy",
+                event_status="destroyed",
+            )
+        ]
         set_state(world, machine, "launch_failed", now)
         add_event(world, machine, "launch", "failed", "flyd", now)
 

@@ -29,21 +29,63 @@ from typing import Any, Literal
 
 from controlplane.fly.emulator.errors import error_body
 
-PRE_KINDS = frozenset({"500", "502", "503", "5xx", "429", "408", "404", "drop",
-                       "capacity", "org_quota", "host_disabled", "volume_host_full"})
-POST_KINDS = frozenset({"ambiguous", "ambiguous_408", "ambiguous_5xx", "ambiguous_500", "ambiguous_502",
-                        "ambiguous_503", "ambiguous_drop"})
+PRE_KINDS = frozenset(
+    {
+        "500",
+        "502",
+        "503",
+        "5xx",
+        "429",
+        "408",
+        "404",
+        "drop",
+        "capacity",
+        "org_quota",
+        "host_disabled",
+        "volume_host_full",
+    }
+)
+POST_KINDS = frozenset(
+    {
+        "ambiguous",
+        "ambiguous_408",
+        "ambiguous_5xx",
+        "ambiguous_500",
+        "ambiguous_502",
+        "ambiguous_503",
+        "ambiguous_drop",
+    }
+)
 DELAY_KINDS = frozenset({"latency"})
 ALL_KINDS = PRE_KINDS | POST_KINDS | DELAY_KINDS
 
 #: Operations that change state: ``ambiguous=P`` applies to these.
-MUTATING_OPS = frozenset({
-    "create_app", "delete_app", "set_secrets", "set_secret", "delete_secret",
-    "create_machine", "update_machine", "destroy_machine", "start_machine", "stop_machine",
-    "suspend_machine", "restart_machine", "cordon_machine", "uncordon_machine",
-    "acquire_lease", "release_lease", "update_metadata", "set_metadata_key", "delete_metadata_key",
-    "create_volume", "delete_volume", "extend_volume",
-})
+MUTATING_OPS = frozenset(
+    {
+        "create_app",
+        "delete_app",
+        "set_secrets",
+        "set_secret",
+        "delete_secret",
+        "create_machine",
+        "update_machine",
+        "destroy_machine",
+        "start_machine",
+        "stop_machine",
+        "suspend_machine",
+        "restart_machine",
+        "cordon_machine",
+        "uncordon_machine",
+        "acquire_lease",
+        "release_lease",
+        "update_metadata",
+        "set_metadata_key",
+        "delete_metadata_key",
+        "create_volume",
+        "delete_volume",
+        "extend_volume",
+    }
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$")
 
@@ -215,8 +257,14 @@ class FaultInjector:
             decision.delay = spec.latency
             decision.source = "random"
         threshold = 0.0
-        for kind, prob in (("5xx", spec.p_5xx), ("500", spec.p_500), ("502", spec.p_502),
-                           ("503", spec.p_503), ("429", spec.p_429), ("drop", spec.p_drop)):
+        for kind, prob in (
+            ("5xx", spec.p_5xx),
+            ("500", spec.p_500),
+            ("502", spec.p_502),
+            ("503", spec.p_503),
+            ("429", spec.p_429),
+            ("drop", spec.p_drop),
+        ):
             threshold += prob
             if r_pre < threshold:
                 decision.pre = ("500", "502", "503")[int(r_variant * 3)] if kind == "5xx" else kind
@@ -252,7 +300,9 @@ def fault_response(kind: str, info: RequestInfo, org: str) -> tuple[int, dict[st
     if kind == "502":
         return 502, error_body("bad gateway: upstream connection reset", "unknown")
     if kind == "503":
-        return 503, error_body("service unavailable: the API is temporarily unavailable, please retry", "unknown")
+        return 503, error_body(
+            "service unavailable: the API is temporarily unavailable, please retry", "unknown"
+        )
     if kind == "429":
         return 429, error_body("rate limit exceeded", "rate_limited")
     if kind == "404":
@@ -265,7 +315,9 @@ def fault_response(kind: str, info: RequestInfo, org: str) -> tuple[int, dict[st
         )
     if kind == "capacity":
         if info.op == "create_volume":
-            return 400, error_body(f"insufficient resources: no capacity available in {region}", "insufficient_capacity")
+            return 400, error_body(
+                f"insufficient resources: no capacity available in {region}", "insufficient_capacity"
+            )
         if info.op in ("start_machine", "update_machine"):
             # The machine's HOST is full (not the region): no insufficient_capacity status here.
             return 409, error_body(
@@ -282,7 +334,8 @@ def fault_response(kind: str, info: RequestInfo, org: str) -> tuple[int, dict[st
         )
     if kind == "host_disabled":
         return 500, error_body(
-            "failed to update VM: deploys to this host are temporarily disabled, please try again later", "unknown"
+            "failed to update VM: deploys to this host are temporarily disabled, please try again later",
+            "unknown",
         )
     if kind == "volume_host_full":
         return 412, error_body(

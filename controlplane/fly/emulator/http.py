@@ -120,8 +120,13 @@ async def drop_connection(send: Send, inprocess: bool) -> None:
     """
     if inprocess:
         raise ConnectionDropped()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", b"64"), (b"content-type", b"application/json")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-length", b"64"), (b"content-type", b"application/json")],
+        }
+    )
 
 
 Handler = Callable[["Call"], Awaitable[Reply]]

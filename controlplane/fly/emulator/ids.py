@@ -5,10 +5,50 @@ from __future__ import annotations
 import random
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ADJECTIVES = ("aged", "bold", "calm", "damp", "eager", "fancy", "gentle", "holy", "icy", "jolly",
-               "kind", "lively", "misty", "noisy", "odd", "proud", "quiet", "rough", "shy", "tiny")
-_NOUNS = ("sky", "moon", "river", "leaf", "stone", "cloud", "field", "forest", "lake", "wave",
-          "star", "snow", "fire", "dust", "rain", "sea", "sun", "wind", "hill", "frost")
+_ADJECTIVES = (
+    "aged",
+    "bold",
+    "calm",
+    "damp",
+    "eager",
+    "fancy",
+    "gentle",
+    "holy",
+    "icy",
+    "jolly",
+    "kind",
+    "lively",
+    "misty",
+    "noisy",
+    "odd",
+    "proud",
+    "quiet",
+    "rough",
+    "shy",
+    "tiny",
+)
+_NOUNS = (
+    "sky",
+    "moon",
+    "river",
+    "leaf",
+    "stone",
+    "cloud",
+    "field",
+    "forest",
+    "lake",
+    "wave",
+    "star",
+    "snow",
+    "fire",
+    "dust",
+    "rain",
+    "sea",
+    "sun",
+    "wind",
+    "hill",
+    "frost",
+)
 
 
 class IdFactory:

@@ -31,7 +31,6 @@ from controlplane.fly.emulator.config import image_ref, normalize_config, valida
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found, precondition
 from controlplane.fly.emulator.leases import DEFAULT_TTL, active_lease, require_nonce
-from controlplane.fly.emulator.timeline import add_event, listed, record_view, set_state, settle, touch
 from controlplane.fly.emulator.state import (
     LISTABLE_STATES,
     SETTLED_STATES,
@@ -42,6 +41,7 @@ from controlplane.fly.emulator.state import (
     MachineVersion,
     PlannedStep,
 )
+from controlplane.fly.emulator.timeline import add_event, listed, record_view, set_state, settle, touch
 
 log = structlog.get_logger(__name__)
 
@@ -53,8 +53,13 @@ EVENTS_ON_MACHINE = 20
 MAX_EVENTS = 50
 
 
-def _plan(world: World, machine: MachineRecord, transient: str, steps: list[tuple[float, str, str | None, str | None]],
-          event: tuple[str, str] | None) -> None:
+def _plan(
+    world: World,
+    machine: MachineRecord,
+    transient: str,
+    steps: list[tuple[float, str, str | None, str | None]],
+    event: tuple[str, str] | None,
+) -> None:
     """Enter ``transient`` now, then follow ``steps`` = [(delay, state, event_type, event_status)]."""
     now = world.now()
     machine.plan = []
@@ -64,14 +69,17 @@ def _plan(world: World, machine: MachineRecord, transient: str, steps: list[tupl
     at = now
     for delay, state, event_type, event_status in steps:
         at += delay
-        machine.plan.append(PlannedStep(due_mono=at, state=state, event_type=event_type, event_status=event_status))
+        machine.plan.append(
+            PlannedStep(due_mono=at, state=state, event_type=event_type, event_status=event_status)
+        )
 
 
 # --- lookups ---------------------------------------------------------------------------------------
 
 
-def find_machine(world: World, app_name: str, machine_id: str, *, allow_destroyed: bool = True,
-                 reading: bool = False) -> MachineRecord:
+def find_machine(
+    world: World, app_name: str, machine_id: str, *, allow_destroyed: bool = True, reading: bool = False
+) -> MachineRecord:
     """``reading``: a GET/wait, which answers 404 on a machine younger than ``read_lag``."""
     get_app(world, app_name)
     machine = world.state.machines.get(machine_id)
@@ -96,8 +104,9 @@ def require_host(machine: MachineRecord) -> None:
         )
 
 
-def _mutable(world: World, app_name: str, machine_id: str, nonce: str | None,
-             *, allow_destroyed: bool = False) -> MachineRecord:
+def _mutable(
+    world: World, app_name: str, machine_id: str, nonce: str | None, *, allow_destroyed: bool = False
+) -> MachineRecord:
     machine = find_machine(world, app_name, machine_id, allow_destroyed=allow_destroyed)
     require_nonce(world, machine, nonce)
     require_host(machine)
@@ -119,8 +128,9 @@ def _visible_secrets(world: World, app_name: str, min_version: Any) -> int:
     return visible
 
 
-def _check_mounts(world: World, app_name: str, region: str, config: dict[str, Any],
-                  machine_id: str | None) -> list[str]:
+def _check_mounts(
+    world: World, app_name: str, region: str, config: dict[str, Any], machine_id: str | None
+) -> list[str]:
     mounts = config.get("mounts") or []
     if len(mounts) > 1:
         raise bad_request("a machine can mount at most one volume")
@@ -136,7 +146,9 @@ def _check_mounts(world: World, app_name: str, region: str, config: dict[str, An
         if volume.region != region:
             raise bad_request(f"volume {volume_id} is in region {volume.region}, machine is in {region}")
         if volume.attached_machine_id not in (None, machine_id):
-            raise bad_request(f"volume {volume_id} is already attached to machine {volume.attached_machine_id}")
+            raise bad_request(
+                f"volume {volume_id} is already attached to machine {volume.attached_machine_id}"
+            )
         volume_ids.append(volume.id)
     return volume_ids
 
@@ -147,8 +159,9 @@ def _check_mounts(world: World, app_name: str, region: str, config: dict[str, An
 def create_machine(world: World, app_name: str, body: dict[str, Any]) -> MachineRecord:
     app = get_app(world, app_name)
     if app.delete_at_mono is not None:
-        raise ApiError(409, f"app {app_name} is being deleted: no new machines can be created in it",
-                       "app_deleting")
+        raise ApiError(
+            409, f"app {app_name} is being deleted: no new machines can be created in it", "app_deleting"
+        )
     config = normalize_config(body.get("config"))
     region = body.get("region") or world.options.default_region
     if not isinstance(region, str):
@@ -161,7 +174,9 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
         for other in world.state.machines_of(app_name):
             settle(world, other)
             if other.name == name and other.state != "destroyed":
-                raise ApiError(409, f"machine with name \"{name}\" already exists: {other.id}", "already_exists")
+                raise ApiError(
+                    409, f'machine with name "{name}" already exists: {other.id}', "already_exists"
+                )
     volume_ids = _check_mounts(world, app_name, region, config, None)
     skip_secrets = bool(body.get("skip_secrets"))
     secrets_version = _visible_secrets(world, app_name, body.get("min_secrets_version"))
@@ -189,8 +204,13 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
     if lease_ttl is not None:
         if not isinstance(lease_ttl, int) or lease_ttl <= 0:
             raise bad_request("lease_ttl must be a positive integer")
-        machine.lease = Lease(nonce=world.ids.nonce(), owner=world.options.lease_owner, description="",
-                              expires_wall=wall + (lease_ttl or DEFAULT_TTL), version=instance_id)
+        machine.lease = Lease(
+            nonce=world.ids.nonce(),
+            owner=world.options.lease_owner,
+            description="",
+            expires_wall=wall + (lease_ttl or DEFAULT_TTL),
+            version=instance_id,
+        )
         machine.nonce = machine.lease.nonce
     world.state.machines[machine.id] = machine
     record_view(world, machine, now)
@@ -201,22 +221,31 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
         profile = world.profile
         machine.plan = [
             PlannedStep(due_mono=now + profile.create, state="starting"),
-            PlannedStep(due_mono=now + profile.create + profile.start, state="started", event_type="start",
-                        event_status="started"),
+            PlannedStep(
+                due_mono=now + profile.create + profile.start,
+                state="started",
+                event_type="start",
+                event_status="started",
+            ),
         ]
     log.debug("fly_emulator.machine_created", app=app_name, machine=machine.id, region=region)
     return machine
 
 
-def update_machine(world: World, app_name: str, machine_id: str, body: dict[str, Any], nonce: str | None) -> MachineRecord:
+def update_machine(
+    world: World, app_name: str, machine_id: str, body: dict[str, Any], nonce: str | None
+) -> MachineRecord:
     machine = _mutable(world, app_name, machine_id, nonce)
     if machine.state in ("destroying", "destroyed", "launch_failed"):
         raise precondition(f"unable to update machine from current state: '{machine.state}'")
     if machine.state in ("replacing", "updating"):
         raise precondition(f"unable to update machine from current state: '{machine.state}'")
     current_version = body.get("current_version")
-    if (world.options.enforce_current_version and current_version is not None
-            and current_version != machine.instance_id):
+    if (
+        world.options.enforce_current_version
+        and current_version is not None
+        and current_version != machine.instance_id
+    ):
         raise precondition(
             f"machine version mismatch: current version is {machine.instance_id}, request expected {current_version}"
         )
@@ -235,7 +264,9 @@ def update_machine(world: World, app_name: str, machine_id: str, body: dict[str,
     wall = world.wall()
     machine.instance_id = world.ids.ulid(wall)
     machine.config = config
-    machine.versions.append(MachineVersion(version=machine.instance_id, config=copy.deepcopy(config), created_wall=wall))
+    machine.versions.append(
+        MachineVersion(version=machine.instance_id, config=copy.deepcopy(config), created_wall=wall)
+    )
     machine.secrets_version = 0 if skip_secrets else secrets_version
     machine.skip_secrets = skip_secrets
     machine.health.crash_looping = False
@@ -257,8 +288,9 @@ def update_machine(world: World, app_name: str, machine_id: str, body: dict[str,
 # --- power operations ------------------------------------------------------------------------------
 
 
-def start_machine(world: World, app_name: str, machine_id: str, nonce: str | None,
-                  source: str = "user") -> dict[str, Any]:
+def start_machine(
+    world: World, app_name: str, machine_id: str, nonce: str | None, source: str = "user"
+) -> dict[str, Any]:
     machine = _mutable(world, app_name, machine_id, nonce)
     previous = machine.state
     if previous in ("started", "starting"):
@@ -285,14 +317,17 @@ def migrate_version(world: World, machine: MachineRecord) -> str:
     wall = world.wall()
     machine.migrated_versions.append(old)
     machine.instance_id = world.ids.ulid(wall)
-    machine.versions.append(MachineVersion(version=machine.instance_id, config=copy.deepcopy(machine.config),
-                                           created_wall=wall))
+    machine.versions.append(
+        MachineVersion(version=machine.instance_id, config=copy.deepcopy(machine.config), created_wall=wall)
+    )
     add_event(world, machine, "migrate", "migrated", "flyd", world.now())
     touch(world, machine)
     return world.ids.nonce()[:12]
 
 
-def stop_machine(world: World, app_name: str, machine_id: str, body: Any, nonce: str | None) -> dict[str, Any]:
+def stop_machine(
+    world: World, app_name: str, machine_id: str, body: Any, nonce: str | None
+) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("invalid stop request: body must be a JSON object")
     signal = body.get("signal")
@@ -300,7 +335,7 @@ def stop_machine(world: World, app_name: str, machine_id: str, body: Any, nonce:
         raise bad_request(f"invalid signal {signal!r}")
     timeout = body.get("timeout")
     if timeout is not None and (not isinstance(timeout, str) or not DURATION.match(timeout)):
-        raise bad_request(f"invalid stop timeout {timeout!r}: expected a duration string such as \"10s\"")
+        raise bad_request(f'invalid stop timeout {timeout!r}: expected a duration string such as "10s"')
     machine = _mutable(world, app_name, machine_id, nonce)
     state = machine.state
     if state in ("stopped", "created", "stopping"):
@@ -321,8 +356,13 @@ def suspend_machine(world: World, app_name: str, machine_id: str, nonce: str | N
     reason = _suspend_refusal(machine.config)
     if reason:
         raise precondition(f"unable to suspend machine: {reason}")
-    _plan(world, machine, "suspending", [(world.profile.suspend, "suspended", "suspend", "suspended")],
-          ("suspend", "suspending"))
+    _plan(
+        world,
+        machine,
+        "suspending",
+        [(world.profile.suspend, "suspended", "suspend", "suspended")],
+        ("suspend", "suspending"),
+    )
     return {"ok": True}
 
 
@@ -330,13 +370,20 @@ def restart_machine(world: World, app_name: str, machine_id: str, nonce: str | N
     machine = _mutable(world, app_name, machine_id, nonce)
     if machine.state != "started":
         raise precondition(f"unable to restart machine from current state: '{machine.state}'")
-    _plan(world, machine, "restarting", [(world.profile.restart, "started", "start", "started")],
-          ("restart", "restarting"))
+    _plan(
+        world,
+        machine,
+        "restarting",
+        [(world.profile.restart, "started", "start", "started")],
+        ("restart", "restarting"),
+    )
     machine.health.crash_looping = False
     return {"ok": True}
 
 
-def destroy_machine(world: World, app_name: str, machine_id: str, force: bool, nonce: str | None) -> dict[str, Any]:
+def destroy_machine(
+    world: World, app_name: str, machine_id: str, force: bool, nonce: str | None
+) -> dict[str, Any]:
     machine = _mutable(world, app_name, machine_id, nonce, allow_destroyed=True)
     if machine.state in ("destroying", "destroyed", "launch_failed"):
         return {"ok": True}
@@ -345,13 +392,20 @@ def destroy_machine(world: World, app_name: str, machine_id: str, force: bool, n
             f"unable to destroy machine, not currently stopped, suspended or failed (state: '{machine.state}'); "
             "use force=true"
         )
-    _plan(world, machine, "destroying", [(world.profile.destroy, "destroyed", "destroy", "destroyed")],
-          ("destroy", "destroying"))
+    _plan(
+        world,
+        machine,
+        "destroying",
+        [(world.profile.destroy, "destroyed", "destroy", "destroyed")],
+        ("destroy", "destroying"),
+    )
     log.debug("fly_emulator.machine_destroyed", app=app_name, machine=machine.id)
     return {"ok": True}
 
 
-def set_cordon(world: World, app_name: str, machine_id: str, cordoned: bool, nonce: str | None) -> dict[str, Any]:
+def set_cordon(
+    world: World, app_name: str, machine_id: str, cordoned: bool, nonce: str | None
+) -> dict[str, Any]:
     machine = _mutable(world, app_name, machine_id, nonce)
     machine.cordoned = cordoned
     touch(world, machine)
@@ -381,8 +435,9 @@ def parse_wait_states(values: list[str]) -> list[str]:
         return ["started"]
     for state in states:
         if state not in WAITABLE_STATES:
-            raise bad_request(f"invalid state {state!r}: expected one of {sorted(WAITABLE_STATES)}",
-                              "invalid_argument")
+            raise bad_request(
+                f"invalid state {state!r}: expected one of {sorted(WAITABLE_STATES)}", "invalid_argument"
+            )
     return states
 
 
@@ -394,8 +449,9 @@ def parse_wait_timeout(value: str | None) -> int:
     except ValueError as exc:
         raise bad_request(f"invalid timeout {value!r}", "invalid_argument") from exc
     if timeout < 1 or timeout > MAX_WAIT_TIMEOUT:
-        raise bad_request(f"invalid timeout {timeout}: must be between 1 and {MAX_WAIT_TIMEOUT} seconds",
-                          "invalid_argument")
+        raise bad_request(
+            f"invalid timeout {timeout}: must be between 1 and {MAX_WAIT_TIMEOUT} seconds", "invalid_argument"
+        )
     return timeout
 
 
@@ -403,13 +459,16 @@ def _reached(state: str, wanted: list[str]) -> bool:
     return state in wanted or ("settled" in wanted and state in SETTLED_STATES)
 
 
-async def wait_machine(world: World, app_name: str, machine_id: str, states: list[str], version: str | None,
-                       timeout: int) -> dict[str, Any]:
+async def wait_machine(
+    world: World, app_name: str, machine_id: str, states: list[str], version: str | None, timeout: int
+) -> dict[str, Any]:
     machine = find_machine(world, app_name, machine_id, reading=True)
     if version is not None and version != machine.instance_id and version not in machine.old_versions:
         raise bad_request(f"machine {machine.id} has no version {version}", "invalid_argument")
-    if ("stopped" in states and version is None and world.options.wait_requires_version_for_stopped):
-        raise bad_request("instance_id (version) is required when waiting for the stopped state", "invalid_argument")
+    if "stopped" in states and version is None and world.options.wait_requires_version_for_stopped:
+        raise bad_request(
+            "instance_id (version) is required when waiting for the stopped state", "invalid_argument"
+        )
     deadline = world.now() + timeout
     while True:
         machine = world.state.machines.get(machine_id) or machine
@@ -450,7 +509,9 @@ def _render_checks(world: World, machine: MachineRecord) -> list[dict[str, Any]]
     names = list((machine.config.get("checks") or {}).keys())
     for index, service in enumerate(machine.config.get("services") or []):
         for check in service.get("checks") or []:
-            names.append(f"servicecheck-{index:02d}-{check.get('type', 'tcp')}-{service.get('internal_port', 0)}")
+            names.append(
+                f"servicecheck-{index:02d}-{check.get('type', 'tcp')}-{service.get('internal_port', 0)}"
+            )
     updated = rfc3339(world.clock.wall_at(ready_at))
     return [
         {
@@ -463,8 +524,14 @@ def _render_checks(world: World, machine: MachineRecord) -> list[dict[str, Any]]
     ]
 
 
-def render_machine(world: World, machine: MachineRecord, *, summary: bool = False,
-                   include_lease: bool = False, with_nonce: bool = False) -> dict[str, Any]:
+def render_machine(
+    world: World,
+    machine: MachineRecord,
+    *,
+    summary: bool = False,
+    include_lease: bool = False,
+    with_nonce: bool = False,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": machine.id,
         "name": machine.name,
@@ -490,8 +557,11 @@ def render_machine(world: World, machine: MachineRecord, *, summary: bool = Fals
     if include_lease:
         lease = active_lease(world, machine)
         if lease is not None:
-            body["lease"] = {"owner": lease.owner, "expires_at": int(lease.expires_wall),
-                             "description": lease.description}
+            body["lease"] = {
+                "owner": lease.owner,
+                "expires_at": int(lease.expires_wall),
+                "description": lease.description,
+            }
     return body
 
 
@@ -514,7 +584,7 @@ def list_machines(world: World, app_name: str, query: dict[str, list[str]]) -> l
         if state not in LISTABLE_STATES:
             raise bad_request(f"invalid state filter {state!r}: expected {sorted(LISTABLE_STATES)}")
     regions = [r for value in query.get("region", []) for r in value.split(",") if r]
-    metadata = {k[len("metadata."):]: v[-1] for k, v in query.items() if k.startswith("metadata.")}
+    metadata = {k[len("metadata.") :]: v[-1] for k, v in query.items() if k.startswith("metadata.")}
     out = []
     for record in sorted(world.state.machines_of(app_name), key=lambda m: m.created_mono):
         machine = listed(world, record)
@@ -537,7 +607,7 @@ def list_machines(world: World, app_name: str, query: dict[str, list[str]]) -> l
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     values = query.get(name)
-    return bool(values) and values[-1].lower() in ("true", "1", "yes")
+    return bool(values) and values is not None and values[-1].lower() in ("true", "1", "yes")
 
 
 def list_events(world: World, app_name: str, machine_id: str, limit: str | None) -> list[dict[str, Any]]:
@@ -552,7 +622,9 @@ def list_events(world: World, app_name: str, machine_id: str, limit: str | None)
 
 def list_versions(world: World, app_name: str, machine_id: str) -> list[dict[str, Any]]:
     machine = find_machine(world, app_name, machine_id)
-    return [{"version": v.version, "user_config": copy.deepcopy(v.config)} for v in reversed(machine.versions)]
+    return [
+        {"version": v.version, "user_config": copy.deepcopy(v.config)} for v in reversed(machine.versions)
+    ]
 
 
 # --- metadata --------------------------------------------------------------------------------------------

@@ -37,13 +37,16 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 def _overview(machine: MachineRecord) -> dict[str, Any]:
     config = machine.config
-    return {"guest": copy.deepcopy(config.get("guest")), "image": config.get("image"),
-            "metadata": dict(config.get("metadata") or {})}
+    return {
+        "guest": copy.deepcopy(config.get("guest")),
+        "image": config.get("image"),
+        "metadata": dict(config.get("metadata") or {}),
+    }
 
 
 def _flag(query: dict[str, list[str]], name: str) -> bool:
     values = query.get(name)
-    return bool(values) and values[-1].lower() in ("true", "1", "yes")
+    return bool(values) and values is not None and values[-1].lower() in ("true", "1", "yes")
 
 
 def list_org_machines(world: World, org: str, query: dict[str, list[str]]) -> dict[str, Any]:

@@ -27,11 +27,17 @@ from controlplane.fly.emulator.apps import gateway_token_mac
 from controlplane.fly.emulator.config import image_ref, services_autostart
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.http import Reply, Request
-from controlplane.fly.emulator.timeline import settle
 from controlplane.fly.emulator.state import MachineRecord
+from controlplane.fly.emulator.timeline import settle
 
-PROBES = {"/healthz": "healthz", "/health": "healthz", "/startupz": "startupz", "/startup": "startupz",
-          "/readyz": "readyz", "/ready": "readyz"}
+PROBES = {
+    "/healthz": "healthz",
+    "/health": "healthz",
+    "/startupz": "startupz",
+    "/startup": "startupz",
+    "/readyz": "readyz",
+    "/ready": "readyz",
+}
 _GATEWAY_PATH = re.compile(r"^/gateway/(?P<app>[a-z0-9-]+)(?P<rest>/.*)?$")
 BOOTING_STATES = frozenset({"starting", "replacing", "restarting"})
 
@@ -85,8 +91,12 @@ def handle_probe(world: World, app_name: str, path: str, request: Request) -> Re
     machine = _pick(world, app_name, request)
     if machine is None:
         return _proxy_error(f"no machines in app {app_name}")
-    if (machine.state in ("stopped", "suspended") and world.options.proxy_autostart
-            and services_autostart(machine.config) and machine.lease is None):
+    if (
+        machine.state in ("stopped", "suspended")
+        and world.options.proxy_autostart
+        and services_autostart(machine.config)
+        and machine.lease is None
+    ):
         machine_ops.start_machine(world, app_name, machine.id, nonce=None, source="proxy")
         settle(world, machine)
     if probe is None:
@@ -103,14 +113,22 @@ def handle_probe(world: World, app_name: str, path: str, request: Request) -> Re
     details = _authorized(world, machine, request)
     extra: dict[str, Any] = {}
     if details:
-        extra = {"version": image_ref(str(machine.config.get("image", "")))["tag"],
-                 "uptimeMs": int(max(0.0, now - started) * 1000)}
+        extra = {
+            "version": image_ref(str(machine.config.get("image", "")))["tag"],
+            "uptimeMs": int(max(0.0, now - started) * 1000),
+        }
     if probe == "healthz":
         return Reply(200, {"ok": True, "status": "live", **extra})
     if probe == "startupz":
         if not booted:
-            return Reply(503, {"ok": False, "status": "starting",
-                               **({**extra, "pendingReason": "gateway starting"} if details else {})})
+            return Reply(
+                503,
+                {
+                    "ok": False,
+                    "status": "starting",
+                    **({**extra, "pendingReason": "gateway starting"} if details else {}),
+                },
+            )
         return Reply(200, {"ok": True, "status": "started", **extra})
     ready = booted and machine.health.ready
     body: dict[str, Any] = {"ready": ready}

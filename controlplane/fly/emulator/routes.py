@@ -12,7 +12,7 @@ APP = "/v1/apps/{app_name}"
 MACHINE = APP + "/machines/{machine_id}"
 
 
-def build_router(world: World) -> Router:  # noqa: C901 - a flat route table reads best in one place
+def build_router(world: World) -> Router:
     router = Router()
 
     def nonce(call: Call) -> str | None:
@@ -101,53 +101,79 @@ def build_router(world: World) -> Router:  # noqa: C901 - a flat route table rea
 
     async def get_machine(call: Call) -> Reply:
         machine = machines.find_machine(world, call.param("app_name"), call.param("machine_id"), reading=True)
-        return Reply(200, machines.render_machine(world, machine, include_lease=call.request.flag("include_leases")))
+        return Reply(
+            200, machines.render_machine(world, machine, include_lease=call.request.flag("include_leases"))
+        )
 
     async def update_machine(call: Call) -> Reply:
-        machine = machines.update_machine(world, call.param("app_name"), call.param("machine_id"),
-                                          call.request.json_object(), nonce(call))
+        machine = machines.update_machine(
+            world, call.param("app_name"), call.param("machine_id"), call.request.json_object(), nonce(call)
+        )
         return Reply(200, machines.render_machine(world, machine))
 
     async def destroy_machine(call: Call) -> Reply:
         force = call.request.flag("force") or call.request.flag("kill")
-        return Reply(200, machines.destroy_machine(world, call.param("app_name"), call.param("machine_id"), force,
-                                                   nonce(call)))
+        return Reply(
+            200,
+            machines.destroy_machine(
+                world, call.param("app_name"), call.param("machine_id"), force, nonce(call)
+            ),
+        )
 
     async def start_machine(call: Call) -> Reply:
-        return Reply(200, machines.start_machine(world, call.param("app_name"), call.param("machine_id"), nonce(call)))
+        return Reply(
+            200, machines.start_machine(world, call.param("app_name"), call.param("machine_id"), nonce(call))
+        )
 
     async def stop_machine(call: Call) -> Reply:
-        return Reply(200, machines.stop_machine(world, call.param("app_name"), call.param("machine_id"),
-                                                call.request.json(), nonce(call)))
+        return Reply(
+            200,
+            machines.stop_machine(
+                world, call.param("app_name"), call.param("machine_id"), call.request.json(), nonce(call)
+            ),
+        )
 
     async def suspend_machine(call: Call) -> Reply:
-        return Reply(200, machines.suspend_machine(world, call.param("app_name"), call.param("machine_id"),
-                                                   nonce(call)))
+        return Reply(
+            200,
+            machines.suspend_machine(world, call.param("app_name"), call.param("machine_id"), nonce(call)),
+        )
 
     async def restart_machine(call: Call) -> Reply:
-        return Reply(200, machines.restart_machine(world, call.param("app_name"), call.param("machine_id"),
-                                                   nonce(call)))
+        return Reply(
+            200,
+            machines.restart_machine(world, call.param("app_name"), call.param("machine_id"), nonce(call)),
+        )
 
     async def cordon(call: Call) -> Reply:
-        return Reply(200, machines.set_cordon(world, call.param("app_name"), call.param("machine_id"), True,
-                                              nonce(call)))
+        return Reply(
+            200,
+            machines.set_cordon(world, call.param("app_name"), call.param("machine_id"), True, nonce(call)),
+        )
 
     async def uncordon(call: Call) -> Reply:
-        return Reply(200, machines.set_cordon(world, call.param("app_name"), call.param("machine_id"), False,
-                                              nonce(call)))
+        return Reply(
+            200,
+            machines.set_cordon(world, call.param("app_name"), call.param("machine_id"), False, nonce(call)),
+        )
 
     async def wait_machine(call: Call) -> Reply:
         request = call.request
         states = machines.parse_wait_states(request.query.get("state", []))
         timeout = machines.parse_wait_timeout(request.query_one("timeout"))
         version = request.query_one("version") or request.query_one("instance_id")
-        result = await machines.wait_machine(world, call.param("app_name"), call.param("machine_id"), states,
-                                             version, timeout)
+        result = await machines.wait_machine(
+            world, call.param("app_name"), call.param("machine_id"), states, version, timeout
+        )
         return Reply(200, result)
 
     async def list_events(call: Call) -> Reply:
-        return Reply(200, machines.list_events(world, call.param("app_name"), call.param("machine_id"),
-                                               call.request.query_one("limit")))
+        return Reply(
+            200,
+            machines.list_events(
+                world, call.param("app_name"), call.param("machine_id"), call.request.query_one("limit")
+            ),
+        )
 
     async def list_versions(call: Call) -> Reply:
         return Reply(200, machines.list_versions(world, call.param("app_name"), call.param("machine_id")))
@@ -169,7 +195,9 @@ def build_router(world: World) -> Router:  # noqa: C901 - a flat route table rea
 
     # --- leases ---
     async def acquire_lease(call: Call) -> Reply:
-        machine = machines.find_machine(world, call.param("app_name"), call.param("machine_id"), allow_destroyed=False)
+        machine = machines.find_machine(
+            world, call.param("app_name"), call.param("machine_id"), allow_destroyed=False
+        )
         body = call.request.json_object(required=False)
         return Reply(201, leases.acquire(world, machine, body, call.request.query_one("ttl"), nonce(call)))
 
@@ -190,20 +218,33 @@ def build_router(world: World) -> Router:  # noqa: C901 - a flat route table rea
         return Reply(200, machines.get_metadata(world, call.param("app_name"), call.param("machine_id")))
 
     async def replace_metadata(call: Call) -> Reply:
-        machines.replace_metadata(world, call.param("app_name"), call.param("machine_id"), call.request.json_object())
+        machines.replace_metadata(
+            world, call.param("app_name"), call.param("machine_id"), call.request.json_object()
+        )
         return Reply(204)
 
     async def get_metadata_key(call: Call) -> Reply:
-        return Reply(200, machines.get_metadata_key(world, call.param("app_name"), call.param("machine_id"),
-                                                    call.param("key")))
+        return Reply(
+            200,
+            machines.get_metadata_key(
+                world, call.param("app_name"), call.param("machine_id"), call.param("key")
+            ),
+        )
 
     async def set_metadata_key(call: Call) -> Reply:
-        machines.set_metadata_key(world, call.param("app_name"), call.param("machine_id"), call.param("key"),
-                                  call.request.json_object())
+        machines.set_metadata_key(
+            world,
+            call.param("app_name"),
+            call.param("machine_id"),
+            call.param("key"),
+            call.request.json_object(),
+        )
         return Reply(204)
 
     async def delete_metadata_key(call: Call) -> Reply:
-        machines.delete_metadata_key(world, call.param("app_name"), call.param("machine_id"), call.param("key"))
+        machines.delete_metadata_key(
+            world, call.param("app_name"), call.param("machine_id"), call.param("key")
+        )
         return Reply(204)
 
     router.add("GET", MACHINE + "/metadata", "get_metadata", "machine", get_metadata)

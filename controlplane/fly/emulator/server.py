@@ -30,8 +30,9 @@ async def serve(app: EmulatorApp, host: str = "127.0.0.1", port: int = 0) -> Asy
     """Serve ``app`` until the block exits; yields the base URL (``http://127.0.0.1:PORT``)."""
     sock = _bind(host, port)
     actual_port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level=logging.WARNING, access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app, log_level=logging.WARNING, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

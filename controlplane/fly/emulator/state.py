@@ -11,10 +11,19 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-TRANSIENT_STATES = frozenset({
-    "creating", "starting", "stopping", "restarting", "suspending", "destroying", "updating", "replacing",
-    "launch_failed",
-})
+TRANSIENT_STATES = frozenset(
+    {
+        "creating",
+        "starting",
+        "stopping",
+        "restarting",
+        "suspending",
+        "destroying",
+        "updating",
+        "replacing",
+        "launch_failed",
+    }
+)
 SETTLED_STATES = frozenset({"created", "started", "stopped", "suspended", "failed", "destroyed"})
 WAITABLE_STATES = frozenset({"started", "stopped", "suspended", "destroyed", "failed", "settled"})
 LISTABLE_STATES = frozenset({"created", "started", "stopped", "suspended"})
@@ -201,4 +210,3 @@ class EmulatorState(BaseModel):
 
     def machines_of(self, app: str) -> list[MachineRecord]:
         return [m for m in self.machines.values() if m.app == app]
-

@@ -4,27 +4,35 @@ eventually consistent list view (every change is captured and shown by the list 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from controlplane.fly.emulator.clock import rfc3339
 from controlplane.fly.emulator.context import World
-import copy
-
 from controlplane.fly.emulator.state import ListView, MachineEvent, MachineRecord
 
 MAX_EVENTS_KEPT = 200
 
 
-def add_event(world: World, machine: MachineRecord, type_: str, status: str, source: str, at_mono: float,
-              request: dict[str, Any] | None = None) -> None:
-    machine.events.append(MachineEvent(
-        id=world.ids.ulid(world.clock.wall_at(at_mono)),
-        type=type_,
-        status=status,
-        source=source,
-        timestamp=int(world.clock.wall_at(at_mono) * 1000),
-        request=request or {},
-    ))
+def add_event(
+    world: World,
+    machine: MachineRecord,
+    type_: str,
+    status: str,
+    source: str,
+    at_mono: float,
+    request: dict[str, Any] | None = None,
+) -> None:
+    machine.events.append(
+        MachineEvent(
+            id=world.ids.ulid(world.clock.wall_at(at_mono)),
+            type=type_,
+            status=status,
+            source=source,
+            timestamp=int(world.clock.wall_at(at_mono) * 1000),
+            request=request or {},
+        )
+    )
     if len(machine.events) > MAX_EVENTS_KEPT:
         del machine.events[: len(machine.events) - MAX_EVENTS_KEPT]
 
@@ -63,12 +71,19 @@ def record_view(world: World, machine: MachineRecord, at_mono: float) -> None:
     # Forget views that a later, already visible view has superseded.
     while len(views) >= 2 and views[1].at_mono + lag <= now:
         views.pop(0)
-    views.append(ListView(
-        at_mono=at_mono, state=machine.state, instance_id=machine.instance_id,
-        config=copy.deepcopy(machine.config), updated_wall=machine.updated_wall,
-        updated_mono=machine.updated_mono, started_mono=machine.started_mono,
-        host_status=machine.host_status, cordoned=machine.cordoned,
-    ))
+    views.append(
+        ListView(
+            at_mono=at_mono,
+            state=machine.state,
+            instance_id=machine.instance_id,
+            config=copy.deepcopy(machine.config),
+            updated_wall=machine.updated_wall,
+            updated_mono=machine.updated_mono,
+            started_mono=machine.started_mono,
+            host_status=machine.host_status,
+            cordoned=machine.cordoned,
+        )
+    )
 
 
 def listed(world: World, machine: MachineRecord) -> MachineRecord | None:
@@ -87,11 +102,18 @@ def listed(world: World, machine: MachineRecord) -> MachineRecord | None:
             break
     if shown is None:
         return None
-    return machine.model_copy(update={
-        "state": shown.state, "instance_id": shown.instance_id, "config": shown.config,
-        "updated_wall": shown.updated_wall, "updated_mono": shown.updated_mono,
-        "started_mono": shown.started_mono, "host_status": shown.host_status, "cordoned": shown.cordoned,
-    })
+    return machine.model_copy(
+        update={
+            "state": shown.state,
+            "instance_id": shown.instance_id,
+            "config": shown.config,
+            "updated_wall": shown.updated_wall,
+            "updated_mono": shown.updated_mono,
+            "started_mono": shown.started_mono,
+            "host_status": shown.host_status,
+            "cordoned": shown.cordoned,
+        }
+    )
 
 
 def settle(world: World, machine: MachineRecord) -> None:
@@ -103,11 +125,30 @@ def settle(world: World, machine: MachineRecord) -> None:
         if step.event_type:
             request: dict[str, Any] = {}
             if step.event_type == "exit":
-                request = {"exit_event": {"exit_code": 0, "guest_exit_code": 0, "oom_killed": False,
-                                          "requested_stop": True, "restarting": False, "signal": -1,
-                                          "exited_at": rfc3339(world.clock.wall_at(step.due_mono))}}
-            add_event(world, machine, step.event_type, step.event_status or step.state, step.source, step.due_mono,
-                   request)
-    if (machine.state == "destroyed" and not machine.gone and machine.destroyed_mono is not None
-            and now >= machine.destroyed_mono + world.profile.destroyed_retention):
+                request = {
+                    "exit_event": {
+                        "exit_code": 0,
+                        "guest_exit_code": 0,
+                        "oom_killed": False,
+                        "requested_stop": True,
+                        "restarting": False,
+                        "signal": -1,
+                        "exited_at": rfc3339(world.clock.wall_at(step.due_mono)),
+                    }
+                }
+            add_event(
+                world,
+                machine,
+                step.event_type,
+                step.event_status or step.state,
+                step.source,
+                step.due_mono,
+                request,
+            )
+    if (
+        machine.state == "destroyed"
+        and not machine.gone
+        and machine.destroyed_mono is not None
+        and now >= machine.destroyed_mono + world.profile.destroyed_retention
+    ):
         machine.gone = True

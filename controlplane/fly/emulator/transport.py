@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import httpx
 
-from controlplane.fly.emulator.http import INPROCESS_SCOPE_KEY, ConnectionDropped, Receive, Scope, Send
 from controlplane.fly.emulator.app import EmulatorApp
+from controlplane.fly.emulator.http import INPROCESS_SCOPE_KEY, ConnectionDropped, Receive, Scope, Send
 
 
 class _InProcessApp:
@@ -19,7 +19,7 @@ class _InProcessApp:
 
 class EmulatorTransport(httpx.AsyncBaseTransport):
     def __init__(self, app: EmulatorApp) -> None:
-        self._inner = httpx.ASGITransport(app=_InProcessApp(app), raise_app_exceptions=True)
+        self._inner = httpx.ASGITransport(app=_InProcessApp(app), raise_app_exceptions=True)  # type: ignore[arg-type]  # dict-typed ASGI scope
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

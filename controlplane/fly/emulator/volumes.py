@@ -103,7 +103,8 @@ def delete_volume(world: World, app_name: str, volume_id: str) -> dict[str, Any]
     volume = get_volume(world, app_name, volume_id)
     if volume.attached_machine_id is not None:
         raise ApiError(
-            412, f"volume {volume.id} is attached to machine {volume.attached_machine_id}; destroy it first",
+            412,
+            f"volume {volume.id} is attached to machine {volume.attached_machine_id}; destroy it first",
             "failed_precondition",
         )
     volume.destroyed = True
@@ -115,7 +116,9 @@ def extend_volume(world: World, app_name: str, volume_id: str, body: dict[str, A
     volume = get_volume(world, app_name, volume_id)
     size = body.get("size_gb")
     if not isinstance(size, int) or size <= volume.size_gb or size > MAX_SIZE_GB:
-        raise bad_request(f"size_gb must be larger than the current size ({volume.size_gb}) and at most {MAX_SIZE_GB}")
+        raise bad_request(
+            f"size_gb must be larger than the current size ({volume.size_gb}) and at most {MAX_SIZE_GB}"
+        )
     volume.size_gb = size
     machine = world.state.machines.get(volume.attached_machine_id or "")
     needs_restart = machine is not None and machine.state == "started"

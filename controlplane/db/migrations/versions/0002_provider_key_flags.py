@@ -12,19 +12,18 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
-revision: str = '0002'
-down_revision: str | None = '0001'
+revision: str = "0002"
+down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
     # Key type flags of a BYOK key (trial_key, free_tier, unproven, ...): a JSON list of strings.
-    with op.batch_alter_table('provider_keys', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('flags', sa.JSON(), nullable=True))
+    with op.batch_alter_table("provider_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("flags", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('provider_keys', schema=None) as batch_op:
-        batch_op.drop_column('flags')
+    with op.batch_alter_table("provider_keys", schema=None) as batch_op:
+        batch_op.drop_column("flags")
