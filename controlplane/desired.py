@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane import audit
-from controlplane.db.models import LifecycleState, Tenant, utcnow
+from controlplane.db.models import Tenant, utcnow
 from controlplane.db.queue import mark_for_reconcile
+from controlplane.enums import LifecycleState
 
 
 async def desired_state_changed(

@@ -8,32 +8,26 @@ if PostgreSQL is not reachable the PostgreSQL half FAILS, it is never skipped.
 
 from __future__ import annotations
 
-import base64
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from controlplane.db.models import Base, Tenant
-from controlplane.db.session import Database, create_engine
+from controlplane.db.models import Tenant
+from controlplane.db.session import Database
 from controlplane.settings import reset_settings_cache
 from controlplane.vault import Vault
-
-POSTGRES_URL = os.environ.get("CP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ("sqlite", "postgresql")
-
-
-def test_key(byte: int) -> bytes:
-    return bytes([byte]) * 32
-
-
-TEST_RING = [("k2", test_key(2)), ("k1", test_key(1))]
-TEST_VAULT_KEYS = ",".join(f"{kid}:{base64.b64encode(k).decode()}" for kid, k in TEST_RING)
+from tests.support.db import (
+    BACKENDS,
+    POSTGRES_URL,
+    TEST_RING,
+    PostgresSchema,
+    open_database,
+    pg_admin,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -47,30 +41,6 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
     reset_settings_cache()
     yield
     reset_settings_cache()
-
-
-class PostgresSchema:
-    """A throw-away PostgreSQL schema: ``url`` plus ``schema`` (for search_path)."""
-
-    def __init__(self, url: str, schema: str) -> None:
-        self.url = url
-        self.schema = schema
-
-    async def create(self) -> None:
-        engine = create_engine(self.url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
-        finally:
-            await engine.dispose()
-
-    async def drop(self) -> None:
-        engine = create_engine(self.url)
-        try:
-            async with engine.begin() as conn:
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
-        finally:
-            await engine.dispose()
 
 
 @pytest.fixture
@@ -100,35 +70,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("empty_database", BACKENDS, indirect=True)
 
 
-@asynccontextmanager
-async def open_database(url: str, pg_schema: str | None = None) -> AsyncIterator[Database]:
-    """A :class:`Database` on ``url`` (and ``pg_schema``) with the whole schema created from the
-    models; ``alembic check`` in tests/integration/test_migrations.py proves the migrations produce
-    the same schema."""
-    database = Database(create_engine(url, pg_schema=pg_schema))
-    async with database.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    try:
-        yield database
-    finally:
-        await database.dispose()
-
-
 @pytest.fixture
 async def db(empty_database: dict[str, Any]) -> AsyncIterator[Database]:
     """A :class:`Database` with the schema created, once per backend."""
     async with open_database(empty_database["url"], empty_database["pg_schema"]) as database:
         yield database
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -139,11 +85,11 @@ async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
     name = f"cp_t_{uuid.uuid4().hex[:12]}"
-    await _pg_admin(f'CREATE DATABASE "{name}"')
+    await pg_admin(f'CREATE DATABASE "{name}"')
     try:
         yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

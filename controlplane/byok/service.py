@@ -45,9 +45,10 @@ from controlplane.byok.verdicts import (
     status_after_check,
     status_at_entry,
 )
-from controlplane.db.models import KeyStatus, KeyVerdict, ProviderKey, RoutingStrategy, Tenant, utcnow
+from controlplane.db.models import ProviderKey, Tenant, utcnow
 from controlplane.db.session import Database
 from controlplane.desired import desired_state_changed
+from controlplane.enums import KeyStatus, KeyVerdict, RoutingStrategy
 from controlplane.redaction import registered_secret
 from controlplane.secrets_store import (
     delete_secret,

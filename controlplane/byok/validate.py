@@ -46,7 +46,7 @@ from controlplane.byok.classifiers._engine import (
 from controlplane.byok.keyvalue import ProviderKeyValue
 from controlplane.byok.redaction import preview
 from controlplane.byok.verdicts import UNPROVEN, UNPROVEN_MESSAGE, Verdict, message_for
-from controlplane.db.models import KeyVerdict
+from controlplane.enums import KeyVerdict
 
 log = structlog.get_logger(__name__)
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from controlplane.db.models import KeyStatus, KeyVerdict
+from controlplane.enums import KeyStatus, KeyVerdict
 
 #: Verdicts that refuse a key at entry (nothing is stored).
 REFUSED: frozenset[KeyVerdict] = frozenset(

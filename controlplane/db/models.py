@@ -33,6 +33,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from controlplane.db.types import UTCDateTime
+from controlplane.enums import (
+    BannerKind,
+    BillingStatus,
+    DesiredPower,
+    KeyStatus,
+    KeyVerdict,
+    LifecycleState,
+    RoutingStrategy,
+    UsageService,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -62,85 +72,7 @@ class Base(DeclarativeBase):
 
 
 # ----------------------------------------------------------------------------------------------
-# Enumerations (stored as strings with a CHECK constraint on every backend)
-
-
-class LifecycleState(str, enum.Enum):
-    pending = "pending"  # paid, no usable model credential yet
-    provisioning = "provisioning"
-    running = "running"
-    sleeping = "sleeping"  # auto-stopped by Fly, wakes on traffic
-    stopped = "stopped"
-    deprovisioning = "deprovisioning"
-    gone = "gone"
-
-
-class DesiredPower(str, enum.Enum):
-    """Whether the tenant's agent should be running, stopped or gone."""
-
-    running = "running"
-    stopped = "stopped"
-    gone = "gone"
-
-
-class BillingStatus(str, enum.Enum):
-    """Stripe subscription statuses (plus ``none`` before the first checkout)."""
-
-    none = "none"
-    trialing = "trialing"
-    active = "active"
-    past_due = "past_due"
-    unpaid = "unpaid"
-    canceled = "canceled"
-    incomplete = "incomplete"
-    incomplete_expired = "incomplete_expired"
-    paused = "paused"
-
-
-class RoutingStrategy(str, enum.Enum):
-    aggressive = "aggressive"  # cheapest that will do
-    balanced = "balanced"
-    quality_first = "quality_first"
-
-
-class KeyVerdict(str, enum.Enum):
-    """The one verdict vocabulary for provider key checks."""
-
-    ok = "ok"
-    invalid_key = "invalid_key"
-    revoked_or_blocked = "revoked_or_blocked"
-    no_credit = "no_credit"
-    spend_limit = "spend_limit"
-    permission = "permission"
-    rate_limited = "rate_limited"
-    overloaded = "overloaded"
-    unknown = "unknown"
-
-
-class KeyStatus(str, enum.Enum):
-    """What the control plane makes of a stored key."""
-
-    usable = "usable"  # verdict ok
-    warning = "warning"  # stored, but no_credit / spend_limit
-    unverified = "unverified"  # transient verdict at save time: re-checked later
-    broken = "broken"  # a later check found it invalid / revoked / without permission
-
-
-class BannerKind(str, enum.Enum):
-    key_invalid = "key_invalid"
-    key_no_credit = "key_no_credit"
-    key_missing = "key_missing"
-    agent_down = "agent_down"
-    agent_crashlooping = "agent_crashlooping"
-    grace_period_ending = "grace_period_ending"
-    payment_failed = "payment_failed"
-
-
-class UsageService(str, enum.Enum):
-    web_search = "web_search"
-    browser_minutes = "browser_minutes"
-    email = "email"
-    phone_minutes = "phone_minutes"
+# Enumerations (controlplane/enums.py) are stored as strings with a CHECK constraint on every backend
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:

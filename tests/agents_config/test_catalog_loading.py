@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from agents_config.catalog import CatalogError, UnknownPlanError, load_catalog, parse_catalog_text
-from tests.agents_config.ac_support import PLATFORM_CATALOG_PATH, default_catalog, platform_catalog
+from tests.support.agent_configs import PLATFORM_CATALOG_PATH, default_catalog, platform_catalog
 
 DEFAULT_TOML = (Path(__file__).resolve().parents[2] / "agents_config/catalogs/default.toml").read_text()
 

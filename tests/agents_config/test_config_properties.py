@@ -20,7 +20,7 @@ from agents_config.providers import PROVIDER_IDS, PROVIDERS
 from agents_config.routing import NoUsableModelError
 from agents_config.spec import ChannelSpec, TenantSpec
 from controlplane.cli.agent_config import _format_validation
-from tests.agents_config.ac_support import IMAGE, catalogs, default_catalog, platform_catalog
+from tests.support.agent_configs import IMAGE, catalogs, default_catalog, platform_catalog
 
 PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

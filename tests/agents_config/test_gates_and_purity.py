@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from agents_config.gates import FeatureGates
-from tests.agents_config.ac_support import REPO, default_catalog, platform_catalog
+from tests.support.agent_configs import REPO, default_catalog, platform_catalog
 
 
 def test_default_gates_match_the_product_table() -> None:

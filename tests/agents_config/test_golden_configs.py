@@ -15,7 +15,7 @@ import pytest
 from agents_config.canonical import pretty_json
 from agents_config.machine_config import render_machine_config
 from agents_config.spec import ChannelSpec
-from tests.agents_config.ac_support import default_catalog, platform_catalog, spec
+from tests.support.agent_configs import default_catalog, platform_catalog, spec
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -9,7 +9,7 @@ import pytest
 from agents_config.gates import FeatureGates
 from agents_config.machine_config import CONFIG_GUEST_PATH, render_machine_config, render_volume_request
 from agents_config.openclaw_config import render_openclaw_config
-from tests.agents_config.ac_support import catalogs, default_catalog, platform_catalog, spec
+from tests.support.agent_configs import catalogs, default_catalog, platform_catalog, spec
 
 
 def _machine(plan: str, catalog=None, **fields):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agents_config.routing import MAX_FALLBACKS, NoUsableModelError, route_models
-from tests.agents_config.ac_support import default_catalog, platform_catalog
+from tests.support.agent_configs import default_catalog, platform_catalog
 
 
 def route(plan_id: str, *, catalog=None, byok=(), platform=(), chosen=None, strategy="balanced"):

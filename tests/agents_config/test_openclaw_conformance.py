@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agents_config.openclaw_config import render_openclaw_config
-from tests.agents_config.ac_support import VALIDATOR, catalog_of, conformance_cases, schema_errors
+from tests.support.agent_configs import VALIDATOR, catalog_of, conformance_cases, schema_errors
 
 CASES = conformance_cases()
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.db.models import KeyVerdict
+from controlplane.enums import KeyVerdict
 
 V = KeyVerdict
 

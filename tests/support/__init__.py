@@ -1,0 +1,1 @@
+"""Helpers shared by tests (imported, never conftest files): fakes, spec checks, databases."""
