@@ -23,9 +23,9 @@ from sqlalchemy import (
     CheckConstraint,
     Enum,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -119,7 +119,8 @@ class Tenant(Base):
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     billing_grace_until: Mapped[datetime | None]
     key_grace_until: Mapped[datetime | None]
-    parked_reason: Mapped[str | None] = mapped_column(Text)
+    # Retention: a stopped tenant whose resources are destroyed once this passes (cancel, delete).
+    destroy_after: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -236,7 +237,9 @@ class FlyResources(Base):
     observed_at: Mapped[datetime | None]
     image_ref: Mapped[str | None] = mapped_column(String(512))
     pending_destroy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    last_error: Mapped[str | None] = mapped_column(Text)
+    volume_size_gb: Mapped[int | None] = mapped_column(Integer)
+    # Names (never values) of the app secrets last pushed, so names that left the config are unset.
+    secret_names: Mapped[list[str] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     tenant: Mapped[Tenant] = relationship(back_populates="fly")
@@ -247,27 +250,39 @@ class FlyResources(Base):
 
 
 class ReconcileItem(Base):
-    """One tenant waiting for (or in) reconciliation.
+    """The reconcile state of one tenant: when it is due, who holds it, how the last run ended.
 
-    Marking a tenant that is already waiting is a no-op; marking one that is being reconciled sets
-    ``requeue`` so it is looked at again once the current run ends. A claim takes a lease
-    (``lease_owner``/``lease_expires_at``); terminal writes are conditional on still holding it.
+    One row per tenant, kept for its whole life (``controlplane/db/queue.py`` owns every statement on
+    this table). ``due_at`` NULL means nothing to do. A claim takes a lease (``lease_owner``,
+    ``lease_expires_at``) and bumps ``lease_generation``, the fencing token every later write of that
+    run must match, so a worker that lost its lease changes nothing. ``priority`` 1 marks an explicit
+    request (user, operator, billing), served before background resyncs. A parked tenant
+    (``parked_reason``) is not claimed until an explicit mark.
     """
 
     __tablename__ = "reconcile_queue"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
-    run_after: Mapped[datetime] = mapped_column(default=utcnow)
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0)
     reason: Mapped[str | None] = mapped_column(String(255))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    marked_at: Mapped[datetime] = mapped_column(default=utcnow)
     requeue: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
+    lease_generation: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), default=0)
     parked_reason: Mapped[str | None] = mapped_column(Text)
-    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    parked_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    last_run_at: Mapped[datetime | None]
+    last_duration_ms: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_reconcile_queue_due", "parked_reason", "run_after"),)
+    __table_args__ = (
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        CheckConstraint("priority IN (0, 1)", name="priority_known"),
+    )
 
 
 # ----------------------------------------------------------------------------------------------

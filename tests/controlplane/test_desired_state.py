@@ -3,10 +3,8 @@ semantics (dedupe, explicit vs background marks, requeue while leased); secrets 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from controlplane import audit
 from controlplane.db.models import (
@@ -15,7 +13,6 @@ from controlplane.db.models import (
     ReconcileItem,
     Secret,
     Tenant,
-    utcnow,
 )
 from controlplane.db.queue import mark_for_reconcile
 from controlplane.desired import desired_state_changed, transition_lifecycle
@@ -59,53 +56,6 @@ async def test_a_failed_transaction_leaves_nothing_half_written(db, tenant_facto
         assert (await s.get(Tenant, tenant.id)).desired_rev == 1
         assert await s.get(ReconcileItem, tenant.id) is None
         assert await s.scalar(select(func.count()).select_from(AuditLog)) == 0
-
-
-async def test_marking_a_waiting_tenant_is_a_noop(db, tenant_factory) -> None:
-    tenant = await tenant_factory()
-    for i in range(5):
-        async with db.transaction() as s:
-            await mark_for_reconcile(s, tenant.id, f"event {i}")
-    async with db.transaction() as s:
-        assert await s.scalar(select(func.count()).select_from(ReconcileItem)) == 1
-
-
-async def test_explicit_mark_overrides_backoff_and_unparks_background_does_not(db, tenant_factory) -> None:
-    tenant = await tenant_factory()
-    later = utcnow() + timedelta(minutes=10)
-    async with db.transaction() as s:
-        await mark_for_reconcile(s, tenant.id, "first")
-        await s.execute(update(ReconcileItem).values(run_after=later, attempts=4, parked_reason="quota"))
-    async with db.transaction() as s:
-        await mark_for_reconcile(s, tenant.id, "resync", explicit=False)
-    async with db.transaction() as s:
-        item = await s.get(ReconcileItem, tenant.id)
-        assert item.run_after == later and item.parked_reason == "quota" and item.reason == "first"
-    now = utcnow()
-    async with db.transaction() as s:
-        await mark_for_reconcile(s, tenant.id, "user saved a key", now=now)
-    async with db.transaction() as s:
-        item = await s.get(ReconcileItem, tenant.id)
-        assert item.run_after == now
-        assert item.parked_reason is None
-        assert item.reason == "user saved a key"
-        assert item.attempts == 4  # backoff history kept, but it no longer blocks the action
-
-
-async def test_mark_while_leased_requests_a_rerun(db, tenant_factory) -> None:
-    tenant = await tenant_factory()
-    async with db.transaction() as s:
-        await mark_for_reconcile(s, tenant.id, "first")
-        await s.execute(
-            update(ReconcileItem).values(
-                lease_owner="worker-1", lease_expires_at=utcnow() + timedelta(seconds=30)
-            )
-        )
-    async with db.transaction() as s:
-        await mark_for_reconcile(s, tenant.id, "changed during run")
-    async with db.transaction() as s:
-        item = await s.get(ReconcileItem, tenant.id)
-        assert item.requeue is True and item.lease_owner == "worker-1"
 
 
 async def test_lifecycle_transition_is_audited_once(db, tenant_factory) -> None:
