@@ -50,25 +50,28 @@ def _node_heap_mb(memory_mb: int) -> int:
     return memory_mb * 3 // 4  # 2048 MB → 1536, as upstream
 
 
-def _scaling(gates: FeatureGates) -> dict[str, Any]:
+def _scaling(gates: FeatureGates, autostart: bool = True) -> dict[str, Any]:
     # Every service of the machine gets the same policy: any of them may wake it (Fly's proxy only).
+    if not autostart:
+        # A stopped tenant (billing, operator): nothing reaching Fly's proxy may start it again.
+        return {"autostop": "off", "autostart": False, "min_machines_running": 0}
     if gates.sleep_when_idle:
         return {"autostop": "stop", "autostart": True, "min_machines_running": 0}
     return {"autostop": "off", "autostart": True, "min_machines_running": 1}
 
 
-def _webhook_service(gates: FeatureGates, listener: WebhookListener) -> dict[str, Any]:
+def _webhook_service(gates: FeatureGates, listener: WebhookListener, autostart: bool) -> dict[str, Any]:
     """A webhook listener (e.g. Telegram's) on its own public TLS port, so an inbound update wakes
     a sleeping machine."""
     return {
         "protocol": "tcp",
         "internal_port": listener.internal_port,
         "ports": [{"port": listener.public_port, "handlers": ["tls", "http"]}],
-        **_scaling(gates),
+        **_scaling(gates, autostart),
     }
 
 
-def _service(gates: FeatureGates) -> dict[str, Any]:
+def _service(gates: FeatureGates, autostart: bool) -> dict[str, Any]:
     service: dict[str, Any] = {
         "protocol": "tcp",
         "internal_port": GATEWAY_PORT,
@@ -88,7 +91,7 @@ def _service(gates: FeatureGates) -> dict[str, Any]:
             }
         ],
     }
-    service.update(_scaling(gates))
+    service.update(_scaling(gates, autostart))
     return service
 
 
@@ -98,10 +101,12 @@ def render_machine_config(
     *,
     volume_id: str,
     openclaw: RenderedOpenClawConfig | None = None,
+    autostart: bool = True,
 ) -> dict[str, Any]:
     """The whole MachineConfig to send on create or update (Fly has no partial update).
 
-    ``openclaw`` is the already rendered config (rendered here when None). Raises like
+    ``openclaw`` is the already rendered config (rendered here when None). ``autostart=False`` is
+    for a stopped tenant: Fly's proxy must not start the machine for any request. Raises like
     :func:`render_openclaw_config`, and ``ValueError`` for a malformed volume id.
     """
     if not volume_id.startswith("vol_") or not volume_id[4:].isalnum():
@@ -123,8 +128,8 @@ def render_machine_config(
         "init": {"cmd": list(GATEWAY_CMD)},
         "mounts": [{"volume": volume_id, "path": STATE_DIR}],
         "services": [
-            _service(gates),
-            *(_webhook_service(gates, w) for w in rendered.webhook_listeners),
+            _service(gates, autostart),
+            *(_webhook_service(gates, w, autostart) for w in rendered.webhook_listeners),
         ],
         "restart": {"policy": "on-failure", "max_retries": RESTART_MAX_RETRIES},
         "metadata": {

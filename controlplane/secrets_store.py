@@ -27,6 +27,19 @@ def channel_secret_name(kind: str, field: str = "token") -> str:
     return f"channel:{kind}:{field}"
 
 
+#: Which stored channel credential each agent environment variable carries (field of
+#: :func:`channel_secret_name`); variables not listed carry the channel's ``token``.
+CHANNEL_ENV_FIELDS: dict[str, str] = {
+    "SLACK_APP_TOKEN": "app_token",
+    "TELEGRAM_WEBHOOK_SECRET": "webhook_secret",
+}
+
+
+def channel_env_secret_name(kind: str, env_var: str) -> str:
+    """The secret holding the value of channel ``kind``'s environment variable ``env_var``."""
+    return channel_secret_name(kind, CHANNEL_ENV_FIELDS.get(env_var, "token"))
+
+
 async def get_secret_row(session: AsyncSession, *, tenant_id: str, name: str) -> Secret | None:
     return await session.scalar(select(Secret).where(Secret.tenant_id == tenant_id, Secret.name == name))
 
@@ -72,6 +85,12 @@ async def ensure_secret(
     return value
 
 
+async def delete_all_secrets(session: AsyncSession, *, tenant_id: str) -> int:
+    """Delete every secret of the tenant (its resources are destroyed); returns how many."""
+    result = await session.execute(delete(Secret).where(Secret.tenant_id == tenant_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def delete_secret(session: AsyncSession, *, tenant_id: str, name: str) -> bool:
     """Delete the secret; ``True`` if a row was removed."""
     result = await session.execute(delete(Secret).where(Secret.tenant_id == tenant_id, Secret.name == name))
@@ -80,7 +99,10 @@ async def delete_secret(session: AsyncSession, *, tenant_id: str, name: str) -> 
 
 __all__ = [
     "GATEWAY_TOKEN_SECRET",
+    "CHANNEL_ENV_FIELDS",
+    "channel_env_secret_name",
     "channel_secret_name",
+    "delete_all_secrets",
     "delete_secret",
     "ensure_secret",
     "get_secret_row",

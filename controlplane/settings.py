@@ -72,6 +72,22 @@ def parse_key_ring(raw: str) -> list[tuple[str, bytes]]:
     return entries
 
 
+def parse_platform_keys(raw: str) -> dict[str, SecretStr]:
+    """Parse ``"moonshot=<key>,minimax=<key>"``; errors name positions and provider ids, never keys."""
+    keys: dict[str, SecretStr] = {}
+    for position, part in enumerate((p.strip() for p in raw.split(",") if p.strip()), start=1):
+        provider, sep, key = part.partition("=")
+        provider = provider.strip()
+        if not sep or not key.strip():
+            raise ValueError(f"entry {position} is not 'provider=key'")
+        if provider not in PROVIDER_IDS:
+            raise ValueError(f"entry {position}: unknown provider; known: {', '.join(PROVIDER_IDS)}")
+        if provider in keys:
+            raise ValueError(f"entry {position}: provider {provider} appears twice")
+        keys[provider] = SecretStr(key.strip())
+    return keys
+
+
 class Settings(BaseSettings):
     """All settings of the control plane. See README "Configuration"."""
 
@@ -128,6 +144,48 @@ class Settings(BaseSettings):
     )
     fly_max_concurrency: int = Field(
         default=32, ge=1, le=512, description="Global cap on in-flight Fly API calls."
+    )
+
+    fly_fallback_regions: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated regions a NEW tenant moves to, in order, when its region has no "
+        "capacity or quota left (a tenant with a volume never moves).",
+    )
+    gateway_url_template: str = Field(
+        default="https://{app}.fly.dev",
+        description="Where the control plane reaches a tenant's gateway probes; {app} is the app name.",
+    )
+
+    # --- workers ----------------------------------------------------------------------------
+    worker_concurrency: int = Field(
+        default=16, ge=1, le=1024, description="Reconciles run at once per worker."
+    )
+    worker_lease_seconds: float = Field(
+        default=60.0, ge=5, le=3600, description="Lease of a claimed tenant (renewed every third of it)."
+    )
+    worker_metrics_port: int = Field(
+        default=9464, ge=0, le=65535, description="Worker /metrics and /healthz port (0 = off)."
+    )
+    resync_interval_seconds: float = Field(
+        default=60.0, ge=1, description="How often the org-wide listing is compared with desired state."
+    )
+    full_resync_hours: float = Field(
+        default=6.0,
+        ge=0,
+        description="Every tenant is reconciled in full this often, spread out (0 = never).",
+    )
+    reconcile_wait_seconds: float = Field(
+        default=20.0, gt=0, le=60, description="Longest wait for a machine state inside one reconcile."
+    )
+    tenant_retention_days: float = Field(
+        default=7.0, ge=0, description="Days a cancelled or deleted tenant's resources are kept (stopped)."
+    )
+    platform_keys: SecretStr | None = Field(
+        default=None,
+        description="The operator's platform (operator-paid) keys: 'provider=key,provider=key'.",
+    )
+    platform_proxy_url: str | None = Field(
+        default=None, description="The operator's metering proxy for platform keys (https URL)."
     )
 
     # --- plans, billing, API ---------------------------------------------------------------
@@ -197,6 +255,35 @@ class Settings(BaseSettings):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
 
+    @field_validator("fly_fallback_regions", mode="before")
+    @classmethod
+    def _split_regions(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [r.strip() for r in value.split(",") if r.strip()]
+        return value
+
+    @field_validator("fly_fallback_regions")
+    @classmethod
+    def _check_regions(cls, value: list[str]) -> list[str]:
+        for position, region in enumerate(value, start=1):
+            if not (len(region) == 3 and region.isascii() and region.isalpha() and region.islower()):
+                raise ValueError(f"entry {position} is not a Fly region code (three lower-case letters)")
+        return value
+
+    @field_validator("gateway_url_template")
+    @classmethod
+    def _check_gateway_template(cls, value: str) -> str:
+        if "{app}" not in value or not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL containing {app}")
+        return value
+
+    @field_validator("platform_keys")
+    @classmethod
+    def _check_platform_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_platform_keys(value.get_secret_value())
+        return value
+
     @field_validator("api_tokens")
     @classmethod
     def _check_tokens(cls, value: list[SecretStr]) -> list[SecretStr]:
@@ -236,6 +323,12 @@ class Settings(BaseSettings):
                 "(generate one with `controlplane keys generate`)"
             )
         return parse_key_ring(self.vault_keys.get_secret_value())
+
+    def platform_key_map(self) -> dict[str, SecretStr]:
+        """provider id -> the operator's platform key (empty when none is configured)."""
+        if self.platform_keys is None:
+            return {}
+        return parse_platform_keys(self.platform_keys.get_secret_value())
 
     def provider_base_url(self, provider: str) -> str | None:
         """The operator's base URL override for ``provider``, if any."""
@@ -306,5 +399,6 @@ __all__ = [
     "get_settings",
     "load_settings",
     "parse_key_ring",
+    "parse_platform_keys",
     "reset_settings_cache",
 ]

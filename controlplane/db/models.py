@@ -238,8 +238,11 @@ class FlyResources(Base):
     image_ref: Mapped[str | None] = mapped_column(String(512))
     pending_destroy: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     volume_size_gb: Mapped[int | None] = mapped_column(Integer)
-    # Names (never values) of the app secrets last pushed, so names that left the config are unset.
-    secret_names: Mapped[list[str] | None] = mapped_column(JSON)
+    # Tag of an in-flight volume create: set before the call, so a retry looks the volume up first.
+    volume_create_tag: Mapped[str | None] = mapped_column(String(128))
+    # Fly's digest of each app secret as of our last push (name -> digest; never values): names that
+    # left the config are unset, and a digest Fly shows differently was changed by hand.
+    secret_digests: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     tenant: Mapped[Tenant] = relationship(back_populates="fly")
@@ -283,6 +286,26 @@ class ReconcileItem(Base):
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
         CheckConstraint("priority IN (0, 1)", name="priority_known"),
     )
+
+
+class JobRun(Base):
+    """One period of one periodic job (resync, key re-validation, grace reminders ...).
+
+    The row is the claim: whoever inserts it (or takes it over after its lease expired unfinished)
+    runs that period, so a period runs exactly once across any number of worker processes, and a run
+    that crashed is run again in the same period. ``workers/scheduler.py`` owns its statements.
+    """
+
+    __tablename__ = "job_runs"
+
+    job: Mapped[str] = mapped_column(String(64), primary_key=True)
+    period: Mapped[str] = mapped_column(String(32), primary_key=True)  # the period's start, ISO UTC
+    owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,6 +401,7 @@ __all__ = [
     "Channel",
     "DesiredPower",
     "FlyResources",
+    "JobRun",
     "KeyStatus",
     "KeyVerdict",
     "LifecycleState",

@@ -347,6 +347,19 @@ class FlyClient:
         )
         return _parse_list(Volume, response)
 
+    async def extend_volume(self, app: str, volume_id: str, size_gb: int) -> Volume:
+        """``PUT .../volumes/{id}/extend``: grow (never shrink) a volume; repeating it is harmless."""
+        response = await self.http.request(
+            "PUT",
+            f"/apps/{seg(app)}/volumes/{seg(volume_id)}/extend",
+            action="extend_volume",
+            scope=volume_id,
+            idempotent=True,
+            json={"size_gb": size_gb},
+        )
+        body = _json(response) or {}
+        return _parse(Volume, response, body.get("volume", body) if isinstance(body, dict) else body)
+
     async def delete_volume(self, app: str, volume_id: str, *, missing_ok: bool = False) -> bool:
         try:
             await self.http.request(

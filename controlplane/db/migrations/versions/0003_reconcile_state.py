@@ -1,6 +1,6 @@
-"""reconcile state: one row per tenant with its lease, fencing generation, priority and outcome;
-one parked_reason and one last_error (on the queue row only); tenant retention; volume size and
-pushed secret names
+"""reconcile state and periodic job runs: one row per tenant with its lease, fencing generation, priority and outcome;
+one parked_reason and one last_error (on the queue row only); tenant retention; volume size, volume
+create tag and the digests of pushed secrets
 
 Revision ID: 0003
 Revises: 0002
@@ -25,6 +25,18 @@ UTC_DATETIME = controlplane.db.types.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
+    op.create_table(
+        "job_runs",
+        sa.Column("job", sa.String(length=64), nullable=False),
+        sa.Column("period", sa.String(length=32), nullable=False),
+        sa.Column("owner", sa.String(length=128), nullable=True),
+        sa.Column("lease_expires_at", UTC_DATETIME, nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("started_at", UTC_DATETIME, nullable=False),
+        sa.Column("finished_at", UTC_DATETIME, nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("job", "period", name=op.f("pk_job_runs")),
+    )
     with op.batch_alter_table("reconcile_queue", schema=None) as batch_op:
         batch_op.drop_index("ix_reconcile_queue_due")
         batch_op.alter_column(
@@ -70,12 +82,15 @@ def upgrade() -> None:
     with op.batch_alter_table("fly_resources", schema=None) as batch_op:
         batch_op.drop_column("last_error")
         batch_op.add_column(sa.Column("volume_size_gb", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("secret_names", sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column("volume_create_tag", sa.String(length=128), nullable=True))
+        batch_op.add_column(sa.Column("secret_digests", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    op.drop_table("job_runs")
     with op.batch_alter_table("fly_resources", schema=None) as batch_op:
-        batch_op.drop_column("secret_names")
+        batch_op.drop_column("secret_digests")
+        batch_op.drop_column("volume_create_tag")
         batch_op.drop_column("volume_size_gb")
         batch_op.add_column(sa.Column("last_error", sa.Text(), nullable=True))
     with op.batch_alter_table("tenants", schema=None) as batch_op:
