@@ -171,6 +171,45 @@ def machine_hash(config: Mapping[str, Any]) -> str:
     return content_hash(canonical_json({**config, "metadata": metadata}))
 
 
+def _services(config: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    return sorted(
+        (s.get("internal_port"), s.get("autostart"), s.get("autostop"), s.get("min_machines_running"))
+        for s in config.get("services") or []
+    )
+
+
+def drifted_fields(desired: Mapping[str, Any], observed: Mapping[str, Any]) -> list[str]:
+    """Which parts of a machine config differ between what we want and what Fly shows: our hash in
+    the metadata, and the fields a hand edit usually touches (image, size, env, the config file,
+    services' autostart, mounts). A part Fly does not show (e.g. in the org listing's summary) is
+    not compared."""
+    diff = []
+    if (observed.get("metadata") or {}).get(META_MACHINE_HASH) != desired["metadata"][META_MACHINE_HASH]:
+        diff.append("metadata")
+    if "image" in observed and observed["image"] != desired["image"]:
+        diff.append("image")
+    guest = observed.get("guest")
+    if guest is not None and any(
+        guest.get(k) != desired["guest"][k] for k in ("cpu_kind", "cpus", "memory_mb")
+    ):
+        diff.append("guest")
+    if "env" in observed and observed["env"] != desired["env"]:
+        diff.append("env")
+    if "files" in observed:
+        seen = sorted((f.get("guest_path"), f.get("raw_value")) for f in observed["files"] or [])
+        want = sorted((f["guest_path"], f["raw_value"]) for f in desired.get("files") or [])
+        if seen != want:
+            diff.append("files")
+    if "services" in observed and _services(observed) != _services(desired):
+        diff.append("services")
+    if "mounts" in observed:
+        if sorted(m.get("volume") for m in observed["mounts"] or []) != sorted(
+            m["volume"] for m in desired["mounts"]
+        ):
+            diff.append("mounts")
+    return diff
+
+
 class TenantReconciler:
     """``await reconciler.reconcile(tenant_id)``: see the module docstring."""
 
@@ -513,11 +552,7 @@ class TenantReconciler:
                     config_hash=config["metadata"][META_MACHINE_HASH],
                     image=config["image"],
                 )
-                reason = (
-                    "put back: edited outside the control plane"
-                    if self._hand_edited(tenant, machine)
-                    else "desired config changed"
-                )
+                reason = self._why_update(tenant, machine, config)
                 await self._audit(
                     tenant,
                     "machine.updated",
@@ -574,19 +609,18 @@ class TenantReconciler:
 
     @staticmethod
     def _applied(machine: Machine, config: Mapping[str, Any]) -> bool:
-        on_fly = machine.config
-        if on_fly is None:
+        if machine.config is None:
             return False
-        same_hash: bool = machine.metadata.get(META_MACHINE_HASH) == config["metadata"][META_MACHINE_HASH]
-        return same_hash and on_fly.image == config["image"]
+        return not drifted_fields(config, machine.config.model_dump(mode="json", exclude_none=True))
 
     @staticmethod
-    def _hand_edited(tenant: DesiredTenant, machine: Machine) -> bool:
-        """The machine no longer carries what this control plane applied last: edited by hand."""
-        image = machine.config.image if machine.config is not None else None
-        return (
-            machine.metadata.get(META_MACHINE_HASH) != tenant.fly.config_hash or image != tenant.fly.image_ref
-        )
+    def _why_update(tenant: DesiredTenant, machine: Machine, config: Mapping[str, Any]) -> str:
+        """A machine that differs from a config we already applied was edited by hand."""
+        observed = machine.config.model_dump(mode="json", exclude_none=True) if machine.config else {}
+        fields = ", ".join(drifted_fields(config, observed)) or "config"
+        if config["metadata"][META_MACHINE_HASH] == tenant.fly.config_hash:
+            return f"put back: edited outside the control plane ({fields})"
+        return f"desired config changed ({fields})"
 
     async def _update(
         self, app: str, machine: Machine, config: dict[str, Any], secrets_version: int | None
@@ -874,5 +908,6 @@ __all__ = [
     "ReconcilerConfig",
     "TenantReconciler",
     "app_name_for",
+    "drifted_fields",
     "machine_hash",
 ]

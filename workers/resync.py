@@ -29,7 +29,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy import select
 
-from agents_config import PlanCatalog, UnknownPlanError
+from agents_config import Plan, PlanCatalog, UnknownPlanError
 from agents_config.machine_config import META_TENANT_ID
 from controlplane.db.models import FlyResources, Tenant
 from controlplane.db.queue import ReconcileQueue, mark_many
@@ -63,7 +63,7 @@ def _drift(
     row: tuple[Tenant, FlyResources | None],
     machine: OrgMachine | None,
     *,
-    sleeps: bool,
+    plan: Plan | None,
     listing_complete: bool,
     now: datetime,
 ) -> str | None:
@@ -97,6 +97,15 @@ def _drift(
     image = machine.config.image if machine.config is not None else None
     if image is not None and fly.image_ref is not None and image != fly.image_ref:
         return "machine image differs"
+    guest = machine.config.guest if machine.config is not None else None
+    if (
+        guest is not None
+        and plan is not None
+        and (guest.cpu_kind, guest.cpus, guest.memory_mb)
+        != (plan.machine.cpu_kind, plan.machine.cpus, plan.machine.memory_mb)
+    ):
+        return "machine size differs"
+    sleeps = plan.sleep_when_idle if plan is not None else False
     machine_state = machine.state or ""
     if state in (LifecycleState.running, LifecycleState.sleeping):
         if machine_state == "failed" or (machine_state in DOWN_STATES and not sleeps):
@@ -126,27 +135,23 @@ async def resync_once(
     report.fly_pages = scan.pages
     async with db.read() as s:
         rows = (
-            (
-                await s.execute(
-                    select(Tenant, FlyResources)
-                    .outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
-                    .where(Tenant.lifecycle_state != LifecycleState.gone)
-                )
+            await s.execute(
+                select(Tenant, FlyResources)
+                .outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
+                .where(Tenant.lifecycle_state != LifecycleState.gone)
             )
-            .tuples()
-            .all()
-        )
+        ).all()
         known = {tenant.id for tenant, _ in rows}
         marks: dict[str, str] = {}
         for tenant, fly_row in rows:
             report.tenants += 1
             try:
-                sleeps = catalog.plan(tenant.plan).sleep_when_idle
+                plan: Plan | None = catalog.plan(tenant.plan)
             except UnknownPlanError:
-                sleeps = False
+                plan = None
             listed = machines.get(fly_row.machine_id) if fly_row and fly_row.machine_id else None
             reason = _drift(
-                (tenant, fly_row), listed, sleeps=sleeps, listing_complete=not report.partial, now=now
+                (tenant, fly_row), listed, plan=plan, listing_complete=not report.partial, now=now
             )
             if reason is not None:
                 marks[tenant.id] = reason

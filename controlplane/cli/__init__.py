@@ -7,10 +7,11 @@ one-way: the CLI imports the parts, never the reverse.
 from __future__ import annotations
 
 import sys
+from importlib.metadata import entry_points
 
 import typer
 
-from controlplane.cli import agent_config, byok, db, demo, fly, keys, settings_cmd
+from controlplane.cli import agent_config, byok, db, fly, keys, settings_cmd, tenant
 
 app = typer.Typer(
     name="controlplane",
@@ -20,19 +21,29 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (settings_cmd, db, keys, byok, agent_config, fly, demo):
+for _module in (settings_cmd, db, keys, byok, agent_config, fly, tenant):
     _module.register(app)
+
+# Commands of the layers above (the worker process, the demo, `reconcile --wait` live in `workers`,
+# which `controlplane` never imports): each registers itself through the ``controlplane.cli`` entry
+# point group declared in pyproject.toml, as Flask's and pytest's plugins do.
+for _plugin in entry_points(group="controlplane.cli"):
+    _plugin.load()(app)
 
 
 def main() -> None:
     """Console-script entry: configuration errors exit 2 with a readable message; any other
     unexpected error is logged through the redacting logger (never a raw traceback that could
     carry a secret) and exits 1."""
+    from controlplane.errors import ControlPlaneError
     from controlplane.redaction import redact_text
     from controlplane.settings import SettingsError
 
     try:
         app()
+    except ControlPlaneError as exc:
+        typer.secho(f"error: {redact_text(str(exc))}", err=True, fg=typer.colors.RED)
+        sys.exit(exc.exit_code)
     except SettingsError as exc:
         typer.secho(f"error: {redact_text(str(exc))}", err=True, fg=typer.colors.RED)
         sys.exit(2)

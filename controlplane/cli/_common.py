@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import getpass
+import re
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import typer
 from rich.console import Console
 
+from controlplane.errors import BadInput
 from controlplane.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from controlplane.db.session import Database
 
 T = TypeVar("T")
 
@@ -28,3 +37,35 @@ def settings() -> Settings:
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+def cli_actor() -> str:
+    """``cli:<user>`` for the audit log: the login name, reduced to the audit log's safe alphabet."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry (containers): still say it was the CLI
+        user = "unknown"
+    return "cli:" + (re.sub(r"[^A-Za-z0-9._@-]", "_", user)[:100] or "unknown")
+
+
+@asynccontextmanager
+async def open_database(s: Settings) -> AsyncIterator[Database]:
+    from controlplane.db.session import Database
+
+    db = Database.from_url(s.database_url, echo=s.database_echo, pool_size=s.database_pool_size)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+def read_secret_from_stdin(what: str) -> str:
+    """A secret read from standard input (a hidden prompt on a terminal), never from argv."""
+    if sys.stdin.isatty():
+        value = str(typer.prompt(what, hide_input=True, default="", show_default=False))
+    else:
+        value = sys.stdin.read()
+    value = value.strip()
+    if not value:
+        raise BadInput(f"{what.lower()} (stdin)", "nothing was given on standard input")
+    return value

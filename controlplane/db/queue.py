@@ -5,9 +5,10 @@ The queue holds tenant keys, not events: one row per tenant, kept for the tenant
 
 * **mark** (:func:`mark_for_reconcile`, in the caller's transaction): a waiting tenant stays one
   entry; an *explicit* mark (user, operator, billing) makes it due now with priority, even if it was
-  backing off or parked (invariant 6); a *background* mark (resync) never shortens a backoff and
-  never un-parks. A mark that lands while the tenant is being reconciled sets ``requeue``: it runs
-  once more after the current run.
+  backing off or parked (invariant 6); a *background* mark (resync) makes an idle tenant due, but
+  never shortens a backoff and never un-parks. An explicit mark that lands while the tenant is being
+  reconciled sets ``requeue``: it runs once more after the current run (a background one does not:
+  the run in progress reads the world afresh anyway).
 * **claim** (:meth:`ReconcileQueue.claim`): due, unparked rows whose lease is free or expired,
   explicit ones first. PostgreSQL: ``SELECT ... FOR UPDATE SKIP LOCKED`` feeding one ``UPDATE``;
   SQLite: one conditional ``UPDATE ... RETURNING`` (writers are serialised by ``BEGIN IMMEDIATE``).
@@ -169,7 +170,6 @@ async def mark_for_reconcile(
             "reason": case((idle, stmt.excluded.reason), else_=c.reason),
             "marked_at": case((idle, stmt.excluded.marked_at), else_=c.marked_at),
             "due_at": case((idle, _utc(now)), else_=c.due_at),
-            "requeue": case((live, literal(True)), else_=c.requeue),
         }
     await session.execute(stmt.on_conflict_do_update(index_elements=[c.tenant_id], set_=changes))
     await _notify(session)
@@ -212,7 +212,6 @@ async def mark_many(
             "reason": case((idle, stmt.excluded.reason), else_=c.reason),
             "marked_at": case((idle, stmt.excluded.marked_at), else_=c.marked_at),
             "due_at": case((idle, stmt.excluded.due_at), else_=c.due_at),
-            "requeue": case((live, literal(True)), else_=c.requeue),
         },
     )
     for start in range(0, len(rows), 500):
@@ -334,6 +333,39 @@ class ReconcileQueue:
             )
             for r in sorted(rows, key=lambda r: r.tenant_id)
         ]
+
+    async def claim_tenant(self, owner: str, tenant_id: str) -> Claim | None:
+        """Lease ``tenant_id`` if it is due and free (``reconcile --wait`` runs one tenant now)."""
+        now = self.clock.now()
+        c = QUEUE.c
+        stmt = (
+            update(QUEUE)
+            .where(
+                c.tenant_id == tenant_id,
+                c.due_at <= _utc(now),
+                c.parked_reason.is_(None),
+                or_(c.lease_expires_at.is_(None), c.lease_expires_at <= _utc(now)),
+            )
+            .values(
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
+                lease_generation=c.lease_generation + 1,
+                requeue=False,
+                priority=BACKGROUND,
+            )
+            .returning(c.tenant_id, c.lease_generation, c.attempts, c.reason)
+        )
+        async with self.db.transaction() as session:
+            row = (await session.execute(stmt)).first()
+        if row is None:
+            return None
+        return Claim(
+            tenant_id=row.tenant_id,
+            owner=owner,
+            generation=row.lease_generation,
+            attempts=row.attempts,
+            reason=row.reason,
+        )
 
     def _held(self, claim: Claim) -> Any:
         c = QUEUE.c

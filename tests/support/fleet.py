@@ -155,7 +155,7 @@ def fleet_settings(database_url: str, **overrides: Any) -> Settings:
         "fly_org": ORG,
         "gateway_url_template": EMULATOR_URL + "/gateway/{app}",
         "worker_metrics_port": 0,
-        "resync_interval_seconds": 3600,
+        "resync_interval_seconds": 1,  # the resync spreads its marks over half of it
         "full_resync_hours": 0,
         "reconcile_wait_seconds": 30,
     }
@@ -189,12 +189,21 @@ class Fleet:
     def fly_calls(self) -> int:
         return self.process.fly_calls.total()
 
-    def calls(self, endpoint_part: str, method: str | None = None) -> int:
-        return sum(
-            n
-            for (endpoint, status), n in self.process.fly_calls.snapshot().items()
-            if endpoint_part in endpoint and (method is None or endpoint.startswith(method + " "))
-        )
+    def calls(self, endpoint_part: str, method: str | None = None, *, succeeded: bool = True) -> int:
+        """Fly calls to ``endpoint_part``: the exact endpoint when it starts with a method
+        (``POST /v1/apps/{app}/machines``), else every endpoint containing it; 2xx answers only
+        unless ``succeeded=False``."""
+        exact = endpoint_part.split(" ", 1)[0] in ("GET", "POST", "PUT", "DELETE")
+        total = 0
+        for (endpoint, status), n in self.process.fly_calls.snapshot().items():
+            if exact and endpoint != endpoint_part or not exact and endpoint_part not in endpoint:
+                continue
+            if method is not None and not endpoint.startswith(method + " "):
+                continue
+            if succeeded and not status.startswith("2"):
+                continue
+            total += n
+        return total
 
 
 @asynccontextmanager

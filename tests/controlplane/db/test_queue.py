@@ -328,3 +328,15 @@ async def test_two_workers_never_hold_one_tenant(db, tenant_factory, ops) -> Non
             assert ok == current, f"{op} by {worker}: wrote={ok} but current holder={current}"
             if op != "heartbeat" or not ok:
                 mine.pop(tenant_id)
+
+
+async def test_a_background_mark_of_a_running_tenant_does_not_ask_for_a_rerun(db, tenant_factory) -> None:
+    clock = FakeClock()
+    queue = make_queue(db, clock)
+    tenant = await tenant_factory()
+    await mark(db, clock, tenant.id)
+    [claim] = await queue.claim("w1")
+    await mark(db, clock, tenant.id, "resync", explicit=False)
+    assert (await item(db, tenant.id)).requeue is False
+    assert await queue.finish(claim)
+    assert (await item(db, tenant.id)).due_at is None
