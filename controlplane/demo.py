@@ -69,7 +69,13 @@ from controlplane.fly import (
     CreateVolumeRequest,
     FlyClient,
     MachineConfig,
+    MachineLease,
+    OrgMachineQuery,
+    OrgMachineScan,
     UpdateMachineRequest,
+    create_app_idempotent,
+    create_machine_idempotent,
+    wait_for,
 )
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
 from controlplane.fly.errors import FlyNotFound, FlySecretsNotVisible, FlyWrongState
@@ -416,7 +422,7 @@ class DemoProvisioner:
         out.channels, out.config_hash = rendered.channels, rendered.sha256
         app = spec.app_name
 
-        await self.fly.create_app_idempotent(app, network=app)
+        await create_app_idempotent(self.fly, app, network=app)
         self._say(out, f"app [bold]{app}[/] ready")
 
         # App secrets: pushed only when their (keyed, irreversible) digest changed.
@@ -494,14 +500,21 @@ class DemoProvisioner:
             if was in {"stopped", "suspended"}:
                 # Fly leaves a stopped machine stopped after an update: let the new version settle,
                 # then start it (412 while it is still replacing: try again shortly).
-                await self.fly.wait_for(
-                    app, machine_id, "settled", timeout=BOOT_DEADLINE_S, version=machine.current_version
+                await wait_for(
+                    self.fly,
+                    app,
+                    machine_id,
+                    "settled",
+                    timeout=BOOT_DEADLINE_S,
+                    version=machine.current_version,
                 )
                 await self._start_when_settled(app, machine_id)
                 self._say(out, f"machine {machine_id} was {was}: started")
 
         version = machine.current_version if machine is not None else None  # pin the wait
-        result = await self.fly.wait_for(app, machine_id, "started", timeout=BOOT_DEADLINE_S, version=version)
+        result = await wait_for(
+            self.fly, app, machine_id, "started", timeout=BOOT_DEADLINE_S, version=version
+        )
         await self._persist(
             tenant_id,
             observed_state=result.state or "started",
@@ -529,7 +542,7 @@ class DemoProvisioner:
         self, app: str, machine_id: str, config: dict[str, Any], secrets_version: int | None, out: Outcome
     ) -> Any:
         """Whole-config update under a Fly lease whose nonce goes with the write (invariant 5)."""
-        async with self.fly.lease(app, machine_id, description="controlplane demo update") as lease:
+        async with MachineLease(self.fly, app, machine_id, description="controlplane demo update") as lease:
             current = await self.fly.get_machine(app, machine_id)
             request = UpdateMachineRequest(
                 config=MachineConfig.model_validate(config),
@@ -552,7 +565,7 @@ class DemoProvisioner:
         """Fly reads app secrets eventually-consistently: a create asking for a secrets version the
         store does not show yet is refused with 412 (a definite refusal, so trying again is safe)."""
         return await until_accepted(
-            lambda: self.fly.create_machine_idempotent(app, request, tag),
+            lambda: create_machine_idempotent(self.fly, app, request, tag),
             FlySecretsNotVisible,
             what=f"{app}: secrets version {request.min_secrets_version} visible",
             on_retry=lambda delay: self._say(
@@ -703,7 +716,7 @@ async def run_demo(console: Console) -> int:
 
                 console.rule("[bold]6. the fleet")
                 console.print(fleet_table(list(outcomes)))
-                listed = [m async for m in fly.iter_org_machines(summary=True)]
+                listed = await OrgMachineScan(fly, OrgMachineQuery(summary=True)).collect()
                 console.print(
                     f"org-wide listing (GET /v1/orgs/{settings.fly_org}/machines): "
                     f"{len(listed)} machines, states "
