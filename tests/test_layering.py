@@ -216,85 +216,83 @@ def test_pure_policy_never_reaches_the_orm(graph: ImportGraph, policy: str) -> N
 
 
 # --- the checker itself ---------------------------------------------------------------------------
-def _write(root: Path, files: Mapping[str, str]) -> None:
-    for relative, source in files.items():
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(source), encoding="utf-8")
+def _write(root: Path, tree: str) -> None:
+    """Write the files of ``tree``: each starts at a ``# path/to/file.py`` line."""
+    path: Path | None = None
+    for line in textwrap.dedent(tree).splitlines():
+        if line.startswith("# ") and line.endswith(".py"):
+            path = root / line[2:]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch()
+        elif path is not None:
+            with path.open("a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+
+CYCLE_IN_A_FUNCTION_AND_UNDER_TYPE_CHECKING = """
+    # pkg/__init__.py
+    # pkg/a.py
+    def f():
+        from pkg.b import g
+        return g
+    # pkg/b.py
+    from typing import TYPE_CHECKING
+    if TYPE_CHECKING:
+        from . import a
+    def g(): ...
+"""
+CYCLE_THROUGH_A_PACKAGE_INIT = """
+    # pkg/__init__.py
+    from pkg.sub import helper
+    # pkg/sub/__init__.py
+    # pkg/sub/helper.py
+    from .. import sub, VERSION
+"""
+ONE_WAY = """
+    # pkg/__init__.py
+    # pkg/low.py
+    X = 1
+    # pkg/high.py
+    from .low import X
+    # pkg/other.py
+    from pkg import high
+    def f():
+        from pkg.high import X
+"""
 
 
 @pytest.mark.parametrize(
-    ("files", "expected"),
+    ("tree", "expected"),
     [
-        pytest.param(
-            {
-                "pkg/__init__.py": "",
-                "pkg/a.py": """
-                    def f():
-                        from pkg.b import g
-                        return g
-                """,
-                "pkg/b.py": """
-                    from typing import TYPE_CHECKING
-                    if TYPE_CHECKING:
-                        from . import a
-                    def g(): ...
-                """,
-            },
-            [["pkg.a", "pkg.b"]],
-            id="in-a-function-and-under-type-checking",
-        ),
-        pytest.param(
-            {
-                "pkg/__init__.py": "from pkg.sub import helper",
-                "pkg/sub/__init__.py": "",
-                "pkg/sub/helper.py": "from .. import sub, VERSION",
-            },
-            [["pkg", "pkg.sub.helper"]],
-            id="through-a-package-init",
-        ),
-        pytest.param(
-            {
-                "pkg/__init__.py": "",
-                "pkg/low.py": "X = 1",
-                "pkg/high.py": "from .low import X",
-                "pkg/other.py": """
-                    from pkg import high
-                    def f():
-                        from pkg.high import X
-                """,
-            },
-            [],
-            id="one-way-is-fine",
-        ),
+        (CYCLE_IN_A_FUNCTION_AND_UNDER_TYPE_CHECKING, [["pkg.a", "pkg.b"]]),
+        (CYCLE_THROUGH_A_PACKAGE_INIT, [["pkg", "pkg.sub.helper"]]),
+        (ONE_WAY, []),
     ],
 )
-def test_the_checker_finds_a_deliberate_cycle(
-    tmp_path: Path, files: Mapping[str, str], expected: list[list[str]]
-) -> None:
-    _write(tmp_path, files)
+def test_the_checker_finds_a_deliberate_cycle(tmp_path: Path, tree: str, expected: list[list[str]]) -> None:
+    _write(tmp_path, tree)
     assert find_cycles(build_graph(tmp_path, ["pkg"]).edges) == expected
 
 
 def test_the_checker_sees_the_orm_through_other_modules(tmp_path: Path) -> None:
     _write(
         tmp_path,
-        {
-            "pkg/__init__.py": "",
-            "pkg/policy.py": """
-                def f():
-                    from pkg import helpers
-            """,
-            "pkg/helpers.py": """
-                from typing import TYPE_CHECKING
-                if TYPE_CHECKING:
-                    import sqlalchemy.orm
-            """,
-            "pkg/clean/__init__.py": "from pkg.db import models",
-            "pkg/clean/policy.py": "X = 1",  # its package's __init__ runs first, and loads pkg.db
-            "pkg/db/__init__.py": "",
-            "pkg/db/models.py": "",
-        },
+        """
+        # pkg/__init__.py
+        # pkg/policy.py
+        def f():
+            from pkg import helpers
+        # pkg/helpers.py
+        from typing import TYPE_CHECKING
+        if TYPE_CHECKING:
+            import sqlalchemy.orm
+        # pkg/clean/__init__.py
+        from pkg.db import models
+        # pkg/clean/policy.py
+        X = 1  # its package's __init__ runs first, and loads pkg.db
+        # pkg/db/__init__.py
+        # pkg/db/models.py
+        """,
     )
     graph = build_graph(tmp_path, ["pkg"])
     assert orm_reached(graph, "pkg.policy") == {"pkg.helpers": ["sqlalchemy.orm"]}

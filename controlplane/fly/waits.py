@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Unpack
 
 import structlog
@@ -114,30 +115,23 @@ async def wait_for(
     )
 
 
+@dataclass
 class _Wait:
     """One :func:`wait_for`: the deadline, the version followed and the state last seen."""
 
-    def __init__(
-        self,
-        client: FlyClient,
-        app: str,
-        machine_id: str,
-        targets: list[str],
-        *,
-        timeout: float,
-        version: str | None,
-        grace: float,
-    ) -> None:
-        self.client = client
-        self.app = app
-        self.machine_id = machine_id
-        self.targets = targets
-        self.timeout = timeout
-        self.version = version
-        self.grace = grace
-        self.started = client.clock.monotonic()
-        self.deadline = self.started + timeout
-        self.last_state: str | None = None
+    client: FlyClient
+    app: str
+    machine_id: str
+    targets: list[str]
+    timeout: float
+    version: str | None
+    grace: float
+    last_state: str | None = None
+
+    def __post_init__(self) -> None:
+        self.started = self.client.clock.monotonic()
+        self.deadline = self.started + self.timeout
+        self.log = log.bind(app=self.app, machine_id=self.machine_id)
 
     def destroyed(self) -> WaitResult:
         return WaitResult(ok=True, state="destroyed", version=self.version)
@@ -217,12 +211,8 @@ class _Wait:
             if "destroyed" in self.targets:
                 return self.destroyed()
             raise
-        log.info(
-            "fly.wait_follow_version",
-            app=self.app,
-            machine_id=self.machine_id,
-            old_version=self.version,
-            new_version=machine.current_version,
+        self.log.info(
+            "fly.wait_follow_version", old_version=self.version, new_version=machine.current_version
         )
         unchanged = machine.current_version == self.version
         reached = self.seen(machine)

@@ -26,13 +26,8 @@ async def test_burst_on_one_machine_never_provokes_429(make_client) -> None:  # 
     fly, transport = make_client(emu, clock=emu.client_clock(jump=True))
     async with fly:
         await create_app_idempotent(fly, "oc-pace")
-        machine = await create_machine_idempotent(
-            fly,
-            "oc-pace",
-            CreateMachineRequest(config=MachineConfig(image="img:1")),
-            "tag-p",
-            lookup_first=False,
-        )
+        request = CreateMachineRequest(config=MachineConfig(image="img:1"))
+        machine = await create_machine_idempotent(fly, "oc-pace", request, "tag-p", lookup_first=False)
         emu.advance(emu.world.profile.read_lag)  # past the read-after-write lag of the new machine
         with structlog.testing.capture_logs() as logs:
             await asyncio.gather(

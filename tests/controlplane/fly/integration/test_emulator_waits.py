@@ -30,13 +30,8 @@ async def test_wait_loops_over_408_and_follows_replaced_version(make_client) -> 
     fly, transport = make_client(emu)
     async with fly:
         await create_app_idempotent(fly, "oc-slow")
-        machine = await create_machine_idempotent(
-            fly,
-            "oc-slow",
-            CreateMachineRequest(config=MachineConfig(image="img:1")),
-            "tag-slow",
-            lookup_first=False,
-        )
+        request = CreateMachineRequest(config=MachineConfig(image="img:1"))
+        machine = await create_machine_idempotent(fly, "oc-slow", request, "tag-slow", lookup_first=False)
         # Each emulated /wait lasts at most 60 s (0.2 s real), so a 150 s boot needs several
         # 408-answered long polls.
         result = await wait_for(
