@@ -159,7 +159,8 @@ async def create_machine_idempotent(
             log.warning("fly.create_ambiguous", app=app, tag=tag, attempt=attempt, **exc.log_fields())
             unseen = exc
         await clock.sleep(lookup_delay)
-        # Still not listed after every lookup: confirmed absent, so create again after the backoff.
+        # Still not listed after every lookup: confirmed absent. The TryAgain given up with reaches
+        # the create loop below, which creates again after its backoff (or raises ``unseen``).
         return await adopt_listed("ambiguous", max(1, lookups), TryAgain(unseen))
 
     return await retry_call(
