@@ -204,7 +204,9 @@ class UpdateMachineRequest(FlyModel):
     skip_service_registration: bool | None = None
 
     @classmethod
-    def from_machine(cls, machine: Machine, **fields: Any) -> UpdateMachineRequest:
+    def from_machine(
+        cls, machine: Machine, *, min_secrets_version: int | None = None, skip_launch: bool | None = None
+    ) -> UpdateMachineRequest:
         """A whole-config update starting from a freshly read machine (a deep copy of its config,
         ``current_version`` pinned). Refuses with :class:`~controlplane.fly.errors.FlyIncompleteConfig`
         when the machine has no ``config`` (``host_status != ok``: only ``incomplete_config``) —
@@ -214,8 +216,12 @@ class UpdateMachineRequest(FlyModel):
                 f"machine {machine.id} has no complete config (host_status {machine.host_status or 'unknown'}); "
                 "refusing to build an update from it: re-read it once its host is ok"
             )
-        fields.setdefault("current_version", machine.current_version)
-        return cls(config=machine.config.model_copy(deep=True), **fields)
+        return cls(
+            config=machine.config.model_copy(deep=True),
+            current_version=machine.current_version,
+            min_secrets_version=min_secrets_version,
+            skip_launch=skip_launch,
+        )
 
 
 class StopRequest(FlyModel):
