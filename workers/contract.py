@@ -8,6 +8,8 @@ machine boots). Failures are exceptions, sorted by :func:`classify` into exactly
   any unexpected exception): retried with the tenant's backoff;
 * terminal (:class:`TerminalError`, a Fly error whose ``terminal`` flag is set): no retry can succeed
   without a person or a different desired state, so the tenant is parked with the reason visible.
+  Exception: a refused Fly token is the whole control plane's problem, not the tenant's; it is
+  retried slowly rather than parking every tenant.
 
 :func:`workers.handler.handle` is the ONE place that turns (result, error) into a queue action.
 """
@@ -17,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from controlplane.fly.errors import FlyError, FlyRateLimited
+from controlplane.fly.errors import FlyConfigError, FlyError, FlyRateLimited, FlyUnauthorized
 
 ErrorKind = Literal["transient", "terminal"]
+#: Seconds before retrying a tenant after an error of the whole control plane (bad Fly token).
+FLEET_ERROR_RETRY = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +71,13 @@ def classify(exc: BaseException) -> tuple[ErrorKind, str, float | None]:
     """(kind, one-line message, server-requested retry delay) for any exception a reconcile raised."""
     if isinstance(exc, ReconcileError):
         return exc.kind, exc.message, exc.retry_after
+    if isinstance(exc, (FlyUnauthorized, FlyConfigError)):
+        # The control plane's own token or settings, not this tenant: parking every tenant would
+        # need an operator to un-park the whole fleet once it is fixed. Retry slowly instead.
+        return "transient", f"{type(exc).__name__}: {exc} (check CP_FLY_API_TOKEN / CP_FLY_*)", FLEET_ERROR_RETRY
     if isinstance(exc, FlyError):
         retry_after = exc.retry_after if isinstance(exc, FlyRateLimited) else None
-        terminal = bool(getattr(exc, "terminal", False)) and not (exc.transient or exc.ambiguous)
+        terminal = bool(exc.terminal) and not (exc.transient or exc.ambiguous)
         return ("terminal" if terminal else "transient"), f"{type(exc).__name__}: {exc}", retry_after
     return "transient", f"unexpected {type(exc).__name__}: {exc}", None
 

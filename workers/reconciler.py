@@ -68,8 +68,12 @@ from controlplane.fly import (
     FlyClient,
     Machine,
     MachineConfig,
+    MachineLease,
     UpdateMachineRequest,
     Volume,
+    create_app_idempotent,
+    create_machine_idempotent,
+    wait_for,
 )
 from controlplane.fly.errors import (
     FlyAmbiguous,
@@ -82,7 +86,7 @@ from controlplane.fly.errors import (
     FlySecretsNotVisible,
     FlyStaleVersion,
     FlyVolumeHostFull,
-    FlyWaitTimeout,
+    FlyWaitError,
     FlyWrongState,
 )
 from controlplane.retry import Backoff
@@ -336,7 +340,7 @@ class TenantReconciler:
             await store.record_app(self.db, tenant.id, name)  # the deterministic name first
         if tenant.fly.volume_id is None and tenant.fly.machine_id is None:
             # Nothing recorded on Fly yet (or everything lost): create-or-adopt, on its own network.
-            await self.fly.create_app_idempotent(name, org=self.config.org, network=name)
+            await create_app_idempotent(self.fly, name, org=self.config.org, network=name)
             if tenant.lifecycle_state in (LifecycleState.pending, LifecycleState.stopped):
                 await store.transition(
                     self.db, tenant.id, LifecycleState.provisioning, actor=ACTOR, reason="creating the agent"
@@ -581,7 +585,7 @@ class TenantReconciler:
         )
         try:
             machine = await self._until_secrets_visible(
-                lambda: self.fly.create_machine_idempotent(app, request, tag, lookup_first=lookup_first)
+                lambda: create_machine_idempotent(self.fly, app, request, tag, lookup_first=lookup_first)
             )
         except (FlyRegionCapacity, FlyQuotaExceeded, FlyVolumeHostFull) as exc:
             if tenant.lifecycle_state in (LifecycleState.pending, LifecycleState.provisioning):
@@ -626,8 +630,8 @@ class TenantReconciler:
         self, app: str, machine: Machine, config: dict[str, Any], secrets_version: int | None
     ) -> Machine:
         """Whole-config update under a Fly lease whose nonce goes with the write (invariant 5)."""
-        async with self.fly.lease(
-            app, machine.id, ttl=self.config.lease_ttl_seconds, description="controlplane reconcile"
+        async with MachineLease(
+            self.fly, app, machine.id, ttl=self.config.lease_ttl_seconds, description="controlplane reconcile"
         ) as lease:
             version = machine.current_version
             for attempt in range(2):
@@ -699,10 +703,10 @@ class TenantReconciler:
     ) -> Result:
         version = machine.current_version if changed else None
         try:
-            waited = await self.fly.wait_for(
-                app, machine.id, "started", timeout=self.config.wait_seconds, version=version
+            waited = await wait_for(
+                self.fly, app, machine.id, "started", timeout=self.config.wait_seconds, version=version
             )
-        except FlyWaitTimeout as exc:
+        except FlyWaitError as exc:
             last = getattr(exc, "last_state", None)
             if last in ("failed", "destroyed", "launch_failed"):
                 raise TransientError(f"machine {machine.id} is {last}") from None
@@ -782,18 +786,22 @@ class TenantReconciler:
         state = machine.state or ""
         if state in SETTLING_STATES:
             try:
-                waited = await self.fly.wait_for(
-                    app, machine.id, ["started", "stopped", "suspended"], timeout=self.config.wait_seconds
+                waited = await wait_for(
+                    self.fly,
+                    app,
+                    machine.id,
+                    ["started", "stopped", "suspended"],
+                    timeout=self.config.wait_seconds,
                 )
                 state = waited.state or state
-            except FlyWaitTimeout:
+            except FlyWaitError:
                 return Result.after(self.config.look_again_seconds, "machine still settling")
         if state not in STOPPED_STATES:
             await self.fly.stop_machine(app, machine.id)
             await self._audit(tenant, "machine.stopped", decision.reason, machine_id=machine.id)
             try:
-                await self.fly.wait_for(app, machine.id, "stopped", timeout=self.config.wait_seconds)
-            except FlyWaitTimeout:
+                await wait_for(self.fly, app, machine.id, "stopped", timeout=self.config.wait_seconds)
+            except FlyWaitError:
                 return Result.after(self.config.look_again_seconds, "machine stopping")
             state = "stopped"
         await self._observed(tenant, machine, state, converged=True)
@@ -868,7 +876,7 @@ class TenantReconciler:
         await store.record_pending_destroy(self.db, tenant.id, {"machine": machine_id})
         try:
             await self.fly.destroy_machine(app, machine_id, force=True, missing_ok=True)
-            await self.fly.wait_for(app, machine_id, "destroyed", timeout=self.config.wait_seconds)
+            await wait_for(self.fly, app, machine_id, "destroyed", timeout=self.config.wait_seconds)
         except FlyNotFound:
             pass  # the app is already gone: so is the machine
         await store.forget_machine(self.db, tenant.id)

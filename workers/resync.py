@@ -35,7 +35,7 @@ from controlplane.db.models import FlyResources, Tenant
 from controlplane.db.queue import ReconcileQueue, mark_many
 from controlplane.db.session import Database
 from controlplane.enums import BillingStatus, LifecycleState
-from controlplane.fly import FlyClient, OrgMachine
+from controlplane.fly import FlyClient, OrgMachine, OrgMachineQuery, OrgMachineScan
 from workers.metrics import DRIFT_MARKS
 from workers.reconciler import META_MACHINE_HASH
 
@@ -126,7 +126,7 @@ async def resync_once(
 ) -> ResyncReport:
     """One sweep: list the org's machines, compare with desired state, mark what drifted."""
     report = ResyncReport()
-    scan = fly.iter_org_machines(summary=True)
+    scan = OrgMachineScan(fly, OrgMachineQuery(summary=True))
     machines: dict[str, OrgMachine] = {}
     async for machine in scan:
         report.machines_listed += 1

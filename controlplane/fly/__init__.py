@@ -1,17 +1,29 @@
 """Typed async client of the Fly Machines API.
 
 Start here: :class:`FlyClient` (``FlyClient.from_settings(settings)``), the exceptions in
-:mod:`controlplane.fly.errors`, and the models in :mod:`controlplane.fly.models`.
+:mod:`controlplane.fly.errors`, and the models in :mod:`controlplane.fly.models`. The helpers above
+the client take it as their first argument::
+
+    await create_app_idempotent(fly, app)
+    machine = await create_machine_idempotent(fly, app, request, tag)
+    await wait_for(fly, app, machine.id, "started", timeout=300, version=machine.instance_id)
+    async with MachineLease(fly, app, machine.id) as lease: ...
+    async for listed in OrgMachineScan(fly, OrgMachineQuery(updated_after=since)): ...
+
 The Fly emulator lives in the subpackage :mod:`controlplane.fly.emulator`.
 """
 
 from controlplane.fly.auth import authorization_value
 from controlplane.fly.client import MAX_WAIT_SECONDS, FlyClient
-from controlplane.fly.clock import Clock, SystemClock
 from controlplane.fly.errors import *  # noqa: F403
 from controlplane.fly.errors import __all__ as _errors_all
-from controlplane.fly.idempotency import CREATE_TAG_KEY, find_machines_by_tag
-from controlplane.fly.leases import LeaseLost, MachineLease, clear_stale_lease
+from controlplane.fly.idempotency import (
+    CREATE_TAG_KEY,
+    create_app_idempotent,
+    create_machine_idempotent,
+    find_machines_by_tag,
+)
+from controlplane.fly.leases import MachineLease, clear_stale_lease
 from controlplane.fly.models import (
     App,
     AppSecret,
@@ -25,6 +37,7 @@ from controlplane.fly.models import (
     MachineMount,
     MachineService,
     OrgMachine,
+    OrgMachineQuery,
     SecretsUpdate,
     UpdateMachineRequest,
     Volume,
@@ -33,18 +46,17 @@ from controlplane.fly.models import (
 from controlplane.fly.paging import OrgMachineScan
 from controlplane.fly.ratelimit import Limit, RateLimiter
 from controlplane.fly.transport import LEASE_NONCE_HEADER, REQUEST_ID_HEADER, RetryPolicy
+from controlplane.fly.waits import wait_for
 
 __all__ = [
     "App",
     "AppSecret",
     "CREATE_TAG_KEY",
-    "Clock",
     "CreateMachineRequest",
     "CreateVolumeRequest",
     "FlyClient",
     "LEASE_NONCE_HEADER",
     "Lease",
-    "LeaseLost",
     "Limit",
     "MAX_WAIT_SECONDS",
     "Machine",
@@ -55,17 +67,20 @@ __all__ = [
     "MachineMount",
     "MachineService",
     "OrgMachine",
+    "OrgMachineQuery",
     "OrgMachineScan",
     "REQUEST_ID_HEADER",
     "RateLimiter",
     "RetryPolicy",
     "SecretsUpdate",
-    "SystemClock",
     "UpdateMachineRequest",
     "Volume",
     "WaitResult",
     "authorization_value",
     "clear_stale_lease",
+    "create_app_idempotent",
+    "create_machine_idempotent",
     "find_machines_by_tag",
+    "wait_for",
     *_errors_all,
 ]

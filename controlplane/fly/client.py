@@ -2,9 +2,11 @@
 
 One method per endpoint the control plane uses; every method returns pydantic models or raises a
 :class:`~controlplane.fly.errors.FlyError`. Pacing, the concurrency cap, retries and error
-classification live in :mod:`controlplane.fly.transport`; the higher-level helpers (lease context
-manager, wait loop, idempotent creates, org-wide scan) are exposed here as methods and live in
-:mod:`.leases`, :mod:`.waits`, :mod:`.idempotency` and :mod:`.paging`.
+classification live in :mod:`controlplane.fly.transport` below it. This is the bottom layer of the
+package's logic: the higher-level helpers sit above it and take a client as their first argument
+(:class:`~controlplane.fly.leases.MachineLease`, :func:`~controlplane.fly.waits.wait_for`, the
+idempotent creates in :mod:`~controlplane.fly.idempotency`, :class:`~controlplane.fly.paging.OrgMachineScan`);
+this module never imports them.
 
 Mutating machine calls take ``nonce=``: pass the lease nonce (``lease.nonce``) on every one of them.
 """
@@ -13,15 +15,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import structlog
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from controlplane.clock import Clock
 from controlplane.fly.auth import FlyAuth
-from controlplane.fly.clock import Clock
 from controlplane.fly.errors import (
     FlyConfigError,
     FlyError,
@@ -38,6 +39,7 @@ from controlplane.fly.models import (
     Lease,
     Machine,
     MachineEvent,
+    OrgMachineQuery,
     OrgMachinesPage,
     SecretsUpdate,
     StartResult,
@@ -60,8 +62,6 @@ from controlplane.fly.transport import (
 )
 
 if TYPE_CHECKING:
-    from controlplane.fly.leases import MachineLease
-    from controlplane.fly.paging import OrgMachineScan
     from controlplane.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -126,6 +126,13 @@ def _unexpected(
     )
 
 
+def _comma_list(values: str | Sequence[str] | None) -> str | None:
+    """One query value for a filter taking several (``state=started,stopped``)."""
+    if not values:
+        return None
+    return values if isinstance(values, str) else ",".join(values)
+
+
 def _lease_from(response: httpx.Response) -> Lease:
     # Fly answers {"status":"success","data":{...}}; the spec models the lease flat (§8, §16).
     body = _json(response)
@@ -160,7 +167,8 @@ class FlyClient:
         if not api.endswith("/v1"):
             api += "/v1"
         self.org = org
-        self._rng = rng or random.Random()
+        #: Jitter source of every retry made with this client (seed it for reproducible runs).
+        self.rng = rng or random.Random()
         limiter = None
         if clock is not None or rate_limits is not None or not rate_limiting:
             limiter = RateLimiter(clock=clock, limits=dict(rate_limits or {}), enabled=rate_limiting)
@@ -173,15 +181,20 @@ class FlyClient:
             clock=clock,
             limiter=limiter,
             retry=retry,
-            rng=self._rng,
+            rng=self.rng,
         )
         self.clock = self.http.clock
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None, **kw: Any
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
     ) -> FlyClient:
-        """Build from :class:`controlplane.settings.Settings` (``CP_FLY_*``)."""
+        """Build from :class:`controlplane.settings.Settings` (``CP_FLY_*``); the transport and the
+        clock are not settings (tests and the emulator pass their own)."""
         if settings.fly_api_token is None:
             raise FlyConfigError("CP_FLY_API_TOKEN is not set: the Fly client needs an org token")
         return cls(
@@ -190,7 +203,7 @@ class FlyClient:
             org=settings.fly_org,
             transport=transport,
             max_concurrency=settings.fly_max_concurrency,
-            **kw,
+            clock=clock,
         )
 
     def __repr__(self) -> str:
@@ -214,7 +227,8 @@ class FlyClient:
         network: str | None = None,
         enable_subdomains: bool | None = None,
     ) -> App:
-        """``POST /apps`` (not idempotent: see :meth:`create_app_idempotent`). 422 → FlyNameTaken."""
+        """``POST /apps`` (not idempotent: see :func:`~controlplane.fly.idempotency.create_app_idempotent`).
+        422 → FlyNameTaken."""
         body = CreateAppRequest(
             name=name, org_slug=org or self.org, network=network, enable_subdomains=enable_subdomains
         )
@@ -378,7 +392,7 @@ class FlyClient:
     # ---------------------------------------------------------------------------- machines
     async def create_machine(self, app: str, request: CreateMachineRequest) -> Machine:
         """``POST /apps/{app}/machines``. NOT idempotent and never retried after an ambiguous
-        answer; use :meth:`create_machine_idempotent` from the reconciler."""
+        answer; use :func:`~controlplane.fly.idempotency.create_machine_idempotent` from the reconciler."""
         response = await self.http.request(
             "POST",
             f"/apps/{seg(app)}/machines",
@@ -413,7 +427,7 @@ class FlyClient:
         """``GET /apps/{app}/machines``. ``metadata`` filters with ``metadata.<key>=<value>``
         (documented by Fly, not in the OpenAPI spec); ``state`` in created/started/stopped/suspended.
         The list is eventually consistent."""
-        states = ",".join([state] if isinstance(state, str) else state) if state else None
+        states = _comma_list(state)
         params = query(include_deleted=include_deleted, region=region, state=states, summary=summary)
         for key, value in (metadata or {}).items():
             params.append((f"metadata.{key}", value))
@@ -448,7 +462,7 @@ class FlyClient:
 
         ``result.migrated``: Fly moved the machine to ``new_host`` and it has a NEW version — re-GET
         (or wait without a pinned version) before waiting; a wait on the old version answers
-        ``migrated``, which :meth:`wait_for` follows like ``replaced``."""
+        ``migrated``, which :func:`~controlplane.fly.waits.wait_for` follows like ``replaced``."""
         response = await self.http.request(
             "POST",
             f"/apps/{seg(app)}/machines/{seg(machine_id)}/start",
@@ -550,7 +564,7 @@ class FlyClient:
         from_event_id: str | None = None,
     ) -> WaitResult:
         """ONE ``GET .../wait`` long poll (≤ 60 s). Raises FlyTimeout (408) when the state is not
-        reached in time; use :meth:`wait_for` to loop to your own deadline."""
+        reached in time; use :func:`~controlplane.fly.waits.wait_for` to loop to your own deadline."""
         timeout = max(1, min(int(timeout), MAX_WAIT_SECONDS))
         state_list = [states] if isinstance(states, str) else list(states)
         response = await self.http.request(
@@ -565,22 +579,6 @@ class FlyClient:
             no_retry=(FlyTimeout,),
         )
         return _parse(WaitResult, response, _json(response) or {})
-
-    async def wait_for(
-        self,
-        app: str,
-        machine_id: str,
-        states: WaitState | Sequence[WaitState],
-        *,
-        timeout: float,
-        version: str | None = None,
-    ) -> WaitResult:
-        """Wait up to ``timeout`` seconds (the caller's deadline) for one of ``states``; loops
-        Fly's ≤60 s waits over 408s, follows a replaced version, 404 = destroyed. See
-        :func:`controlplane.fly.waits.wait_for`."""
-        from controlplane.fly.waits import wait_for
-
-        return await wait_for(self, app, machine_id, states, timeout=timeout, version=version)
 
     async def list_events(self, app: str, machine_id: str, *, limit: int = 20) -> list[MachineEvent]:
         """Newest first; ``limit`` ≤ 50."""
@@ -687,38 +685,16 @@ class FlyClient:
         data = _json(response)
         return _lease_from(response) if data else None
 
-    def lease(
-        self,
-        app: str,
-        machine_id: str,
-        *,
-        ttl: int = 13,
-        description: str | None = None,
-        acquire_timeout: float = 0.0,
-    ) -> MachineLease:
-        """``async with fly.lease(app, mid) as lease:`` — refreshed in the background every
-        ``(ttl-1)/3`` s, ALWAYS released (exception, cancellation). Pass ``nonce=lease.nonce``."""
-        from controlplane.fly.leases import MachineLease
-
-        return MachineLease(
-            self, app, machine_id, ttl=ttl, description=description, acquire_timeout=acquire_timeout
-        )
-
     # ---------------------------------------------------------------------------- org listing
     async def list_org_machines_page(
-        self,
-        *,
-        org: str | None = None,
-        cursor: str | None = None,
-        updated_after: datetime | str | None = None,
-        state: str | Sequence[str] | None = None,
-        region: str | None = None,
-        include_deleted: bool | None = None,
-        summary: bool | None = True,
-        limit: int | None = 1000,
+        self, filters: OrgMachineQuery | None = None, *, cursor: str | None = None
     ) -> OrgMachinesPage:
-        org = org or self.org
-        states = ",".join([state] if isinstance(state, str) else state) if state else None
+        """One page of ``GET /orgs/{org}/machines``; :class:`~controlplane.fly.paging.OrgMachineScan`
+        follows the cursor across pages."""
+        filters = filters or OrgMachineQuery()
+        org = filters.org or self.org
+        states = _comma_list(filters.state)
+        updated_after = rfc3339(filters.updated_after) if filters.updated_after is not None else None
         response = await self.http.request(
             "GET",
             f"/orgs/{seg(org)}/machines",
@@ -726,60 +702,16 @@ class FlyClient:
             scope=org,
             idempotent=True,
             params=query(
-                include_deleted=include_deleted,
-                region=region,
+                include_deleted=filters.include_deleted,
+                region=filters.region,
                 state=states,
-                summary=summary,
-                updated_after=rfc3339(updated_after) if updated_after is not None else None,
+                summary=filters.summary,
+                updated_after=updated_after,
                 cursor=cursor,
-                limit=limit,
+                limit=filters.limit,
             ),
         )
         return _parse(OrgMachinesPage, response, _json(response) or {})
-
-    def iter_org_machines(
-        self,
-        *,
-        org: str | None = None,
-        updated_after: datetime | str | None = None,
-        state: str | Sequence[str] | None = None,
-        region: str | None = None,
-        include_deleted: bool | None = None,
-        summary: bool = True,
-        limit: int = 1000,
-    ) -> OrgMachineScan:
-        """Async iterator over every machine of the org, following ``next_cursor``. After the
-        loop, ``scan.error_regions`` lists regions that did not answer (partial result: do not
-        treat missing machines as deleted) and ``scan.last_updated_at`` the high-water mark."""
-        from controlplane.fly.paging import OrgMachineScan
-
-        return OrgMachineScan(
-            self,
-            org=org,
-            updated_after=updated_after,
-            state=state,
-            region=region,
-            include_deleted=include_deleted,
-            summary=summary,
-            limit=limit,
-        )
-
-    # ---------------------------------------------------------------------------- idempotent
-    async def create_machine_idempotent(
-        self, app: str, request: CreateMachineRequest, tag: str, **kw: Any
-    ) -> Machine:
-        """Create-or-adopt keyed by ``tag`` (see :func:`controlplane.fly.idempotency.create_machine_idempotent`)."""
-        from controlplane.fly.idempotency import create_machine_idempotent
-
-        return await create_machine_idempotent(self, app, request, tag, **kw)
-
-    async def create_app_idempotent(
-        self, name: str, *, org: str | None = None, network: str | None = None, **kw: Any
-    ) -> App:
-        """Create-or-adopt an app by its deterministic name (see :mod:`controlplane.fly.idempotency`)."""
-        from controlplane.fly.idempotency import create_app_idempotent
-
-        return await create_app_idempotent(self, name, org=org, network=network, **kw)
 
 
 __all__ = ["FlyClient", "FlyError", "MAX_WAIT_SECONDS", "WAIT_READ_SLACK"]

@@ -18,10 +18,10 @@ Apps have globally unique, deterministic names, so app create needs no tag: an a
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import structlog
 
+from controlplane.fly.client import FlyClient
 from controlplane.fly.errors import (
     FlyAlreadyExists,
     FlyAppOwnedElsewhere,
@@ -31,14 +31,16 @@ from controlplane.fly.errors import (
     FlyNotFound,
 )
 from controlplane.fly.models import GONE_STATES, App, CreateMachineRequest, Machine
-
-if TYPE_CHECKING:
-    from controlplane.fly.client import FlyClient
+from controlplane.retry import Backoff, TryAgain, retry_call
 
 log = structlog.get_logger(__name__)
 
 #: ``config.metadata`` key holding the create tag.
 CREATE_TAG_KEY = "cp_create_tag"
+#: Between creates confirmed absent after an ambiguous answer (reference: "backoff to 5 s").
+CREATE_BACKOFF = Backoff(initial=1.0, cap=5.0)
+#: Between tag lookups answered 404 right after the app was created.
+LOOKUP_BACKOFF = Backoff(initial=0.2, cap=1.0)
 
 
 def machine_name_for_tag(tag: str) -> str:
@@ -79,18 +81,15 @@ async def find_machines_by_tag(
     A 404 (app "not found") is NOT a confirmed miss — a brand-new app answers 404 for a moment —
     so it is retried for ``not_found_grace`` seconds and then raised (callers never create on it)."""
     clock = client.clock
-    deadline = clock.monotonic() + not_found_grace
-    delay = 0.2
-    while True:
-        try:
-            machines = await client.list_machines(app, metadata={CREATE_TAG_KEY: tag})
-            break
-        except FlyNotFound:
-            if clock.monotonic() + delay > deadline:
-                raise
-            log.info("fly.tag_lookup_not_found_retry", app=app, tag=tag)
-            await clock.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    machines = await retry_call(
+        lambda: client.list_machines(app, metadata={CREATE_TAG_KEY: tag}),
+        retry_on=FlyNotFound,
+        clock=clock,
+        backoff=LOOKUP_BACKOFF,
+        deadline=clock.monotonic() + not_found_grace,
+        rng=client.rng,
+        before_retry=lambda _exc, _delay: log.info("fly.tag_lookup_not_found_retry", app=app, tag=tag),
+    )
     hits = [m for m in machines if m.metadata.get(CREATE_TAG_KEY) == tag and m.state not in GONE_STATES]
     hits.sort(key=lambda m: (m.created_at or "", m.id))
     if len(hits) > 1:
@@ -108,7 +107,7 @@ async def create_machine_idempotent(
     lookup_delay: float = 1.5,
     lookups: int = 2,
     max_attempts: int = 4,
-    max_backoff: float = 5.0,
+    backoff: Backoff = CREATE_BACKOFF,
 ) -> Machine:
     """Create the machine, or adopt the one an earlier (ambiguous or crashed) attempt made.
 
@@ -126,39 +125,47 @@ async def create_machine_idempotent(
         if found:
             log.info("fly.create_adopted", app=app, tag=tag, machine_id=found[0].id, reason="preexisting")
             return found[0]
-    last_error: FlyError | None = None
-    for attempt in range(1, max_attempts + 1):
+    attempt = 0
+    # The list is eventually consistent: a tag lookup is repeated ``lookup_delay`` apart.
+    listing_lag = Backoff(initial=lookup_delay, factor=1.0, cap=lookup_delay, jitter=False)
+
+    async def adopt_listed(reason: str, lookups_left: int, give_up: BaseException) -> Machine:
+        """Adopt the first tagged machine the listing shows, or raise ``give_up``. A failing
+        lookup raises its own error: never a create without a confirmed miss."""
+
+        async def lookup() -> Machine:
+            found = await find_machines_by_tag(client, app, tag)
+            if not found:
+                raise TryAgain(give_up)
+            log.info("fly.create_adopted", app=app, tag=tag, machine_id=found[0].id, reason=reason)
+            return found[0]
+
+        return await retry_call(
+            lookup, clock=clock, backoff=listing_lag, attempts=lookups_left, rng=client.rng
+        )
+
+    async def create_or_adopt() -> Machine:
+        nonlocal attempt
+        attempt += 1
         try:
-            machine = await client.create_machine(app, tagged)
-            return machine
+            return await client.create_machine(app, tagged)
         except FlyAlreadyExists as exc:
             # Name collision: most likely our own earlier (ambiguous) attempt, which the list may
             # not show yet. Look again while it catches up; never create under another name.
-            for lookup in range(max(1, lookups) + 1):
-                found = await find_machines_by_tag(client, app, tag)
-                if found:
-                    log.info(
-                        "fly.create_adopted", app=app, tag=tag, machine_id=found[0].id, reason="name_exists"
-                    )
-                    return found[0]
-                if lookup < max(1, lookups):
-                    await clock.sleep(lookup_delay)
-            raise exc
+            return await adopt_listed("name_exists", max(1, lookups) + 1, exc)
         except FlyError as exc:
             if not exc.ambiguous:
                 raise
-            last_error = exc
             log.warning("fly.create_ambiguous", app=app, tag=tag, attempt=attempt, **exc.log_fields())
-        for _ in range(max(1, lookups)):
-            await clock.sleep(lookup_delay)
-            found = await find_machines_by_tag(client, app, tag)
-            if found:
-                log.info("fly.create_adopted", app=app, tag=tag, machine_id=found[0].id, reason="ambiguous")
-                return found[0]
-        if attempt < max_attempts:
-            await clock.sleep(min(max_backoff, 0.5 * 2**attempt))
-    assert last_error is not None
-    raise last_error
+            unseen = exc
+        await clock.sleep(lookup_delay)
+        # Still not listed after every lookup: confirmed absent. The TryAgain given up with reaches
+        # the create loop below, which creates again after its backoff (or raises ``unseen``).
+        return await adopt_listed("ambiguous", max(1, lookups), TryAgain(unseen))
+
+    return await retry_call(
+        create_or_adopt, clock=clock, backoff=backoff, attempts=max_attempts, rng=client.rng
+    )
 
 
 def _is_ours(app: App, org: str) -> bool:
@@ -193,36 +200,41 @@ async def create_app_idempotent(
     network: str | None = None,
     max_attempts: int = 4,
     lookup_delay: float = 1.0,
+    backoff: Backoff = CREATE_BACKOFF,
 ) -> App:
     """Create the app, or adopt it if it already exists in our org (ambiguous answer, 422
     ``name_taken``, or a previous crashed attempt). Raises :class:`FlyAppOwnedElsewhere` if the
     name belongs to someone else."""
-    org = org or client.org
+    owner = org or client.org
     clock = client.clock
-    last_error: FlyError | None = None
-    for attempt in range(1, max_attempts + 1):
+    attempt = 0
+
+    async def create_or_adopt() -> App:
+        nonlocal attempt
+        attempt += 1
         try:
-            return await client.create_app(name, org=org, network=network)
+            return await client.create_app(name, org=owner, network=network)
         except (FlyNameTaken, FlyAlreadyExists) as exc:
-            adopted = await _adopt(client, name, org)
-            if adopted is not None:
-                log.info("fly.app_adopted", app=name, reason="name_taken")
-                return adopted
-            last_error = exc  # taken but now gone (being deleted?): try again
+            adopted = await _adopt(client, name, owner)
+            if adopted is None:
+                raise TryAgain(exc) from None  # taken but now gone (being deleted?): try again
+            log.info("fly.app_adopted", app=name, reason="name_taken")
+            return adopted
         except FlyError as exc:
             if not exc.ambiguous:
                 raise
-            last_error = exc
             log.warning("fly.app_create_ambiguous", app=name, attempt=attempt, **exc.log_fields())
-            await clock.sleep(lookup_delay)
-            adopted = await _adopt(client, name, org)
-            if adopted is not None:
-                log.info("fly.app_adopted", app=name, reason="ambiguous")
-                return adopted
-        if attempt < max_attempts:
-            await clock.sleep(min(5.0, 0.5 * 2**attempt))
-    assert last_error is not None
-    raise last_error
+            unseen = exc
+        await clock.sleep(lookup_delay)
+        adopted = await _adopt(client, name, owner)
+        if adopted is None:
+            raise TryAgain(unseen)
+        log.info("fly.app_adopted", app=name, reason="ambiguous")
+        return adopted
+
+    return await retry_call(
+        create_or_adopt, clock=clock, backoff=backoff, attempts=max_attempts, rng=client.rng
+    )
 
 
 __all__ = [

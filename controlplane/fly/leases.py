@@ -1,6 +1,6 @@
-"""Machine lease as an async context manager (reference §8).
+"""Machine lease as an async context manager (fly-machines.md, "Leases").
 
-    async with fly.lease(app, machine_id) as lease:
+    async with MachineLease(fly, app, machine_id) as lease:
         machine = await fly.get_machine(app, machine_id)
         await fly.update_machine(app, machine_id, request, nonce=lease.nonce)
 
@@ -22,28 +22,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from typing import TYPE_CHECKING
 
 import structlog
 
-from controlplane.fly.errors import FlyError, FlyLeaseHeld, FlyNotFound
+from controlplane.fly.client import FlyClient
+from controlplane.fly.errors import FlyError, FlyLeaseHeld, FlyNotFound, LeaseLost
 from controlplane.fly.models import Lease
-
-if TYPE_CHECKING:
-    from controlplane.fly.client import FlyClient
+from controlplane.retry import Backoff, TryAgain, retry_call
 
 log = structlog.get_logger(__name__)
 
 #: Acquires answered ambiguously (and found not to have happened) that are tried again.
 AMBIGUOUS_ACQUIRE_RETRIES = 3
+#: Pause before trying again an acquire that was answered ambiguously and did not happen.
+AMBIGUOUS_ACQUIRE_BACKOFF = Backoff(initial=0.2, cap=1.0)
+#: Waiting for another holder's lease to go, up to ``acquire_timeout`` (flyctl: 0.5 s doubling).
+HELD_BACKOFF = Backoff(initial=0.5, cap=4.0)
 #: How long the release call may take before we give up (the lease then simply expires).
 RELEASE_TIMEOUT = 10.0
 #: Keeps release tasks referenced until they finish (asyncio only holds weak references).
 _background: set[asyncio.Task[None]] = set()
-
-
-class LeaseLost(FlyLeaseHeld):
-    """Our lease could not be refreshed (expired, or taken over). Mutations will get 409."""
 
 
 class MachineLease:
@@ -104,51 +102,54 @@ class MachineLease:
 
     async def __aenter__(self) -> MachineLease:
         clock = self.client.clock
-        deadline = clock.monotonic() + self.acquire_timeout
-        delay = 0.5
-        ambiguous_left = AMBIGUOUS_ACQUIRE_RETRIES
-        while True:
-            marker = secrets.token_hex(6)
-            description = f"{self.description} [{marker}]" if self.description else f"[{marker}]"
-            try:
-                self.lease = await self.client.acquire_lease(
-                    self.app, self.machine_id, ttl=self.ttl, description=description
-                )
-                break
-            except FlyLeaseHeld:
-                if clock.monotonic() + delay > deadline:
-                    raise
-                await clock.sleep(delay)
-                delay = min(delay * 2, 4.0)
-            except FlyError as exc:
-                if not exc.ambiguous:
-                    raise
-                log.warning(
-                    "fly.lease_acquire_ambiguous",
-                    app=self.app,
-                    machine_id=self.machine_id,
-                    **exc.log_fields(),
-                )
-                found = await self.client.get_lease(self.app, self.machine_id)  # a failure raises
-                if found is not None and found.description and marker in found.description:
-                    log.info("fly.lease_adopted", app=self.app, machine_id=self.machine_id)
-                    self.lease = found  # ours: its nonce is now known
-                    break
-                if found is not None:
-                    # Someone else's lease: the same as a 409.
-                    if clock.monotonic() + delay > deadline:
-                        raise FlyLeaseHeld(
-                            f"machine {self.machine_id} lease currently held by {found.owner or 'another holder'}",
-                            status_code=409,
-                        ) from None
-                    await clock.sleep(delay)
-                    delay = min(delay * 2, 4.0)
-                    continue
-                ambiguous_left -= 1  # no lease: the acquire did not happen (or already expired)
-                if ambiguous_left < 0:
-                    raise
+        self.lease = await retry_call(
+            self._acquire,
+            retry_on=FlyLeaseHeld,
+            clock=clock,
+            backoff=HELD_BACKOFF,
+            deadline=clock.monotonic() + self.acquire_timeout,
+            rng=self.client.rng,
+        )
         self._refresher = asyncio.create_task(self._refresh_loop(), name=f"lease-refresh-{self.machine_id}")
         return self
+
+    async def _acquire(self) -> Lease:
+        """Acquire, trying again (a few times) an acquire that was answered ambiguously and did not
+        happen. Raises :class:`FlyLeaseHeld` when someone else holds the lease."""
+        return await retry_call(
+            self._acquire_once,
+            clock=self.client.clock,
+            backoff=AMBIGUOUS_ACQUIRE_BACKOFF,
+            attempts=AMBIGUOUS_ACQUIRE_RETRIES + 1,
+            rng=self.client.rng,
+        )
+
+    async def _acquire_once(self) -> Lease:
+        """One acquire; an ambiguous answer is resolved by reading the lease back (module docstring).
+        Raises :class:`TryAgain` when it did not happen, :class:`FlyLeaseHeld` when someone holds it."""
+        marker = secrets.token_hex(6)
+        description = f"{self.description} [{marker}]" if self.description else f"[{marker}]"
+        try:
+            return await self.client.acquire_lease(
+                self.app, self.machine_id, ttl=self.ttl, description=description
+            )
+        except FlyError as exc:
+            if not exc.ambiguous:
+                raise
+            unseen = exc
+        log.warning(
+            "fly.lease_acquire_ambiguous", app=self.app, machine_id=self.machine_id, **unseen.log_fields()
+        )
+        found = await self.client.get_lease(self.app, self.machine_id)  # a failure raises
+        if found is None:  # the acquire did not happen (or already expired)
+            raise TryAgain(unseen)
+        if found.description and marker in found.description:
+            log.info("fly.lease_adopted", app=self.app, machine_id=self.machine_id)
+            return found  # ours: its nonce is now known
+        raise FlyLeaseHeld(  # someone else's lease: the same as a 409
+            f"machine {self.machine_id} lease currently held by {found.owner or 'another holder'}",
+            status_code=409,
+        )
 
     async def _refresh_loop(self) -> None:
         clock = self.client.clock
@@ -226,4 +227,4 @@ async def clear_stale_lease(client: FlyClient, app: str, machine_id: str) -> boo
     return True
 
 
-__all__ = ["LeaseLost", "MachineLease", "RELEASE_TIMEOUT", "clear_stale_lease"]
+__all__ = ["MachineLease", "RELEASE_TIMEOUT", "clear_stale_lease"]

@@ -7,10 +7,14 @@ kept and re-serialised. Request bodies are produced with :func:`to_body` (``excl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from controlplane.fly.errors import FlyIncompleteConfig
 
 #: States accepted by ``GET .../wait`` (plus pseudo-state ``settled``).
 WaitState = Literal["started", "stopped", "suspended", "destroyed", "failed", "settled"]
@@ -200,20 +204,24 @@ class UpdateMachineRequest(FlyModel):
     skip_service_registration: bool | None = None
 
     @classmethod
-    def from_machine(cls, machine: Machine, **fields: Any) -> UpdateMachineRequest:
+    def from_machine(
+        cls, machine: Machine, *, min_secrets_version: int | None = None, skip_launch: bool | None = None
+    ) -> UpdateMachineRequest:
         """A whole-config update starting from a freshly read machine (a deep copy of its config,
         ``current_version`` pinned). Refuses with :class:`~controlplane.fly.errors.FlyIncompleteConfig`
         when the machine has no ``config`` (``host_status != ok``: only ``incomplete_config``) —
         posting a partial config would wipe everything missing from it."""
         if machine.config is None:
-            from controlplane.fly.errors import FlyIncompleteConfig
-
             raise FlyIncompleteConfig(
                 f"machine {machine.id} has no complete config (host_status {machine.host_status or 'unknown'}); "
                 "refusing to build an update from it: re-read it once its host is ok"
             )
-        fields.setdefault("current_version", machine.current_version)
-        return cls(config=machine.config.model_copy(deep=True), **fields)
+        return cls(
+            config=machine.config.model_copy(deep=True),
+            current_version=machine.current_version,
+            min_secrets_version=min_secrets_version,
+            skip_launch=skip_launch,
+        )
 
 
 class StopRequest(FlyModel):
@@ -350,6 +358,21 @@ class OrgMachinesPage(FlyModel):
     error_regions: list[str] | None = None
 
 
+@dataclass(frozen=True)
+class OrgMachineQuery:
+    """The filters of the org-wide listing (``GET /orgs/{org}/machines``): one value passed from
+    :class:`~controlplane.fly.paging.OrgMachineScan` to every page it asks for. ``org=None`` is the
+    client's own organisation; ``None`` elsewhere leaves the filter out."""
+
+    org: str | None = None
+    updated_after: datetime | str | None = None
+    state: str | Sequence[str] | None = None
+    region: str | None = None
+    include_deleted: bool | None = None
+    summary: bool | None = True
+    limit: int | None = 1000
+
+
 def rfc3339(value: datetime | str) -> str:
     """RFC 3339 timestamp for ``updated_after``."""
     if isinstance(value, str):
@@ -380,6 +403,7 @@ __all__ = [
     "MachineRestart",
     "MachineService",
     "OrgMachine",
+    "OrgMachineQuery",
     "OrgMachinesPage",
     "SecretsUpdate",
     "StartResult",

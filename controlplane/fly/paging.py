@@ -1,4 +1,5 @@
-"""Org-wide machine listing (``GET /orgs/{org}/machines``) as an async iterator (reference §12).
+"""Org-wide machine listing (``GET /orgs/{org}/machines``) as an async iterator (fly-machines.md,
+"Fleet polling").
 
 Follows ``next_cursor`` until it is empty, dedupes machines across pages, tolerates short or empty
 pages (``limit`` is advisory) and stops if a cursor repeats. After the loop, ``error_regions`` tells
@@ -8,42 +9,21 @@ whether the result is partial (then missing machines must NOT be treated as dele
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
 
-from controlplane.fly.models import OrgMachine
-
-if TYPE_CHECKING:
-    from controlplane.fly.client import FlyClient
+from controlplane.fly.client import FlyClient
+from controlplane.fly.models import OrgMachine, OrgMachineQuery
 
 #: Safety net against a server that keeps handing out new cursors on empty pages.
 MAX_EMPTY_PAGES = 50
 
 
 class OrgMachineScan:
-    """``async for machine in fly.iter_org_machines(updated_after=...)``."""
+    """``async for machine in OrgMachineScan(fly, OrgMachineQuery(updated_after=...))``."""
 
-    def __init__(
-        self,
-        client: FlyClient,
-        *,
-        org: str | None = None,
-        updated_after: datetime | str | None = None,
-        state: str | Sequence[str] | None = None,
-        region: str | None = None,
-        include_deleted: bool | None = None,
-        summary: bool = True,
-        limit: int = 1000,
-    ) -> None:
+    def __init__(self, client: FlyClient, filters: OrgMachineQuery | None = None) -> None:
         self.client = client
-        self.org = org
-        self.updated_after = updated_after
-        self.state = state
-        self.region = region
-        self.include_deleted = include_deleted
-        self.summary = summary
-        self.limit = limit
+        self.filters = filters or OrgMachineQuery()
         self.error_regions: set[str] = set()
         self.last_updated_at: str | None = None
         self.pages = 0
@@ -62,16 +42,7 @@ class OrgMachineScan:
         seen: set[tuple[str | None, str]] = set()
         empty_pages = 0
         while True:
-            page = await self.client.list_org_machines_page(
-                org=self.org,
-                cursor=cursor,
-                updated_after=self.updated_after,
-                state=self.state,
-                region=self.region,
-                include_deleted=self.include_deleted,
-                summary=self.summary,
-                limit=self.limit,
-            )
+            page = await self.client.list_org_machines_page(self.filters, cursor=cursor)
             self.pages += 1
             self.error_regions.update(page.error_regions or [])
             if page.last_updated_at:

@@ -16,7 +16,7 @@ import asyncio
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from controlplane.fly.clock import Clock, SystemClock
+from controlplane.clock import Clock, SystemClock
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ with ``fly-request-id``, and retries with tenacity *only where a repeat is safe*
 
 * every call: 429 (the request was refused, nothing happened) — honouring ``Retry-After``;
 * idempotent calls only (GET, wait, stop, metadata, lease refresh/release, deletes, secrets writes):
-  408, 5xx and transport errors, with jittered exponential backoff.
+  the ambiguous answers (408, 5xx, transport errors: ``FlyError.ambiguous``), with the jittered
+  exponential :class:`~controlplane.retry.Backoff` of the :class:`RetryPolicy`.
 
 Creates, updates, start/restart/suspend and lease acquisition are never repeated after an ambiguous
 outcome; :mod:`controlplane.fly.idempotency` resolves those by looking the result up first.
@@ -29,17 +30,11 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from controlplane.clock import Clock, SystemClock
 from controlplane.fly.auth import FlyAuth
-from controlplane.fly.clock import Clock, SystemClock
-from controlplane.fly.errors import (
-    FlyAmbiguous,
-    FlyConnectionError,
-    FlyError,
-    FlyHostDisabled,
-    FlyRateLimited,
-    classify,
-)
+from controlplane.fly.errors import FlyConnectionError, FlyError, FlyRateLimited, classify
 from controlplane.fly.ratelimit import RateLimiter
+from controlplane.retry import Backoff, backoff_wait
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +54,12 @@ class RetryPolicy:
     max_delay: float = 10.0
     #: Longest Retry-After we honour before giving up waiting and raising.
     max_retry_after: float = 60.0
+    #: Extra spread on top of a Retry-After, as a fraction of it (a herd must not return at once).
     jitter: float = 0.1
+
+    @property
+    def backoff(self) -> Backoff:
+        return Backoff(initial=self.initial_delay, cap=self.max_delay)
 
 
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_~-][A-Za-z0-9._~-]*$")
@@ -113,6 +113,7 @@ class FlyHTTP:
         self.retry = retry or RetryPolicy()
         self.auth = auth
         self._rng = rng or random.Random()
+        self._backoff_wait = backoff_wait(self.retry.backoff, self._rng)
         self._semaphore = asyncio.Semaphore(max_concurrency)
         self._long_poll_semaphore = asyncio.Semaphore(max_concurrency)
         self.max_concurrency = max_concurrency
@@ -145,24 +146,17 @@ class FlyHTTP:
                 return False
             if isinstance(exc, FlyRateLimited):
                 return True
-            if not idempotent:
-                return False
-            if isinstance(exc, FlyHostDisabled):
-                return False
-            return isinstance(exc, FlyAmbiguous)
+            # Repeating after an ambiguous answer is only safe when the call is idempotent.
+            return idempotent and isinstance(exc, FlyError) and bool(exc.ambiguous)
 
         return predicate
 
     def _backoff(self, state: RetryCallState) -> float:
-        policy = self.retry
-        exponent = max(0, state.attempt_number - 1)
-        ceiling = min(policy.max_delay, policy.initial_delay * (2**exponent))
-        delay = self._rng.uniform(policy.initial_delay / 2, ceiling)  # "full-ish" jitter
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, FlyRateLimited) and exc.retry_after is not None:
             # Honour Retry-After (plus a little jitter so a herd does not return in lockstep).
-            delay = exc.retry_after + self._rng.uniform(0, policy.jitter * max(exc.retry_after, 1))
-        return delay
+            return exc.retry_after + self._rng.uniform(0, self.retry.jitter * max(exc.retry_after, 1))
+        return self._backoff_wait(state)
 
     def _give_up_on_long_retry_after(self, state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None

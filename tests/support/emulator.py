@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from controlplane.fly import Clock
+from controlplane.clock import Clock
 from controlplane.fly.emulator import EmulatorOptions, FaultSpec, FlyEmulator, LatencyProfile
 from tests.support.fly_openapi import validate_request, validate_response
 

@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -300,7 +301,7 @@ class FlyEmulator:
 
 
 class EmulatedClientClock:
-    """``controlplane.fly.clock.Clock`` over an :class:`EmulatorClock` (see ``client_clock``)."""
+    """``controlplane.clock.Clock`` over an :class:`EmulatorClock` (see ``client_clock``)."""
 
     def __init__(self, clock: EmulatorClock, *, jump: bool = True) -> None:
         self.clock = clock
@@ -308,6 +309,9 @@ class EmulatedClientClock:
 
     def monotonic(self) -> float:
         return self.clock.now()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.wall(), tz=UTC)
 
     async def sleep(self, seconds: float) -> None:
         seconds = max(0.0, seconds)

@@ -13,6 +13,8 @@ from controlplane.fly import (
     FlyClient,
     Machine,
     MachineConfig,
+    OrgMachineQuery,
+    OrgMachineScan,
     UpdateMachineRequest,
 )
 from controlplane.fly.transport import LEASE_NONCE_HEADER
@@ -225,7 +227,7 @@ async def test_org_listing_follows_cursor_and_dedupes(
         ]
     )
     since = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
-    scan = fly.iter_org_machines(updated_after=since, state="started")
+    scan = OrgMachineScan(fly, OrgMachineQuery(updated_after=since, state="started"))
     seen = [m.id async for m in scan]
     assert seen == ["m1", "m2", "m3"]
     assert scan.pages == 3 and scan.error_regions == {"syd"} and scan.partial
@@ -242,7 +244,7 @@ async def test_org_listing_follows_cursor_and_dedupes(
 
 async def test_org_listing_stops_on_repeated_cursor(fly: FlyClient, router: respx.Router) -> None:
     router.get("/orgs/test-org/machines").mock(return_value=json_response(200, org_page(["m1"], "same")))
-    scan = fly.iter_org_machines()
+    scan = OrgMachineScan(fly)
     assert [m.id for m in await scan.collect()] == ["m1"]
     assert scan.pages == 2 and not scan.complete
 

@@ -98,7 +98,9 @@ def test_same_code_different_meaning() -> None:
         classify(412, '{"error":"unable to start machine from current state"}'), E.FlyWrongState
     )
     host_full = classify(412, '{"error":"x","status":"volume_placement_capacity"}')
-    assert isinstance(host_full, E.FlyPrecondition) and isinstance(host_full, E.FlyCapacityError)
+    # a capacity error, not a "not now" precondition: `except FlyPrecondition: retry` must not see it
+    assert isinstance(host_full, E.FlyCapacityError) and not isinstance(host_full, E.FlyPrecondition)
+    assert host_full.terminal and not host_full.transient
 
 
 def test_ambiguity_flags() -> None:

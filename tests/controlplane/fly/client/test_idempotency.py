@@ -16,6 +16,8 @@ from controlplane.fly import (
     FlyConnectionError,
     FlyServerError,
     MachineConfig,
+    create_app_idempotent,
+    create_machine_idempotent,
 )
 from controlplane.fly.idempotency import tag_request
 from tests.support.fly_fakes import FakeClock, FakeMachines, error, json_response, machine_json, make_client
@@ -46,7 +48,7 @@ async def test_exactly_one_machine_under_ambiguous_failures(faults: list[str]) -
     fake = FakeMachines(faults)
     fly, transport = make_client(fake, FakeClock())
     async with fly:
-        machine = await fly.create_machine_idempotent("a", request(), "tag-1")
+        machine = await create_machine_idempotent(fly, "a", request(), "tag-1")
     assert len(fake.machines) == 1
     assert machine.id in fake.machines
     assert machine.metadata[CREATE_TAG_KEY] == "tag-1" and machine.metadata["tenant"] == "42"
@@ -57,7 +59,7 @@ async def test_eventually_consistent_list_is_looked_up_again() -> None:
     fake = FakeMachines(["drop_after"], list_lag=1)  # the first lookup after the drop misses it
     fly, _ = make_client(fake, FakeClock())
     async with fly:
-        machine = await fly.create_machine_idempotent("a", request(), "tag-1")
+        machine = await create_machine_idempotent(fly, "a", request(), "tag-1")
     assert len(fake.machines) == 1 and machine.id == "m1"
 
 
@@ -65,8 +67,8 @@ async def test_preexisting_tagged_machine_is_adopted_without_create() -> None:
     fake = FakeMachines()
     fly, _ = make_client(fake, FakeClock())
     async with fly:
-        first = await fly.create_machine_idempotent("a", request(), "tag-1")
-        again = await fly.create_machine_idempotent("a", request(), "tag-1")  # e.g. a crashed worker's retry
+        first = await create_machine_idempotent(fly, "a", request(), "tag-1")
+        again = await create_machine_idempotent(fly, "a", request(), "tag-1")  # e.g. a crashed worker's retry
     assert first.id == again.id and fake.creates == 1
 
 
@@ -81,7 +83,7 @@ async def test_lookup_failure_never_creates_again() -> None:
     fly, _ = make_client(handler, FakeClock())
     async with fly:
         with pytest.raises(FlyServerError):
-            await fly.create_machine_idempotent("a", request(), "tag-1", lookup_first=False)
+            await create_machine_idempotent(fly, "a", request(), "tag-1", lookup_first=False)
     assert fake.creates == 1
 
 
@@ -90,7 +92,7 @@ async def test_gives_up_after_max_attempts() -> None:
     fly, _ = make_client(fake, FakeClock())
     async with fly:
         with pytest.raises(FlyConnectionError):
-            await fly.create_machine_idempotent("a", request(), "tag-1", max_attempts=3)
+            await create_machine_idempotent(fly, "a", request(), "tag-1", max_attempts=3)
     assert fake.creates == 0
 
 
@@ -98,7 +100,7 @@ async def test_unambiguous_error_raises_immediately(fly: FlyClient, router: resp
     router.get("/apps/a/machines").respond(200, json=[])
     create = router.post("/apps/a/machines").mock(return_value=error(400, "invalid image"))
     with pytest.raises(FlyBadRequest):
-        await fly.create_machine_idempotent("a", request(), "tag-1")
+        await create_machine_idempotent(fly, "a", request(), "tag-1")
     assert create.call_count == 1
 
 
@@ -106,14 +108,14 @@ async def test_name_exists_adopts_own_machine(fly: FlyClient, router: respx.Rout
     ours = machine_json("m7", metadata={CREATE_TAG_KEY: "tag-1"})
     router.get("/apps/a/machines").mock(side_effect=[json_response(200, []), json_response(200, [ours])])
     router.post("/apps/a/machines").mock(return_value=error(409, "machine already exists", "already_exists"))
-    assert (await fly.create_machine_idempotent("a", request(), "tag-1")).id == "m7"
+    assert (await create_machine_idempotent(fly, "a", request(), "tag-1")).id == "m7"
 
 
 async def test_name_exists_but_not_ours(fly: FlyClient, router: respx.Router) -> None:
     router.get("/apps/a/machines").respond(200, json=[machine_json("m8", metadata={CREATE_TAG_KEY: "other"})])
     router.post("/apps/a/machines").mock(return_value=error(409, "already exists", "already_exists"))
     with pytest.raises(FlyAlreadyExists):
-        await fly.create_machine_idempotent("a", request(), "tag-1")
+        await create_machine_idempotent(fly, "a", request(), "tag-1")
 
 
 async def test_server_ignoring_the_filter_does_not_make_us_adopt_a_stranger(
@@ -122,7 +124,7 @@ async def test_server_ignoring_the_filter_does_not_make_us_adopt_a_stranger(
     stranger = machine_json("m9", metadata={CREATE_TAG_KEY: "someone-else"})
     router.get("/apps/a/machines").respond(200, json=[stranger])
     router.post("/apps/a/machines").respond(200, json=machine_json("m10", metadata={CREATE_TAG_KEY: "tag-1"}))
-    assert (await fly.create_machine_idempotent("a", request(), "tag-1")).id == "m10"
+    assert (await create_machine_idempotent(fly, "a", request(), "tag-1")).id == "m10"
 
 
 def test_tag_request_copies_and_refuses_conflicting_tag() -> None:
@@ -147,7 +149,7 @@ APP = {
 
 async def test_app_create_sends_spec_body(fly: FlyClient, router: respx.Router, transport) -> None:  # type: ignore[no-untyped-def]
     router.post("/apps").respond(201, json=APP)
-    app = await fly.create_app_idempotent("oc-42", network="oc-42")
+    app = await create_app_idempotent(fly, "oc-42", network="oc-42")
     assert app.name == "oc-42"
     assert transport.sent[0].body == {"name": "oc-42", "org_slug": "test-org", "network": "oc-42"}
 
@@ -161,7 +163,7 @@ async def test_app_create_201_without_body(fly: FlyClient, router: respx.Router)
 async def test_app_name_taken_by_us_is_adopted(fly: FlyClient, router: respx.Router) -> None:
     router.post("/apps").mock(return_value=error(422, "Name has already been taken", "name_taken"))
     router.get("/apps/oc-42").respond(200, json=APP)
-    assert (await fly.create_app_idempotent("oc-42")).id == "app1"
+    assert (await create_app_idempotent(fly, "oc-42")).id == "app1"
 
 
 @pytest.mark.parametrize(
@@ -171,7 +173,7 @@ async def test_app_name_taken_elsewhere(fly: FlyClient, router: respx.Router, lo
     router.post("/apps").mock(return_value=error(422, "Name has already been taken", "name_taken"))
     router.get("/apps/oc-42").mock(return_value=lookup)
     with pytest.raises(FlyAppOwnedElsewhere):
-        await fly.create_app_idempotent("oc-42")
+        await create_app_idempotent(fly, "oc-42")
 
 
 async def test_app_create_ambiguous_then_absent_then_created(fly: FlyClient, router: respx.Router) -> None:
@@ -179,12 +181,12 @@ async def test_app_create_ambiguous_then_absent_then_created(fly: FlyClient, rou
         side_effect=[httpx.RemoteProtocolError("eof"), json_response(201, APP)]
     )
     router.get("/apps/oc-42").respond(404, json={"error": "app not found"})
-    assert (await fly.create_app_idempotent("oc-42")).name == "oc-42"
+    assert (await create_app_idempotent(fly, "oc-42")).name == "oc-42"
     assert create.call_count == 2
 
 
 async def test_app_create_ambiguous_but_created(fly: FlyClient, router: respx.Router) -> None:
     create = router.post("/apps").mock(side_effect=[error(503, "oops")])
     router.get("/apps/oc-42").respond(200, json=APP)
-    assert (await fly.create_app_idempotent("oc-42")).id == "app1"
+    assert (await create_app_idempotent(fly, "oc-42")).id == "app1"
     assert create.call_count == 1

@@ -14,6 +14,7 @@ from controlplane.fly import (
     FlyClient,
     FlyLeaseHeld,
     LeaseLost,
+    MachineLease,
     UpdateMachineRequest,
     clear_stale_lease,
 )
@@ -85,7 +86,7 @@ async def test_lease_nonce_on_every_mutation_and_release() -> None:
     clock = FakeClock(auto=False)
     fly, transport = make_client(fake, clock)
     async with fly:
-        async with fly.lease("a", "m1", description="reconcile") as lease:
+        async with MachineLease(fly, "a", "m1", description="reconcile") as lease:
             assert lease.nonce == "n-123" and lease.version == "v1"
             machine = await fly.get_machine("a", "m1")
             assert machine.config is not None
@@ -112,7 +113,7 @@ async def test_lease_nonce_on_every_mutation_and_release() -> None:
 async def test_mutation_without_nonce_on_leased_machine_is_lease_held() -> None:
     fake = LeaseFake()
     fly, _ = make_client(fake, FakeClock(auto=False))
-    async with fly, fly.lease("a", "m1"):
+    async with fly, MachineLease(fly, "a", "m1"):
         with pytest.raises(FlyLeaseHeld):
             await fly.stop_machine("a", "m1")
 
@@ -122,7 +123,7 @@ async def test_background_refresh_every_ttl_minus_1_over_3() -> None:
     clock = FakeClock(auto=False)
     fly, transport = make_client(fake, clock)
     async with fly:
-        async with fly.lease("a", "m1", ttl=13) as lease:
+        async with MachineLease(fly, "a", "m1", ttl=13) as lease:
             assert lease.refresh_interval == pytest.approx(4.0)
             await clock.advance(3.9)
             assert fake.refreshes == 0
@@ -147,7 +148,7 @@ async def test_released_on_exception() -> None:
     fly, _ = make_client(fake, FakeClock(auto=False))
     async with fly:
         with pytest.raises(RuntimeError, match="boom"):
-            async with fly.lease("a", "m1"):
+            async with MachineLease(fly, "a", "m1"):
                 raise RuntimeError("boom")
     assert fake.released == 1
 
@@ -159,7 +160,7 @@ async def test_released_on_cancellation() -> None:
     entered = asyncio.Event()
 
     async def worker() -> None:
-        async with fly.lease("a", "m1"):
+        async with MachineLease(fly, "a", "m1"):
             entered.set()
             await asyncio.Event().wait()  # blocks forever
 
@@ -187,7 +188,7 @@ async def test_release_survives_a_second_cancellation() -> None:
     entered = asyncio.Event()
 
     async def worker() -> None:
-        async with fly.lease("a", "m1"):
+        async with MachineLease(fly, "a", "m1"):
             entered.set()
             await asyncio.Event().wait()
 
@@ -211,7 +212,7 @@ async def test_lease_lost_is_reported() -> None:
     clock = FakeClock(auto=False)
     fly, _ = make_client(fake, clock)
     async with fly:
-        async with fly.lease("a", "m1") as lease:
+        async with MachineLease(fly, "a", "m1") as lease:
             await clock.advance(4.1)
             assert lease.lost is not None
             with pytest.raises(LeaseLost):
@@ -223,13 +224,13 @@ async def test_acquire_conflict_and_wait_for_holder() -> None:
     fly, _ = make_client(LeaseFake(held_times=5), FakeClock())
     async with fly:
         with pytest.raises(FlyLeaseHeld) as info:
-            async with fly.lease("a", "m1"):
+            async with MachineLease(fly, "a", "m1"):
                 pass
         assert "currently held" in str(info.value)
     fake = LeaseFake(held_times=2)
     fly, transport = make_client(fake, FakeClock())
     async with fly:
-        async with fly.lease("a", "m1", acquire_timeout=30) as lease:
+        async with MachineLease(fly, "a", "m1", acquire_timeout=30) as lease:
             assert lease.nonce == "n-123"
     acquires = [s for s in transport.sent if s.method == "POST" and s.path.endswith("/lease")]
     assert len(acquires) == 3 and fake.released == 1
@@ -260,7 +261,7 @@ async def test_an_unexpected_refresh_failure_marks_the_lease_lost(monkeypatch: p
         raise KeyError("something nobody expected")
 
     async with fly:
-        async with fly.lease("a", "m1") as lease:
+        async with MachineLease(fly, "a", "m1") as lease:
             monkeypatch.setattr(fly, "refresh_lease", broken_refresh)
             await clock.advance(4.1)
             assert lease.lost is not None

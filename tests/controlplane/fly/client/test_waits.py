@@ -7,7 +7,7 @@ import httpx
 import pytest
 import respx
 
-from controlplane.fly import FlyClient, FlyNotFound, FlyWaitTimeout
+from controlplane.fly import FlyClient, FlyMachineDestroyed, FlyNotFound, FlyWaitTimeout, wait_for
 from controlplane.fly.client import MAX_WAIT_SECONDS, WAIT_READ_SLACK
 from tests.support.fly_fakes import FakeClock, ValidatingTransport, error, json_response, machine_json
 
@@ -39,7 +39,7 @@ async def test_single_wait_pins_version_and_read_timeout(
     fly: FlyClient, router: respx.Router, transport: ValidatingTransport
 ) -> None:
     router.get(WAIT).respond(200, json={"ok": True, "state": "started", "version": "v1"})
-    result = await fly.wait_for("a", "m1", ["started", "stopped"], timeout=30, version="v1")
+    result = await wait_for(fly, "a", "m1", ["started", "stopped"], timeout=30, version="v1")
     assert result.state == "started" and result.version == "v1"
     sent = transport.sent[-1]
     p = params(sent)
@@ -54,7 +54,7 @@ async def test_loops_over_408_until_deadline(
     router.get(WAIT).mock(side_effect=SlowWait(clock))
     start = clock.now_monotonic
     with pytest.raises(FlyWaitTimeout) as info:
-        await fly.wait_for("a", "m1", "started", timeout=150, version="v1")
+        await wait_for(fly, "a", "m1", "started", timeout=150, version="v1")
     assert info.value.last_state == "starting"
     timeouts = [int(params(s)["timeout"][0]) for s in transport.calls("GET", WAIT)]
     assert all(t <= MAX_WAIT_SECONDS for t in timeouts)
@@ -69,7 +69,7 @@ async def test_408_then_success(fly: FlyClient, router: respx.Router, clock: Fak
     router.get(WAIT).mock(
         side_effect=[error(408, "timeout, currently starting"), error(408, "timeout, currently starting"), ok]
     )
-    result = await fly.wait_for("a", "m1", "started", timeout=300, version="v1")
+    result = await wait_for(fly, "a", "m1", "started", timeout=300, version="v1")
     assert result.state == "started"
 
 
@@ -85,7 +85,7 @@ async def test_follows_replaced_version(
     router.get("/apps/a/machines/m1").respond(
         200, json=machine_json("m1", state="replacing", instance_id="v2")
     )
-    result = await fly.wait_for("a", "m1", "started", timeout=120, version="v1")
+    result = await wait_for(fly, "a", "m1", "started", timeout=120, version="v1")
     assert result.version == "v2"
     versions = [params(s)["version"][0] for s in transport.calls("GET", WAIT)]
     assert versions == ["v1", "v2"]
@@ -94,13 +94,13 @@ async def test_follows_replaced_version(
 async def test_replaced_and_already_there(fly: FlyClient, router: respx.Router) -> None:
     router.get(WAIT).respond(400, json={"error": "machine version v1 is replaced"})
     router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="stopped", instance_id="v3"))
-    result = await fly.wait_for("a", "m1", ["settled"], timeout=60, version="v1")
+    result = await wait_for(fly, "a", "m1", ["settled"], timeout=60, version="v1")
     assert result.state == "stopped" and result.version == "v3"
 
 
 async def test_404_means_destroyed_when_destroyed_is_a_target(fly: FlyClient, router: respx.Router) -> None:
     route = router.get(WAIT).respond(404, json={"error": "machine not found"})
-    result = await fly.wait_for("a", "m1", "destroyed", timeout=60)
+    result = await wait_for(fly, "a", "m1", "destroyed", timeout=60)
     assert result.ok and result.state == "destroyed" and route.call_count == 1
 
 
@@ -109,25 +109,26 @@ async def test_404_briefly_tolerated_after_create_then_raised(
 ) -> None:
     ok = json_response(200, {"ok": True, "state": "started", "version": "v1"})
     router.get(WAIT).mock(side_effect=[error(404, "machine not found"), ok])
-    assert (await fly.wait_for("a", "m1", "started", timeout=60, version="v1")).state == "started"
+    assert (await wait_for(fly, "a", "m1", "started", timeout=60, version="v1")).state == "started"
     router.get(WAIT).mock(return_value=error(404, "machine not found"))
     with pytest.raises(FlyNotFound):
-        await fly.wait_for("a", "m1", "started", timeout=60, version="v1")
+        await wait_for(fly, "a", "m1", "started", timeout=60, version="v1")
 
 
 async def test_destroyed_while_waiting_for_started(fly: FlyClient, router: respx.Router) -> None:
     router.get(WAIT).respond(
         408, json={"error": "machine failed to reach desired state, started, currently destroyed"}
     )
-    with pytest.raises(FlyWaitTimeout) as info:
-        await fly.wait_for("a", "m1", "started", timeout=300, version="v1")
+    with pytest.raises(FlyMachineDestroyed) as info:
+        await wait_for(fly, "a", "m1", "started", timeout=300, version="v1")
     assert info.value.last_state == "destroyed"
+    assert info.value.terminal and not info.value.transient  # not a timeout: waiting longer is futile
 
 
 async def test_transport_error_on_wait_is_retried(fly: FlyClient, router: respx.Router) -> None:
     ok = json_response(200, {"ok": True, "state": "stopped"})
     router.get(WAIT).mock(side_effect=[httpx.ReadTimeout("slow"), ok])
-    result = await fly.wait_for("a", "m1", "stopped", timeout=60, version="v9")
+    result = await wait_for(fly, "a", "m1", "stopped", timeout=60, version="v9")
     assert result.state == "stopped" and result.version == "v9"
 
 
@@ -142,7 +143,7 @@ async def test_inconsistent_replaced_answers_do_not_spin(
         200, json=machine_json("m1", state="replacing", instance_id="v1")
     )
     with pytest.raises(FlyWaitTimeout):
-        await fly.wait_for("a", "m1", "started", timeout=20, version="v1")
+        await wait_for(fly, "a", "m1", "started", timeout=20, version="v1")
     assert sum(clock.sleeps) >= 5 and len(clock.sleeps) < 40
 
 
@@ -153,7 +154,7 @@ async def test_version_is_pinned_by_a_get_when_not_given(
         200, json=machine_json("m1", state="stopping", instance_id="v5")
     )
     router.get(WAIT).respond(200, json={"ok": True, "state": "stopped", "version": "v5"})
-    result = await fly.wait_for("a", "m1", "stopped", timeout=60)
+    result = await wait_for(fly, "a", "m1", "stopped", timeout=60)
     assert result.version == "v5"
     assert params(transport.calls("GET", WAIT)[0])["version"] == ["v5"]
 
@@ -162,5 +163,5 @@ async def test_already_in_state_returns_without_long_poll(
     fly: FlyClient, router: respx.Router, transport: ValidatingTransport
 ) -> None:
     router.get("/apps/a/machines/m1").respond(200, json=machine_json("m1", state="stopped", instance_id="v5"))
-    result = await fly.wait_for("a", "m1", ["stopped", "suspended"], timeout=60)
+    result = await wait_for(fly, "a", "m1", ["stopped", "suspended"], timeout=60)
     assert result.state == "stopped" and transport.calls("GET", WAIT) == []

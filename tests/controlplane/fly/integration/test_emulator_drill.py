@@ -20,7 +20,11 @@ from controlplane.fly import (
     FlyNotFound,
     MachineConfig,
     MachineGuest,
+    MachineLease,
     UpdateMachineRequest,
+    create_app_idempotent,
+    create_machine_idempotent,
+    wait_for,
 )
 from tests.support.emulator import emulator
 
@@ -43,7 +47,7 @@ async def converge(fly: FlyClient, step: Callable[[], Awaitable[T]], *, attempts
 
 async def tenant_lifecycle(fly: FlyClient, tenant: int) -> str:
     app = f"oc-drill-{tenant}"
-    await converge(fly, lambda: fly.create_app_idempotent(app, network=app, lookup_delay=0.5))
+    await converge(fly, lambda: create_app_idempotent(fly, app, network=app, lookup_delay=0.5))
     secrets = await converge(fly, lambda: fly.set_secrets(app, {"API_KEY": f"key-{tenant}"}))
     request = CreateMachineRequest(
         region="iad",
@@ -55,20 +59,20 @@ async def tenant_lifecycle(fly: FlyClient, tenant: int) -> str:
         ),
     )
     machine = await converge(
-        fly, lambda: fly.create_machine_idempotent(app, request, f"drill-{tenant}", lookup_delay=0.5)
+        fly, lambda: create_machine_idempotent(fly, app, request, f"drill-{tenant}", lookup_delay=0.5)
     )
-    await converge(fly, lambda: fly.wait_for(app, machine.id, "started", timeout=60))
+    await converge(fly, lambda: wait_for(fly, app, machine.id, "started", timeout=60))
 
     async def rotate_and_stop() -> None:
-        async with fly.lease(app, machine.id, ttl=LEASE_TTL, description="drill") as lease:
+        async with MachineLease(fly, app, machine.id, ttl=LEASE_TTL, description="drill") as lease:
             current = await fly.get_machine(app, machine.id)
             if current.config is None or current.config.env != {"ROTATED": "1"}:
                 update = UpdateMachineRequest.from_machine(current)
                 update.config.env = {"ROTATED": "1"}
                 await fly.update_machine(app, machine.id, update, nonce=lease.nonce)  # ambiguous → redo
-            await fly.wait_for(app, machine.id, ["started", "stopped"], timeout=60)
+            await wait_for(fly, app, machine.id, ["started", "stopped"], timeout=60)
             await fly.stop_machine(app, machine.id, nonce=lease.nonce)
-            await fly.wait_for(app, machine.id, "stopped", timeout=60)
+            await wait_for(fly, app, machine.id, "stopped", timeout=60)
 
     await converge(fly, rotate_and_stop)
     await converge(fly, lambda: fly.set_metadata(app, machine.id, "observed_rev", "2"))
@@ -78,7 +82,7 @@ async def tenant_lifecycle(fly: FlyClient, tenant: int) -> str:
 async def teardown(fly: FlyClient, tenant: int, machine_id: str) -> None:
     app = f"oc-drill-{tenant}"
     await converge(fly, lambda: fly.destroy_machine(app, machine_id, missing_ok=True))
-    await converge(fly, lambda: fly.wait_for(app, machine_id, "destroyed", timeout=60))
+    await converge(fly, lambda: wait_for(fly, app, machine_id, "destroyed", timeout=60))
     await converge(fly, lambda: fly.delete_app(app, missing_ok=True))
 
     for _ in range(60):  # the delete is asynchronous: poll until 404

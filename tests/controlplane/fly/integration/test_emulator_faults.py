@@ -22,6 +22,8 @@ from controlplane.fly import (
     Machine,
     MachineConfig,
     MachineGuest,
+    create_app_idempotent,
+    create_machine_idempotent,
 )
 from tests.support.emulator import emulator
 
@@ -40,8 +42,8 @@ async def provision(fly: FlyClient, tenant: int, tag: str, rng: random.Random) -
     )
     for attempt in range(12):  # the reconciler's per-tenant retry with backoff
         try:
-            await fly.create_app_idempotent(app, network=app, lookup_delay=0.05)
-            return await fly.create_machine_idempotent(app, request, tag, lookup_delay=0.05)
+            await create_app_idempotent(fly, app, network=app, lookup_delay=0.05)
+            return await create_machine_idempotent(fly, app, request, tag, lookup_delay=0.05)
         except FlyError as exc:
             if not (exc.transient or exc.ambiguous):
                 raise
@@ -81,10 +83,14 @@ async def test_ambiguous_create_variants_each_adopted(make_client) -> None:  # t
     async with fly:
         for i, kind in enumerate(("ambiguous_408", "ambiguous_503", "ambiguous_drop")):
             app = f"oc-amb-{i}"
-            await fly.create_app_idempotent(app)
+            await create_app_idempotent(fly, app)
             emu.inject("create_machine", kind, times=1)
-            machine = await fly.create_machine_idempotent(
-                app, CreateMachineRequest(config=MachineConfig(image="img:1")), f"tag-{i}", lookup_delay=0.01
+            machine = await create_machine_idempotent(
+                fly,
+                app,
+                CreateMachineRequest(config=MachineConfig(image="img:1")),
+                f"tag-{i}",
+                lookup_delay=0.01,
             )
             assert [m.id for m in emu.machines_in(app)] == [machine.id]
 
@@ -123,9 +129,9 @@ async def test_ambiguous_creates_with_a_lagging_list_still_make_no_duplicate(mak
         )
         for attempt in range(40):  # the reconciler: "check again shortly"
             try:
-                await fly.create_app_idempotent(app, network=app, lookup_delay=0.05)
-                return await fly.create_machine_idempotent(
-                    app, request, tags[tenant], lookup_delay=0.05, lookups=2
+                await create_app_idempotent(fly, app, network=app, lookup_delay=0.05)
+                return await create_machine_idempotent(
+                    fly, app, request, tags[tenant], lookup_delay=0.05, lookups=2
                 )
             except FlyAlreadyExists:
                 await asyncio.sleep(0.1)  # ours, not visible yet: look again later

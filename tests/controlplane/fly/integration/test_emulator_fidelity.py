@@ -10,6 +10,10 @@ from controlplane.fly import (
     FlyMachineFailed,
     FlyNotFound,
     MachineConfig,
+    MachineLease,
+    create_app_idempotent,
+    create_machine_idempotent,
+    wait_for,
 )
 from controlplane.fly.emulator import LatencyProfile
 from tests.support.emulator import emulator, eventually
@@ -22,21 +26,22 @@ async def test_wait_raises_at_once_on_failed_and_launch_failed(make_client) -> N
     emu = emulator(clock_speed=200.0, latency=LatencyProfile.fast().with_(destroy=600.0))
     fly, transport = make_client(emu)
     async with fly:
-        await fly.create_app_idempotent("oc-fail")
-        machine = await fly.create_machine_idempotent("oc-fail", REQUEST, "tag-fail", lookup_first=False)
-        await fly.wait_for("oc-fail", machine.id, "started", timeout=60, version=machine.current_version)
+        await create_app_idempotent(fly, "oc-fail")
+        machine = await create_machine_idempotent(fly, "oc-fail", REQUEST, "tag-fail", lookup_first=False)
+        await wait_for(fly, "oc-fail", machine.id, "started", timeout=60, version=machine.current_version)
         emu.fail_machine(machine.id)
         before = len(transport.calls("GET", rf"/apps/oc-fail/machines/{machine.id}/wait"))
         with pytest.raises(FlyMachineFailed) as info:
-            await fly.wait_for(
-                "oc-fail", machine.id, "started", timeout=3600, version=machine.current_version
+            await wait_for(
+                fly, "oc-fail", machine.id, "started", timeout=3600, version=machine.current_version
             )
         assert info.value.last_state == "failed" and not info.value.transient
         # one long poll (or none), not a spin to the one-hour deadline
         assert len(transport.calls("GET", rf"/apps/oc-fail/machines/{machine.id}/wait")) - before == 1
-        assert (await fly.wait_for("oc-fail", machine.id, "failed", timeout=60)).state == "failed"
+        assert (await wait_for(fly, "oc-fail", machine.id, "failed", timeout=60)).state == "failed"
 
-        doomed = await fly.create_machine_idempotent(
+        doomed = await create_machine_idempotent(
+            fly,
             "oc-fail",
             CreateMachineRequest(config=MachineConfig(image="img:1"), name="doomed"),
             "tag-doomed",
@@ -45,10 +50,10 @@ async def test_wait_raises_at_once_on_failed_and_launch_failed(make_client) -> N
         await eventually(lambda: fly.get_machine("oc-fail", doomed.id), fly.clock, retry_on=(FlyNotFound,))
         emu.launch_fail(doomed.id)
         with pytest.raises(FlyMachineFailed) as info:
-            await fly.wait_for("oc-fail", doomed.id, "started", timeout=3600, version=doomed.current_version)
+            await wait_for(fly, "oc-fail", doomed.id, "started", timeout=3600, version=doomed.current_version)
         assert info.value.last_state == "launch_failed"
         emu.advance(600)
-        gone = await fly.wait_for("oc-fail", doomed.id, "destroyed", timeout=60)  # it ends destroyed
+        gone = await wait_for(fly, "oc-fail", doomed.id, "destroyed", timeout=60)  # it ends destroyed
         assert gone.state == "destroyed"
 
 
@@ -56,16 +61,16 @@ async def test_wait_follows_a_migrated_version(make_client) -> None:  # type: ig
     emu = emulator(clock_speed=200.0)  # the wait on the old version ends in a 60 s long poll
     fly, _ = make_client(emu)
     async with fly:
-        await fly.create_app_idempotent("oc-move")
-        machine = await fly.create_machine_idempotent("oc-move", REQUEST, "tag-move", lookup_first=False)
-        await fly.wait_for("oc-move", machine.id, "started", timeout=60, version=machine.current_version)
+        await create_app_idempotent(fly, "oc-move")
+        machine = await create_machine_idempotent(fly, "oc-move", REQUEST, "tag-move", lookup_first=False)
+        await wait_for(fly, "oc-move", machine.id, "started", timeout=60, version=machine.current_version)
         await fly.stop_machine("oc-move", machine.id)
-        await fly.wait_for("oc-move", machine.id, "stopped", timeout=60, version=machine.current_version)
+        await wait_for(fly, "oc-move", machine.id, "stopped", timeout=60, version=machine.current_version)
         emu.migrate(machine.id, on_next_start=True)
         started = await fly.start_machine("oc-move", machine.id)
         assert started.migrated is True and started.new_host
-        result = await fly.wait_for(
-            "oc-move", machine.id, "started", timeout=60, version=machine.current_version
+        result = await wait_for(
+            fly, "oc-move", machine.id, "started", timeout=60, version=machine.current_version
         )
         assert result.state == "started" and result.version == emu.machine(machine.id).instance_id
         assert result.version != machine.current_version
@@ -75,19 +80,19 @@ async def test_idempotent_create_never_recreates_on_a_404_lookup(make_client) ->
     emu = emulator()
     fly, transport = make_client(emu)
     async with fly:
-        await fly.create_app_idempotent("oc-lag")
+        await create_app_idempotent(fly, "oc-lag")
         emu.inject("create_machine", "ambiguous_503", times=1)
         emu.inject("list_machines", "404", times=None)  # the lookup keeps answering "not found"
         with pytest.raises(FlyNotFound):
-            await fly.create_machine_idempotent(
-                "oc-lag", REQUEST, "tag-lag", lookup_first=False, lookup_delay=0.1
+            await create_machine_idempotent(
+                fly, "oc-lag", REQUEST, "tag-lag", lookup_first=False, lookup_delay=0.1
             )
         assert len(transport.calls("POST", r"/apps/oc-lag/machines")) == 1  # never created again
         assert len(emu.machines_in("oc-lag")) == 1
 
         emu.clear_faults()
         emu.inject("list_machines", "404", times=2)  # a brief lag: looked up again, then adopted
-        adopted = await fly.create_machine_idempotent("oc-lag", REQUEST, "tag-lag")
+        adopted = await create_machine_idempotent(fly, "oc-lag", REQUEST, "tag-lag")
         assert [m.id for m in emu.machines_in("oc-lag")] == [adopted.id]
 
 
@@ -96,17 +101,17 @@ async def test_ambiguous_lease_acquire_is_looked_up_never_assumed(make_client, k
     emu = emulator()
     fly, _ = make_client(emu)
     async with fly:
-        await fly.create_app_idempotent("oc-lease")
-        machine = await fly.create_machine_idempotent("oc-lease", REQUEST, "tag-l", lookup_first=False)
-        await fly.wait_for("oc-lease", machine.id, "started", timeout=60, version=machine.current_version)
+        await create_app_idempotent(fly, "oc-lease")
+        machine = await create_machine_idempotent(fly, "oc-lease", REQUEST, "tag-l", lookup_first=False)
+        await wait_for(fly, "oc-lease", machine.id, "started", timeout=60, version=machine.current_version)
         emu.inject("acquire_lease", kind, times=1)
-        async with fly.lease("oc-lease", machine.id, description="rotate") as lease:
+        async with MachineLease(fly, "oc-lease", machine.id, description="rotate") as lease:
             held = emu.machine(machine.id).lease
             assert held is not None and lease.nonce == held.nonce  # adopted by its marker: nonce known
             await fly.stop_machine("oc-lease", machine.id, nonce=lease.nonce)
         assert await fly.get_lease("oc-lease", machine.id) is None  # released, not leaked
 
         emu.inject("acquire_lease", "503", times=1)  # refused before it ran: nothing to adopt
-        async with fly.lease("oc-lease", machine.id) as lease:
+        async with MachineLease(fly, "oc-lease", machine.id) as lease:
             assert lease.nonce == emu.machine(machine.id).lease.nonce  # type: ignore[union-attr]
         assert await fly.get_lease("oc-lease", machine.id) is None

@@ -18,9 +18,15 @@ from controlplane.fly import (
     FlySecretsNotVisible,
     MachineConfig,
     MachineGuest,
+    MachineLease,
     MachineMount,
     MachineService,
+    OrgMachineQuery,
+    OrgMachineScan,
     UpdateMachineRequest,
+    create_app_idempotent,
+    create_machine_idempotent,
+    wait_for,
 )
 from controlplane.fly import FlyNotFound as _NotFound
 from tests.support.emulator import ORG, TOKEN, emulator, eventually
@@ -53,9 +59,9 @@ def machine_request(min_secrets_version: int | None, volume: str | None = None) 
 
 
 async def lifecycle(fly: FlyClient) -> None:
-    app = await fly.create_app_idempotent(APP, network=APP)
+    app = await create_app_idempotent(fly, APP, network=APP)
     assert app.name == APP
-    assert (await fly.create_app_idempotent(APP)).name == APP  # adopt on repeat (422 → ours)
+    assert (await create_app_idempotent(fly, APP)).name == APP  # adopt on repeat (422 → ours)
 
     secrets = await fly.set_secrets(APP, {"ANTHROPIC_API_KEY": "sk-ant-one"})
     assert secrets.version is not None
@@ -72,11 +78,11 @@ async def lifecycle(fly: FlyClient) -> None:
     assert (await fly.get_volume(APP, volume.id)).id == volume.id
     assert [v.id for v in await fly.list_volumes(APP)] == [volume.id]
 
-    machine = await fly.create_machine_idempotent(
-        APP, machine_request(secrets.version, volume.id), "tag-t1-1"
+    machine = await create_machine_idempotent(
+        fly, APP, machine_request(secrets.version, volume.id), "tag-t1-1"
     )
     assert machine.metadata[CREATE_TAG_KEY] == "tag-t1-1"
-    started = await fly.wait_for(APP, machine.id, "started", timeout=60, version=machine.current_version)
+    started = await wait_for(fly, APP, machine.id, "started", timeout=60, version=machine.current_version)
     assert started.state == "started"
 
     async def listed_started() -> None:  # the list catches up with "started" a moment later
@@ -88,7 +94,7 @@ async def lifecycle(fly: FlyClient) -> None:
     # key rotation: new secrets version, whole-config update under a lease, nonce on every mutation
     rotated = await fly.set_secrets(APP, {"ANTHROPIC_API_KEY": "sk-ant-two", "OPENAI_API_KEY": "sk-two"})
     assert rotated.version is not None and secrets.version is not None and rotated.version > secrets.version
-    async with fly.lease(APP, machine.id, description="rotate keys") as lease:
+    async with MachineLease(fly, APP, machine.id, description="rotate keys") as lease:
         current = await fly.get_machine(APP, machine.id)
         assert current.config is not None
         with pytest.raises(FlyLeaseHeld):  # without the nonce a leased machine refuses mutations
@@ -107,9 +113,9 @@ async def lifecycle(fly: FlyClient) -> None:
         assert updated.current_version != current.current_version
         assert updated.config and updated.config.env == {"OPENCLAW_GATEWAY_PORT": "18789"}
         assert updated.config.services and updated.config.services[0].autostop == "stop"
-        await fly.wait_for(APP, machine.id, "started", timeout=60, version=updated.current_version)
+        await wait_for(fly, APP, machine.id, "started", timeout=60, version=updated.current_version)
         await fly.stop_machine(APP, machine.id, nonce=lease.nonce)
-        stopped = await fly.wait_for(APP, machine.id, "stopped", timeout=60, version=updated.current_version)
+        stopped = await wait_for(fly, APP, machine.id, "stopped", timeout=60, version=updated.current_version)
         assert stopped.state == "stopped"
     assert await fly.get_lease(APP, machine.id) is None  # released
 
@@ -119,7 +125,7 @@ async def lifecycle(fly: FlyClient) -> None:
     assert events and all(e.type for e in events)
 
     async def in_org_listing() -> None:
-        org_view = fly.iter_org_machines(summary=True)
+        org_view = OrgMachineScan(fly, OrgMachineQuery(summary=True))
         found = [m async for m in org_view]
         assert [m.id for m in found if m.app_name == APP] == [machine.id]
         assert not org_view.error_regions
@@ -131,7 +137,7 @@ async def lifecycle(fly: FlyClient) -> None:
 
     # two-phase destroy: delete (404 is done), confirm gone via wait destroyed (404 = destroyed)
     assert await fly.destroy_machine(APP, machine.id)
-    gone = await fly.wait_for(APP, machine.id, "destroyed", timeout=60)
+    gone = await wait_for(fly, APP, machine.id, "destroyed", timeout=60)
     assert gone.state == "destroyed"
     await fly.destroy_machine(APP, machine.id, missing_ok=True)
     await fly.delete_volume(APP, volume.id, missing_ok=True)
@@ -191,11 +197,11 @@ async def test_force_delete_app_with_running_machine(make_client) -> None:  # ty
     emu = emulator()
     fly, transport = make_client(emu)
     async with fly:
-        await fly.create_app_idempotent("oc-force")
-        machine = await fly.create_machine_idempotent(
-            "oc-force", machine_request(None), "tag-f", lookup_first=False
+        await create_app_idempotent(fly, "oc-force")
+        machine = await create_machine_idempotent(
+            fly, "oc-force", machine_request(None), "tag-f", lookup_first=False
         )
-        await fly.wait_for("oc-force", machine.id, "started", timeout=30)
+        await wait_for(fly, "oc-force", machine.id, "started", timeout=30)
         assert await fly.delete_app("oc-force", force=True)
         await app_gone(fly, "oc-force")
         assert await fly.delete_app("oc-force", missing_ok=True) is False

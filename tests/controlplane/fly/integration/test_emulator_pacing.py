@@ -12,7 +12,12 @@ import asyncio
 
 import structlog
 
-from controlplane.fly import CreateMachineRequest, MachineConfig
+from controlplane.fly import (
+    CreateMachineRequest,
+    MachineConfig,
+    create_app_idempotent,
+    create_machine_idempotent,
+)
 from tests.support.emulator import emulator
 
 
@@ -20,10 +25,9 @@ async def test_burst_on_one_machine_never_provokes_429(make_client) -> None:  # 
     emu = emulator(rate_limits=True, clock_speed=1e-6)
     fly, transport = make_client(emu, clock=emu.client_clock(jump=True))
     async with fly:
-        await fly.create_app_idempotent("oc-pace")
-        machine = await fly.create_machine_idempotent(
-            "oc-pace", CreateMachineRequest(config=MachineConfig(image="img:1")), "tag-p", lookup_first=False
-        )
+        await create_app_idempotent(fly, "oc-pace")
+        request = CreateMachineRequest(config=MachineConfig(image="img:1"))
+        machine = await create_machine_idempotent(fly, "oc-pace", request, "tag-p", lookup_first=False)
         emu.advance(emu.world.profile.read_lag)  # past the read-after-write lag of the new machine
         with structlog.testing.capture_logs() as logs:
             await asyncio.gather(

@@ -8,7 +8,11 @@ from controlplane.fly import (
     CreateMachineRequest,
     FlyWrongState,
     MachineConfig,
+    MachineLease,
     UpdateMachineRequest,
+    create_app_idempotent,
+    create_machine_idempotent,
+    wait_for,
 )
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
 from tests.support.emulator import ORG, TOKEN
@@ -25,17 +29,13 @@ async def test_wait_loops_over_408_and_follows_replaced_version(make_client) -> 
     emu = slow_emulator()
     fly, transport = make_client(emu)
     async with fly:
-        await fly.create_app_idempotent("oc-slow")
-        machine = await fly.create_machine_idempotent(
-            "oc-slow",
-            CreateMachineRequest(config=MachineConfig(image="img:1")),
-            "tag-slow",
-            lookup_first=False,
-        )
+        await create_app_idempotent(fly, "oc-slow")
+        request = CreateMachineRequest(config=MachineConfig(image="img:1"))
+        machine = await create_machine_idempotent(fly, "oc-slow", request, "tag-slow", lookup_first=False)
         # Each emulated /wait lasts at most 60 s (0.2 s real), so a 150 s boot needs several
         # 408-answered long polls.
-        result = await fly.wait_for(
-            "oc-slow", machine.id, "started", timeout=600, version=machine.current_version
+        result = await wait_for(
+            fly, "oc-slow", machine.id, "started", timeout=600, version=machine.current_version
         )
         assert result.state == "started"
         waits = transport.calls("GET", rf"/apps/oc-slow/machines/{machine.id}/wait")
@@ -43,7 +43,7 @@ async def test_wait_loops_over_408_and_follows_replaced_version(make_client) -> 
 
         current = await fly.get_machine("oc-slow", machine.id)
         assert current.config is not None
-        async with fly.lease("oc-slow", machine.id) as lease:
+        async with MachineLease(fly, "oc-slow", machine.id) as lease:
             current.config.env = {"ROTATED": "1"}
             updated = await fly.update_machine(
                 "oc-slow",
@@ -53,8 +53,8 @@ async def test_wait_loops_over_408_and_follows_replaced_version(make_client) -> 
             )
         assert updated.current_version != current.current_version
         # Waiting on the OLD version: the emulator answers "currently replaced"; we re-GET and follow.
-        followed = await fly.wait_for(
-            "oc-slow", machine.id, "started", timeout=600, version=current.current_version
+        followed = await wait_for(
+            fly, "oc-slow", machine.id, "started", timeout=600, version=current.current_version
         )
         assert followed.state == "started" and followed.version == updated.current_version
 
@@ -63,15 +63,21 @@ async def test_start_while_replacing_is_wrong_state_then_works(make_client) -> N
     emu = slow_emulator()
     fly, _ = make_client(emu)
     async with fly:
-        await fly.create_app_idempotent("oc-stopped")
-        machine = await fly.create_machine_idempotent(
+        await create_app_idempotent(fly, "oc-stopped")
+        machine = await create_machine_idempotent(
+            fly,
             "oc-stopped",
             CreateMachineRequest(config=MachineConfig(image="img:1"), skip_launch=True),
             "tag-s",
             lookup_first=False,
         )
-        await fly.wait_for(
-            "oc-stopped", machine.id, ["stopped", "settled"], timeout=600, version=machine.current_version
+        await wait_for(
+            fly,
+            "oc-stopped",
+            machine.id,
+            ["stopped", "settled"],
+            timeout=600,
+            version=machine.current_version,
         )
         current = await fly.get_machine("oc-stopped", machine.id)
         assert current.config is not None
@@ -84,11 +90,11 @@ async def test_start_while_replacing_is_wrong_state_then_works(make_client) -> N
             pass  # 412 while replacing: the documented behaviour; wait for it to settle first
         else:
             raise AssertionError("start during replacing should be refused")
-        await fly.wait_for("oc-stopped", machine.id, "settled", timeout=600, version=updated.current_version)
+        await wait_for(fly, "oc-stopped", machine.id, "settled", timeout=600, version=updated.current_version)
         await fly.start_machine("oc-stopped", machine.id)
-        started = await fly.wait_for(
-            "oc-stopped", machine.id, "started", timeout=600, version=updated.current_version
+        started = await wait_for(
+            fly, "oc-stopped", machine.id, "started", timeout=600, version=updated.current_version
         )
         assert started.state == "started"
         await fly.destroy_machine("oc-stopped", machine.id, force=True)
-        assert (await fly.wait_for("oc-stopped", machine.id, "destroyed", timeout=600)).state == "destroyed"
+        assert (await wait_for(fly, "oc-stopped", machine.id, "destroyed", timeout=600)).state == "destroyed"
