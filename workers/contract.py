@@ -74,7 +74,11 @@ def classify(exc: BaseException) -> tuple[ErrorKind, str, float | None]:
     if isinstance(exc, (FlyUnauthorized, FlyConfigError)):
         # The control plane's own token or settings, not this tenant: parking every tenant would
         # need an operator to un-park the whole fleet once it is fixed. Retry slowly instead.
-        return "transient", f"{type(exc).__name__}: {exc} (check CP_FLY_API_TOKEN / CP_FLY_*)", FLEET_ERROR_RETRY
+        return (
+            "transient",
+            f"{type(exc).__name__}: {exc} (check CP_FLY_API_TOKEN / CP_FLY_*)",
+            FLEET_ERROR_RETRY,
+        )
     if isinstance(exc, FlyError):
         retry_after = exc.retry_after if isinstance(exc, FlyRateLimited) else None
         terminal = bool(exc.terminal) and not (exc.transient or exc.ambiguous)
