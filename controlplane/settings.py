@@ -146,6 +146,13 @@ class Settings(BaseSettings):
         default=32, ge=1, le=512, description="Global cap on in-flight Fly API calls."
     )
 
+    fly_rate_limit_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1000,
+        description="Multiplies the client's pacing rates (Fly's published limits); raise it only when Fly "
+        "raised your organisation's limits.",
+    )
     fly_fallback_regions: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated regions a NEW tenant moves to, in order, when its region has no "

@@ -90,6 +90,7 @@ class WorkerProcess:
             transport=counting,
             max_concurrency=settings.fly_max_concurrency,
             clock=fly_clock,
+            rate_limit_scale=settings.fly_rate_limit_scale,
             **dict(fly_options or {}),
         )
         probes = httpx.AsyncClient(transport=probe_transport, timeout=5.0, follow_redirects=False)

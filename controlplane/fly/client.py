@@ -156,6 +156,7 @@ class FlyClient:
         clock: Clock | None = None,
         rate_limits: Mapping[str, Limit] | None = None,
         rate_limiting: bool = True,
+        rate_limit_scale: float = 1.0,
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -170,8 +171,10 @@ class FlyClient:
         #: Jitter source of every retry made with this client (seed it for reproducible runs).
         self.rng = rng or random.Random()
         limiter = None
-        if clock is not None or rate_limits is not None or not rate_limiting:
-            limiter = RateLimiter(clock=clock, limits=dict(rate_limits or {}), enabled=rate_limiting)
+        if clock is not None or rate_limits is not None or not rate_limiting or rate_limit_scale != 1.0:
+            limiter = RateLimiter(
+                clock=clock, limits=dict(rate_limits or {}), enabled=rate_limiting, scale=rate_limit_scale
+            )
         self.http = FlyHTTP(
             api,
             auth,

@@ -97,10 +97,17 @@ class RateLimiter:
         default: Limit = DEFAULT_ACTION_LIMIT,
         max_buckets: int = 10_000,
         enabled: bool = True,
+        scale: float = 1.0,
     ) -> None:
+        if scale <= 0:
+            raise ValueError("rate limit scale must be positive")
         self.clock = clock or SystemClock()
-        self.limits = {**DEFAULT_LIMITS, **(limits or {})}
-        self.default = default
+        # ``scale``: an organisation whose limits Fly raised (or an emulator running faster than
+        # real time) multiplies every rate; bursts stay as published.
+        self.limits = {
+            a: Limit(l.rate * scale, l.burst) for a, l in {**DEFAULT_LIMITS, **(limits or {})}.items()
+        }
+        self.default = Limit(default.rate * scale, default.burst)
         self.max_buckets = max_buckets
         self.enabled = enabled
         self._buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()
