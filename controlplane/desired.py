@@ -20,6 +20,7 @@ from controlplane.db.models import Tenant, utcnow
 from controlplane.db.queue import mark_for_reconcile
 from controlplane.enums import DesiredPower, LifecycleState
 from controlplane.errors import BadInput, NotFound, Refused
+from controlplane.redaction import redact_text
 
 #: The operator's external id of a tenant: URL-safe, so it can address the tenant in API paths.
 EXTERNAL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,254}$")
@@ -80,11 +81,11 @@ def transition_lifecycle(
 
 def check_external_id(value: str, field: str = "EXTERNAL_ID") -> str:
     """The id itself when it is well-formed; never echoed back when it is not (it could be a key)."""
-    if not EXTERNAL_ID.match(value):
+    if not EXTERNAL_ID.match(value) or redact_text(value) != value:
         raise BadInput(
             field,
-            f"not a tenant id (1-255 letters, digits and . _ @ + -, starting with a letter or digit; "
-            f"got {len(value)} characters)",
+            f"not a tenant id (1-255 letters, digits and . _ @ + -, starting with a letter or digit, "
+            f"and not shaped like a key or token; got {len(value)} characters)",
         )
     return value
 

@@ -170,6 +170,12 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(
         default=60.0, ge=5, le=3600, description="Lease of a claimed tenant (renewed every third of it)."
     )
+    worker_shutdown_seconds: float = Field(
+        default=20.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM, how long runs in flight may finish before their leases are given back.",
+    )
     worker_metrics_port: int = Field(
         default=9464, ge=0, le=65535, description="Worker /metrics and /healthz port (0 = off)."
     )

@@ -107,6 +107,7 @@ class WorkerProcess:
             concurrency=concurrency or settings.worker_concurrency,
             owner=owner,
             poll_seconds=poll_seconds,
+            shutdown_seconds=settings.worker_shutdown_seconds,
             on_handled=on_handled,
         )
         process = cls(

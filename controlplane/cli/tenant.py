@@ -69,15 +69,25 @@ def create(
 def set_key(
     external_id: str = typer.Argument(..., metavar="EXTERNAL_ID"),
     provider: str = typer.Option(..., "--provider", help="Provider id, e.g. anthropic, openai."),
+    stray: list[str] | None = typer.Argument(None, hidden=True),
 ) -> None:
     """Save a provider key read from STANDARD INPUT (never the command line): validated with the
     provider, encrypted, and pushed to the agent at the next reconcile."""
+    from controlplane.errors import BadInput
+
+    if stray:
+        # Never echoed: it is most likely the key itself, now in the shell history.
+        raise BadInput(
+            "KEY",
+            "keys are read from standard input only, never the command line; what was given there "
+            "was ignored: treat it as exposed and rotate it",
+        )
     from controlplane.byok.catalog import get_spec
     from controlplane.byok.errors import KeyFormatRefused, KeyRefused, UnknownProvider
     from controlplane.byok.service import KeyService
     from controlplane.byok.validate import KeyValidator
     from controlplane.desired import find_tenant
-    from controlplane.errors import BadInput, Refused
+    from controlplane.errors import Refused
     from controlplane.vault import Vault
 
     s = settings()
