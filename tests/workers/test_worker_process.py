@@ -51,7 +51,11 @@ async def seeded(url: str, count: int) -> tuple[Database, list[str]]:
 
 async def held_leases(db: Database) -> int:
     async with db.read() as s:
-        return len((await s.execute(select(ReconcileItem.tenant_id).where(ReconcileItem.lease_owner.isnot(None)))).all())
+        return len(
+            (
+                await s.execute(select(ReconcileItem.tenant_id).where(ReconcileItem.lease_owner.isnot(None)))
+            ).all()
+        )
 
 
 async def test_sigterm_gives_every_lease_back(fresh_database_url: str, tmp_path: Path) -> None:
@@ -62,9 +66,15 @@ async def test_sigterm_gives_every_lease_back(fresh_database_url: str, tmp_path:
         async with emu.serve() as fly_url:
             log = (tmp_path / "worker.log").open("wb")
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "controlplane", "worker", "--concurrency", "4",
+                sys.executable,
+                "-m",
+                "controlplane",
+                "worker",
+                "--concurrency",
+                "4",
                 env=worker_env(fresh_database_url, fly_url, CP_WORKER_SHUTDOWN_SECONDS="1"),
-                stdout=log, stderr=log,
+                stdout=log,
+                stderr=log,
             )
             for _ in range(200):
                 if await held_leases(db):
@@ -85,14 +95,21 @@ async def test_worker_until_idle_converges_and_exits(fresh_database_url: str, tm
     try:
         async with emulator(clock_speed=25.0).serve() as fly_url:
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "controlplane", "worker", "--until-idle",
-                env=worker_env(fresh_database_url, fly_url), stdout=asyncio.subprocess.DEVNULL,
+                sys.executable,
+                "-m",
+                "controlplane",
+                "worker",
+                "--until-idle",
+                env=worker_env(fresh_database_url, fly_url),
+                stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
             )
             _, err = await asyncio.wait_for(proc.communicate(), 120)
             assert proc.returncode == 0, err.decode()[-2000:]
         async with db.read() as s:
-            states = (await s.execute(select(Tenant.lifecycle_state).where(Tenant.id.in_(ids)))).scalars().all()
+            states = (
+                (await s.execute(select(Tenant.lifecycle_state).where(Tenant.id.in_(ids)))).scalars().all()
+            )
         assert set(states) == {LifecycleState.running}
     finally:
         await db.dispose()

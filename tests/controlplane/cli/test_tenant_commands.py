@@ -21,10 +21,18 @@ from tests.support.fleet import fake_key
 
 async def cli(url: str, *args: str, stdin: str | None = None, **env: str) -> tuple[int, str, str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
-    full_env.update({"CP_DATABASE_URL": url, "CP_VAULT_KEYS": TEST_VAULT_KEYS, "CP_LOG_FORMAT": "json", **env})
+    full_env.update(
+        {"CP_DATABASE_URL": url, "CP_VAULT_KEYS": TEST_VAULT_KEYS, "CP_LOG_FORMAT": "json", **env}
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "controlplane", *args, env=full_env,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "controlplane",
+        *args,
+        env=full_env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
     assert proc.returncode is not None
@@ -49,11 +57,17 @@ async def counts(url: str) -> tuple[int, int]:
 
 
 async def test_create_show_plan_stop_start_delete_and_fleet(url: str) -> None:
-    code, out, err = await cli(url, "tenant", "create", "alice@example.com", "--plan", "pro", "--region", "ams")
+    code, out, err = await cli(
+        url, "tenant", "create", "alice@example.com", "--plan", "pro", "--region", "ams"
+    )
     assert code == 0, err
     code, out, _ = await cli(url, "tenant", "show", "alice@example.com", "--json")
     view = json.loads(out)
-    assert view["lifecycle_state"] == "pending" and view["desired"]["plan"] == "pro" and view["desired"]["region"] == "ams"
+    assert (
+        view["lifecycle_state"] == "pending"
+        and view["desired"]["plan"] == "pro"
+        and view["desired"]["region"] == "ams"
+    )
     assert view["audit"][0]["action"] == "tenant.created" and view["audit"][0]["actor"].startswith("cli:")
     assert view["reconcile"]["due_at"] is not None  # marked for the workers
 
@@ -87,7 +101,9 @@ async def test_create_show_plan_stop_start_delete_and_fleet(url: str) -> None:
         (("tenant", "set-key", "nobody@example.com", "--provider", "acme"), "--provider"),
     ],
 )
-async def test_bad_input_is_one_line_exit_2_and_changes_nothing(url: str, args: tuple[str, ...], field: str) -> None:
+async def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    url: str, args: tuple[str, ...], field: str
+) -> None:
     before = await counts(url)
     code, out, err = await cli(url, *args)
     assert code == 2, (out, err)
@@ -118,10 +134,18 @@ async def test_set_key_reads_stdin_validates_and_stores_it_encrypted(url: str, t
     async def provider(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         # Anthropic's GET /v1/models answer for a valid key.
         body = b'{"data":[{"id":"claude-sonnet-4-6","type":"model"}],"has_more":false}'
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
-    server = uvicorn.Server(uvicorn.Config(provider, host="127.0.0.1", port=0, log_config=None, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(provider, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -130,7 +154,13 @@ async def test_set_key_reads_stdin_validates_and_stores_it_encrypted(url: str, t
         await cli(url, "tenant", "create", "erin@example.com", "--plan", "pro")
         key = fake_key("anthropic")
         code, out, err = await cli(
-            url, "tenant", "set-key", "erin@example.com", "--provider", "anthropic", stdin=key,
+            url,
+            "tenant",
+            "set-key",
+            "erin@example.com",
+            "--provider",
+            "anthropic",
+            stdin=key,
             CP_ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}",
         )
         assert code == 0, err
