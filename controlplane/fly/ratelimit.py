@@ -105,7 +105,8 @@ class RateLimiter:
         # ``scale``: an organisation whose limits Fly raised (or an emulator running faster than
         # real time) multiplies every rate; bursts stay as published.
         self.limits = {
-            a: Limit(l.rate * scale, l.burst) for a, l in {**DEFAULT_LIMITS, **(limits or {})}.items()
+            action: Limit(limit.rate * scale, limit.burst)
+            for action, limit in {**DEFAULT_LIMITS, **(limits or {})}.items()
         }
         self.default = Limit(default.rate * scale, default.burst)
         self.max_buckets = max_buckets

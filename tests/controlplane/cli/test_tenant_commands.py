@@ -147,7 +147,9 @@ async def test_set_key_reads_stdin_validates_and_stores_it_encrypted(url: str, t
         uvicorn.Config(provider, host="127.0.0.1", port=0, log_config=None, lifespan="off")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
+    for _ in range(500):
+        if server.started:
+            break
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
