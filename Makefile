@@ -27,7 +27,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 db-upgrade: $(STAMP)
@@ -35,7 +41,7 @@ db-upgrade: $(STAMP)
 
 # Refresh the tested versions after changing dependencies in pyproject.toml (then run `make test`).
 constraints: $(STAMP)
-	$(BIN)/pip install --quiet --upgrade -e '.[dev]'
+	$(BIN)/pip install --quiet --upgrade -e '.[dev,bench]'
 	$(BIN)/pip freeze --exclude-editable | grep -v '^openclaw-fleet-controlplane' > constraints.txt
 
 clean:

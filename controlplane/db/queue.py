@@ -306,8 +306,8 @@ class ReconcileQueue:
             "priority": BACKGROUND,
         }
         returning = (c.tenant_id, c.lease_generation, c.attempts, c.reason)
-        async with self.db.transaction() as session:
-            if session.get_bind().dialect.name == "postgresql":
+        async with self.db.connection() as conn:
+            if conn.dialect.name == "postgresql":
                 locked = pick.with_for_update(skip_locked=True).cte("claimable")
                 stmt = (
                     update(QUEUE)
@@ -322,7 +322,7 @@ class ReconcileQueue:
                     .values(**values)
                     .returning(*returning)
                 )
-            rows = (await session.execute(stmt)).all()
+            rows = (await conn.execute(stmt)).all()
         return [
             Claim(
                 tenant_id=r.tenant_id,
@@ -376,9 +376,9 @@ class ReconcileQueue:
         )
 
     async def _write(self, claim: Claim, values: dict[str, Any]) -> bool:
-        async with self.db.transaction() as session:
-            result = await session.execute(update(QUEUE).where(self._held(claim)).values(**values))
-        return bool(getattr(result, "rowcount", 0) == 1)
+        async with self.db.connection() as conn:
+            result = await conn.execute(update(QUEUE).where(self._held(claim)).values(**values))
+        return bool(result.rowcount == 1)
 
     async def heartbeat(self, claim: Claim) -> bool:
         """Extend the lease; ``False`` if it is no longer ours (another worker took the tenant)."""
