@@ -8,9 +8,13 @@ same counts through :meth:`CountingTransport.snapshot`.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
+import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
 
 import httpx
 from prometheus_client import CollectorRegistry, Gauge, Histogram
@@ -56,6 +60,27 @@ FLY_CALLS = PromCounter(
 DRIFT_MARKS = PromCounter(
     "cp_resync_marks_total", "Tenants the resync marked, by reason.", ["reason"], registry=REGISTRY
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def timed_step(step: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Decorate one step of a reconcile: its duration goes to ``cp_reconcile_step_seconds{step}``."""
+
+    def decorate(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(fn)
+        async def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.perf_counter()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                STEP_SECONDS.labels(step).observe(time.perf_counter() - started)
+
+        return run
+
+    return decorate
+
 
 _ID_SEGMENTS = (
     (re.compile(r"^/v1/apps/[^/]+"), "/v1/apps/{app}"),
@@ -120,4 +145,5 @@ __all__ = [
     "STEP_SECONDS",
     "CountingTransport",
     "endpoint_of",
+    "timed_step",
 ]

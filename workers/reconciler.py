@@ -60,7 +60,7 @@ from controlplane.clock import Clock, SystemClock
 from controlplane.db import tenants as store
 from controlplane.db.models import AuditLog
 from controlplane.db.session import Database
-from controlplane.db.tenants import DesiredTenant
+from controlplane.db.tenants import DesiredTenant, Lifecycle, Step
 from controlplane.enums import LifecycleState
 from controlplane.fly import (
     CreateMachineRequest,
@@ -102,6 +102,7 @@ from controlplane.settings import Settings
 from controlplane.vault import Vault
 from workers.contract import Result, TerminalError, TransientError
 from workers.decide import Decision, Target, decide
+from workers.metrics import timed_step
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -247,8 +248,10 @@ class TenantReconciler:
         decision = decide(tenant, plan, platform_providers=self.config.platform_keys, now=self.clock.now())
         if decision.target is Target.destroyed:
             return await self._destroy(tenant)
-        if decision.target is Target.absent:
-            await self._transition(tenant, decision.lifecycle, decision.reason)
+        if decision.target is Target.absent:  # nothing to create: converged as it is
+            await self._observed(
+                tenant, None, None, converged=True, lifecycle=(decision.lifecycle, decision.reason)
+            )
             return self._then(decision, Result.done(decision.reason))
         app = await self._ensure_app(tenant)
         try:
@@ -281,6 +284,10 @@ class TenantReconciler:
         await store.record_step(
             self.db, tenant.id, actor=ACTOR, action=action, reason=reason, after=after or None
         )
+
+    @staticmethod
+    def _step(action: str, reason: str, **after: Any) -> Step:
+        return Step(action, reason, after or None, ACTOR)
 
     # -- rendering ------------------------------------------------------------------------------
     def _spec(self, tenant: DesiredTenant, app: str, decision: Decision) -> TenantSpec:
@@ -334,20 +341,25 @@ class TenantReconciler:
         return config
 
     # -- step: app ------------------------------------------------------------------------------
+    @timed_step("app")
     async def _ensure_app(self, tenant: DesiredTenant) -> str:
         name = tenant.fly.app_name or app_name_for(self.config.app_prefix, tenant.id)
-        if tenant.fly.app_name is None:
-            await store.record_app(self.db, tenant.id, name)  # the deterministic name first
+        starting = tenant.lifecycle_state in (LifecycleState.pending, LifecycleState.stopped)
+        if tenant.fly.app_name is None:  # the deterministic name first
+            lifecycle = Lifecycle(LifecycleState.provisioning, "creating the agent") if starting else None
+            await store.record_app(self.db, tenant.id, name, lifecycle=lifecycle)
+            starting = False
         if tenant.fly.volume_id is None and tenant.fly.machine_id is None:
             # Nothing recorded on Fly yet (or everything lost): create-or-adopt, on its own network.
             await create_app_idempotent(self.fly, name, org=self.config.org, network=name)
-            if tenant.lifecycle_state in (LifecycleState.pending, LifecycleState.stopped):
+            if starting:
                 await store.transition(
                     self.db, tenant.id, LifecycleState.provisioning, actor=ACTOR, reason="creating the agent"
                 )
         return name
 
     # -- step: volume ---------------------------------------------------------------------------
+    @timed_step("volume")
     async def _ensure_volume(self, tenant: DesiredTenant, app: str, spec: TenantSpec, plan: Plan) -> str:
         want = plan.machine.volume_size_gb
         if tenant.fly.volume_id is not None:
@@ -355,24 +367,19 @@ class TenantReconciler:
             if volume is not None:
                 if (volume.size_gb or 0) < want:
                     await self.fly.extend_volume(app, volume.id, want)
-                    await store.record_volume(self.db, tenant.id, volume.id, want)
-                    await self._audit(
-                        tenant,
-                        "volume.extended",
-                        f"plan {plan.id} has {want} GB",
-                        volume_id=volume.id,
-                        size_gb=want,
+                    step = self._step(
+                        "volume.extended", f"plan {plan.id} has {want} GB", volume_id=volume.id, size_gb=want
                     )
+                    await store.record_volume(self.db, tenant.id, volume.id, want, step=step)
                 elif volume.size_gb != tenant.fly.volume_size_gb:
                     await store.record_volume(self.db, tenant.id, volume.id, volume.size_gb)
                 return volume.id
-            await store.record_volume(self.db, tenant.id, None, None)
-            await self._audit(
-                tenant,
+            lost = self._step(
                 "volume.lost",
                 "the volume is gone on Fly: the agent's data is lost; a new empty volume is created",
                 volume_id=tenant.fly.volume_id,
             )
+            await store.record_volume(self.db, tenant.id, None, None, step=lost)
         request = CreateVolumeRequest.model_validate(render_volume_request(spec, self.catalog))
         volume = None
         if tenant.fly.volume_create_tag is not None:
@@ -388,10 +395,10 @@ class TenantReconciler:
                 volume = await self._find_volume(app)
                 if volume is None:
                     raise
-        await store.record_volume(self.db, tenant.id, volume.id, volume.size_gb or want)
-        await self._audit(
-            tenant, "volume.created", f"{volume.size_gb or want} GB in {request.region}", volume_id=volume.id
+        created = self._step(
+            "volume.created", f"{volume.size_gb or want} GB in {request.region}", volume_id=volume.id
         )
+        await store.record_volume(self.db, tenant.id, volume.id, volume.size_gb or want, step=created)
         return volume.id
 
     async def _get_volume(self, app: str, volume_id: str) -> Volume | None:
@@ -459,6 +466,7 @@ class TenantReconciler:
                     plain[env.env_var] = value
         return plain
 
+    @timed_step("secrets")
     async def _ensure_secrets(
         self, tenant: DesiredTenant, app: str, rendered: RenderedOpenClawConfig
     ) -> tuple[int | None, str]:
@@ -483,11 +491,9 @@ class TenantReconciler:
             stale = sorted(set(known) - set(plain))
             if stale:
                 version = await self.fly.unset_secrets(app, stale) or version
+            pushed = self._step("secrets.pushed", why, version=version, names=sorted(plain), removed=stale)
             await store.record_secrets(
-                self.db, tenant.id, version=version, digest=digest, fly_digests=fly_digests
-            )
-            await self._audit(
-                tenant, "secrets.pushed", why, version=version, names=sorted(plain), removed=stale
+                self.db, tenant.id, version=version, digest=digest, fly_digests=fly_digests, step=pushed
             )
             return version, gateway_token
         finally:
@@ -533,6 +539,7 @@ class TenantReconciler:
                 await self.fly.clock.sleep(SECRETS_VISIBLE_BACKOFF.delay(attempt))
         raise AssertionError("unreachable")
 
+    @timed_step("machine")
     async def _ensure_machine(
         self,
         tenant: DesiredTenant,
@@ -549,30 +556,28 @@ class TenantReconciler:
                 if self._applied(machine, config):
                     return machine, False
                 updated = await self._update(app, machine, config, secrets_version)
+                step = self._step(
+                    "machine.updated",
+                    self._why_update(tenant, machine, config),
+                    machine_id=machine.id,
+                    desired_rev=tenant.desired_rev,
+                    image=config["image"],
+                )
                 await store.record_applied(
                     self.db,
                     tenant.id,
                     instance_id=updated.instance_id,
                     config_hash=config["metadata"][META_MACHINE_HASH],
                     image=config["image"],
-                )
-                reason = self._why_update(tenant, machine, config)
-                await self._audit(
-                    tenant,
-                    "machine.updated",
-                    reason,
-                    machine_id=machine.id,
-                    desired_rev=tenant.desired_rev,
-                    image=config["image"],
+                    step=step,
                 )
                 return updated, True
-            await store.forget_machine(self.db, tenant.id)
-            await self._audit(
-                tenant,
+            lost = self._step(
                 "machine.lost",
                 "the machine is gone on Fly (confirmed): creating a new one",
                 machine_id=tenant.fly.machine_id,
             )
+            await store.forget_machine(self.db, tenant.id, step=lost)
         tag = tenant.fly.machine_create_tag
         lookup_first = tag is not None  # a previous attempt may have created it
         if tag is None:
@@ -593,21 +598,21 @@ class TenantReconciler:
             raise
         except FlyBadRequest as exc:
             raise TerminalError(f"Fly refused the machine config: {exc}") from None
-        await store.record_machine(self.db, tenant.id, machine.id, machine.instance_id)  # invariant 1
-        await store.record_applied(
-            self.db,
-            tenant.id,
-            instance_id=machine.instance_id,
-            config_hash=config["metadata"][META_MACHINE_HASH],
-            image=config["image"],
-        )
-        await self._audit(
-            tenant,
+        created = self._step(
             "machine.created",
             f"in {tenant.region}",
             machine_id=machine.id,
             desired_rev=tenant.desired_rev,
             image=config["image"],
+        )
+        await store.record_machine(  # the id before anything else can fail (invariant 1)
+            self.db,
+            tenant.id,
+            machine.id,
+            machine.instance_id,
+            config_hash=config["metadata"][META_MACHINE_HASH],
+            image=config["image"],
+            step=created,
         )
         return machine, True
 
@@ -675,9 +680,12 @@ class TenantReconciler:
         if state in STOPPED_STATES and sleeps and not self._was_stopped_by_us(tenant):
             # Autostopped by Fly's proxy: asleep, not down. Never wake it (it gets the new config at
             # its next wake).
-            await self._observed(tenant, machine, state)
-            await self._transition(
-                tenant, LifecycleState.sleeping, "idle: autostopped by Fly, wakes on traffic"
+            await self._observed(
+                tenant,
+                machine,
+                state,
+                converged=True,
+                lifecycle=(LifecycleState.sleeping, "idle: autostopped by Fly, wakes on traffic"),
             )
             return Result.done("sleeping")
         if state in STOPPED_STATES or state == "failed":
@@ -690,6 +698,7 @@ class TenantReconciler:
         plan that sleeps; one Fly autostopped is left asleep."""
         return tenant.lifecycle_state is LifecycleState.stopped
 
+    @timed_step("start")
     async def _start(self, app: str, machine: Machine) -> None:
         try:
             await self.fly.start_machine(app, machine.id)
@@ -698,6 +707,7 @@ class TenantReconciler:
                 f"machine {machine.id} is not startable yet (state {machine.state})"
             ) from None
 
+    @timed_step("wait")
     async def _await_running(
         self, tenant: DesiredTenant, app: str, machine: Machine, gateway_token: str, *, changed: bool
     ) -> Result:
@@ -726,9 +736,12 @@ class TenantReconciler:
                 self.config.look_again_seconds, f"gateway not started yet (/startupz {startup})"
             )
         ready = await self._probe(app, "/readyz", gateway_token)
-        await self._observed(tenant, machine, state, converged=True)
-        await self._transition(
-            tenant, LifecycleState.running, f"machine {machine.id} started; gateway up (/readyz {ready})"
+        await self._observed(
+            tenant,
+            machine,
+            state,
+            converged=True,
+            lifecycle=(LifecycleState.running, f"machine {machine.id} started; gateway up (/readyz {ready})"),
         )
         return Result.done(f"running (/readyz {ready})")
 
@@ -743,26 +756,43 @@ class TenantReconciler:
         return response.status_code
 
     async def _observed(
-        self, tenant: DesiredTenant, machine: Machine, state: str | None, *, converged: bool = False
+        self,
+        tenant: DesiredTenant,
+        machine: Machine | None,
+        state: str | None,
+        *,
+        converged: bool = False,
+        lifecycle: tuple[LifecycleState, str] | None = None,
     ) -> None:
+        """Record what Fly showed (and, converged, the revision now applied), with the lifecycle
+        transition it implies, in one transaction."""
+        transition = None
+        if lifecycle is not None and tenant.lifecycle_state is not lifecycle[0]:
+            transition = Lifecycle(lifecycle[0], lifecycle[1], ACTOR)
         await store.record_observed(
             self.db,
             tenant.id,
             state=state,
             observed_rev=tenant.desired_rev if converged else None,
             at=self.clock.now(),
+            lifecycle=transition,
         )
 
     # -- stopped --------------------------------------------------------------------------------
+    @timed_step("stop")
     async def _stop(self, tenant: DesiredTenant, app: str, plan: Plan, decision: Decision) -> Result:
         """Keep the resources; autostart OFF first (so nothing can wake it), then stop."""
         if tenant.fly.machine_id is None or tenant.fly.volume_id is None:
-            await self._transition(tenant, decision.lifecycle, decision.reason)
+            await self._observed(
+                tenant, None, None, converged=True, lifecycle=(decision.lifecycle, decision.reason)
+            )
             return Result.done(decision.reason)
         machine = await self._get_machine(app, tenant.fly.machine_id)
         if machine is None:
             await store.forget_machine(self.db, tenant.id)
-            await self._transition(tenant, decision.lifecycle, decision.reason)
+            await self._observed(
+                tenant, None, None, converged=True, lifecycle=(decision.lifecycle, decision.reason)
+            )
             return Result.done(decision.reason)
         spec, rendered = self._render_for_stop(tenant, app, decision)
         if rendered is not None:
@@ -781,8 +811,8 @@ class TenantReconciler:
                     instance_id=machine.instance_id,
                     config_hash=config["metadata"][META_MACHINE_HASH],
                     image=config["image"],
+                    step=self._step("machine.autostart_off", decision.reason, machine_id=machine.id),
                 )
-                await self._audit(tenant, "machine.autostart_off", decision.reason, machine_id=machine.id)
         state = machine.state or ""
         if state in SETTLING_STATES:
             try:
@@ -804,8 +834,9 @@ class TenantReconciler:
             except FlyWaitError:
                 return Result.after(self.config.look_again_seconds, "machine stopping")
             state = "stopped"
-        await self._observed(tenant, machine, state, converged=True)
-        await self._transition(tenant, decision.lifecycle, decision.reason)
+        await self._observed(
+            tenant, machine, state, converged=True, lifecycle=(decision.lifecycle, decision.reason)
+        )
         return Result.done(decision.reason)
 
     def _render_for_stop(
@@ -854,6 +885,7 @@ class TenantReconciler:
         return tried | {tenant.region}
 
     # -- destroy (two-phase, invariant 3) -------------------------------------------------------
+    @timed_step("destroy")
     async def _destroy(self, tenant: DesiredTenant) -> Result:
         app = tenant.fly.app_name
         if tenant.lifecycle_state is not LifecycleState.deprovisioning:

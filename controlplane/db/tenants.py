@@ -162,27 +162,75 @@ async def tenant_id_by_external(session: AsyncSession, external_id: str) -> str 
 
 
 # -- Fly ids and observations (each its own transaction: invariant 1) ----------------------------
-async def _write_fly(db: Database, tenant_id: str, values: dict[str, Any]) -> None:
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The audit row of one reconcile step, written in the same transaction as what it records."""
+
+    action: str
+    reason: str
+    after: Mapping[str, Any] | None = None
+    actor: str = "worker"
+
+
+@dataclass(frozen=True, slots=True)
+class Lifecycle:
+    """A lifecycle transition (audited) to write with an observation."""
+
+    state: LifecycleState
+    reason: str
+    actor: str = "worker"
+
+
+async def _write_fly(
+    db: Database,
+    tenant_id: str,
+    values: dict[str, Any],
+    *,
+    step: Step | None = None,
+    lifecycle: Lifecycle | None = None,
+) -> None:
     values["updated_at"] = utcnow()
     async with db.transaction() as s:
         result = await s.execute(update(FLY).where(FLY.c.tenant_id == tenant_id).values(**values))
         if getattr(result, "rowcount", 0) == 0:
             s.add(FlyResources(tenant_id=tenant_id, **values))
+        if step is not None:
+            audit.record(
+                s,
+                actor=step.actor,
+                action=step.action,
+                tenant_id=tenant_id,
+                reason=step.reason,
+                after=dict(step.after) if step.after else None,
+            )
+        if lifecycle is not None:
+            tenant = await s.get(Tenant, tenant_id)
+            if tenant is not None:
+                transition_lifecycle(
+                    s, tenant, lifecycle.state, actor=lifecycle.actor, reason=lifecycle.reason
+                )
 
 
-async def record_app(db: Database, tenant_id: str, app_name: str) -> None:
-    await _write_fly(db, tenant_id, {"app_name": app_name})
+async def record_app(
+    db: Database, tenant_id: str, app_name: str, *, lifecycle: Lifecycle | None = None
+) -> None:
+    await _write_fly(db, tenant_id, {"app_name": app_name}, lifecycle=lifecycle)
 
 
 async def record_volume_create_tag(db: Database, tenant_id: str, tag: str | None) -> None:
     await _write_fly(db, tenant_id, {"volume_create_tag": tag})
 
 
-async def record_volume(db: Database, tenant_id: str, volume_id: str | None, size_gb: int | None) -> None:
+async def record_volume(
+    db: Database, tenant_id: str, volume_id: str | None, size_gb: int | None, *, step: Step | None = None
+) -> None:
     """The volume id the moment Fly returns it (clears the create tag); ``None`` forgets a volume
     Fly confirmed gone."""
     await _write_fly(
-        db, tenant_id, {"volume_id": volume_id, "volume_size_gb": size_gb, "volume_create_tag": None}
+        db,
+        tenant_id,
+        {"volume_id": volume_id, "volume_size_gb": size_gb, "volume_create_tag": None},
+        step=step,
     )
 
 
@@ -190,23 +238,43 @@ async def record_machine_create_tag(db: Database, tenant_id: str, tag: str | Non
     await _write_fly(db, tenant_id, {"machine_create_tag": tag})
 
 
-async def record_machine(db: Database, tenant_id: str, machine_id: str, instance_id: str | None) -> None:
-    """The machine id the moment Fly returns it; the create tag has done its job."""
+async def record_machine(
+    db: Database,
+    tenant_id: str,
+    machine_id: str,
+    instance_id: str | None,
+    *,
+    config_hash: str,
+    image: str,
+    step: Step | None = None,
+) -> None:
+    """The machine id the moment Fly returns it, with what it was created with; the create tag has
+    done its job."""
     await _write_fly(
-        db, tenant_id, {"machine_id": machine_id, "instance_id": instance_id, "machine_create_tag": None}
+        db,
+        tenant_id,
+        {
+            "machine_id": machine_id,
+            "instance_id": instance_id,
+            "machine_create_tag": None,
+            "config_hash": config_hash,
+            "image_ref": image,
+        },
+        step=step,
     )
 
 
-async def forget_machine(db: Database, tenant_id: str) -> None:
+async def forget_machine(db: Database, tenant_id: str, *, step: Step | None = None) -> None:
     """Fly confirmed the machine gone (404 / destroyed): the next run may create a new one."""
     await _write_fly(
         db,
         tenant_id,
         {"machine_id": None, "instance_id": None, "observed_state": None, "config_hash": None},
+        step=step,
     )
 
 
-async def forget_app(db: Database, tenant_id: str) -> None:
+async def forget_app(db: Database, tenant_id: str, *, step: Step | None = None) -> None:
     """Fly confirmed the app gone: with it went its machines, volumes and secrets."""
     await _write_fly(
         db,
@@ -223,41 +291,65 @@ async def forget_app(db: Database, tenant_id: str) -> None:
             "secrets_version": None,
             "secrets_digest": None,
             "secret_digests": None,
+            "pending_destroy": None,
         },
+        step=step,
     )
 
 
 async def record_secrets(
-    db: Database, tenant_id: str, *, version: int | None, digest: str, fly_digests: Mapping[str, str]
+    db: Database,
+    tenant_id: str,
+    *,
+    version: int | None,
+    digest: str,
+    fly_digests: Mapping[str, str],
+    step: Step | None = None,
 ) -> None:
     await _write_fly(
         db,
         tenant_id,
         {"secrets_version": version, "secrets_digest": digest, "secret_digests": dict(fly_digests)},
+        step=step,
     )
 
 
 async def record_applied(
-    db: Database, tenant_id: str, *, instance_id: str | None, config_hash: str, image: str
+    db: Database,
+    tenant_id: str,
+    *,
+    instance_id: str | None,
+    config_hash: str,
+    image: str,
+    step: Step | None = None,
 ) -> None:
-    """A machine was created or updated with this config and image."""
+    """A machine was updated with this config and image."""
     await _write_fly(
-        db, tenant_id, {"instance_id": instance_id, "config_hash": config_hash, "image_ref": image}
+        db, tenant_id, {"instance_id": instance_id, "config_hash": config_hash, "image_ref": image}, step=step
     )
 
 
 async def record_observed(
-    db: Database, tenant_id: str, *, state: str | None, observed_rev: int | None = None, at: datetime
+    db: Database,
+    tenant_id: str,
+    *,
+    state: str | None,
+    observed_rev: int | None = None,
+    at: datetime,
+    lifecycle: Lifecycle | None = None,
 ) -> None:
     values: dict[str, Any] = {"observed_state": state, "observed_at": at}
     if observed_rev is not None:
         values["observed_rev"] = observed_rev
-    await _write_fly(db, tenant_id, values)
+    await _write_fly(db, tenant_id, values, lifecycle=lifecycle)
 
 
-async def record_pending_destroy(db: Database, tenant_id: str, pending: Mapping[str, Any] | None) -> None:
-    """Phase one of a two-phase destroy (invariant 3): what is being deleted, before the call."""
-    await _write_fly(db, tenant_id, {"pending_destroy": dict(pending) if pending else None})
+async def record_pending_destroy(
+    db: Database, tenant_id: str, pending: Mapping[str, Any] | None, *, step: Step | None = None
+) -> None:
+    """Phase one of a two-phase destroy (invariant 3): what is being deleted, before the call (and
+    ``None`` once Fly confirmed it gone)."""
+    await _write_fly(db, tenant_id, {"pending_destroy": dict(pending) if pending else None}, step=step)
 
 
 # -- tenant row ----------------------------------------------------------------------------------
@@ -299,6 +391,8 @@ async def record_step(
 
 __all__ = [
     "ChannelState",
+    "Lifecycle",
+    "Step",
     "DesiredTenant",
     "FlyState",
     "KeyState",
