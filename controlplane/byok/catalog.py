@@ -1,5 +1,5 @@
 """The BYOK provider catalog: for each provider in :mod:`agents_config.providers`, where and how
-its keys are checked (reference §2).
+its keys are checked (llm-providers.md §2).
 
 Base URLs are fixed here (never user-supplied: no SSRF or key exfiltration); an operator may
 override one per provider with ``CP_<PROVIDER>_BASE_URL`` (emulator, proxy). Moonshot and MiniMax
@@ -16,13 +16,22 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agents_config.providers import PROVIDER_IDS, get_provider
 from controlplane.byok.classifiers import CLASSIFIERS, ProviderClassifier
 from controlplane.byok.errors import UnknownProvider
 from controlplane.byok.formats import RULES as FORMAT_RULES
 from controlplane.byok.formats import FormatRule
+
+
+class ProviderSettings(Protocol):
+    """What key validation reads from :class:`controlplane.settings.Settings` (a Protocol, so the
+    BYOK policy modules never import the settings, which reach the database layer)."""
+
+    provider_timeout_seconds: float
+
+    def provider_base_url(self, provider: str) -> str | None: ...
 
 
 class Auth(str, enum.Enum):
@@ -60,7 +69,7 @@ class ProviderSpec:
     classifier: ProviderClassifier
 
     def base_urls(
-        self, settings: Any | None = None, region: str | None = None
+        self, settings: ProviderSettings | None = None, region: str | None = None
     ) -> list[tuple[str | None, str]]:
         """``(region, base URL)`` pairs to try, in order. An operator override replaces them all."""
         if settings is not None:

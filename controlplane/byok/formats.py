@@ -1,4 +1,4 @@
-"""Key shape rules per provider (reference §2): refuse other key types, warn where unverified.
+"""Key shape rules per provider (llm-providers.md §2): refuse other key types, warn where unverified.
 
 Order of a check: hygiene (printable ASCII, no whitespace, a length between :data:`MIN_KEY_LEN`
 and the rule's ``max_len``: :data:`DEFAULT_MAX_KEY_LEN` for most providers, :data:`MAX_KEY_LEN` for

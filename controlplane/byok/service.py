@@ -408,7 +408,7 @@ class KeyService:
     # -- status ------------------------------------------------------------------------------
     async def status(self, tenant_id: str) -> list[KeyView]:
         """Every key of the tenant (provider, last4, fingerprint, verdict, when checked)."""
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = (
                 await session.scalars(
                     select(ProviderKey)
@@ -420,7 +420,7 @@ class KeyService:
 
     async def key_status(self, tenant_id: str, provider: str) -> KeyView | None:
         spec = get_spec(provider)
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             row = await _find(session, tenant_id, spec.id)
             return KeyView.of(row) if row is not None else None
 
@@ -430,7 +430,7 @@ class KeyService:
         consecutive_failures, flags). Transient verdicts change only the check times; a refusal
         marks the key broken only after ``BROKEN_AFTER`` bad checks in a row."""
         spec = get_spec(provider)
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             row = await _find(session, tenant_id, spec.id)
             plaintext = await read_secret(
                 session, self._vault, tenant_id=tenant_id, name=provider_secret_name(spec.id)
@@ -474,7 +474,7 @@ class KeyService:
     async def due_for_check(self, *, now: datetime | None = None, limit: int = 100) -> list[tuple[str, str]]:
         """``(tenant_id, provider)`` of keys whose ``next_check_at`` has passed (for the poller)."""
         now = now or self._clock()
-        async with self._db.transaction() as session:
+        async with self._db.read() as session:
             rows = await session.execute(
                 select(ProviderKey.tenant_id, ProviderKey.provider)
                 .where(ProviderKey.next_check_at <= now)

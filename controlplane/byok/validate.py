@@ -1,4 +1,4 @@
-"""Checking a key against its provider with httpx (reference §1).
+"""Checking a key against its provider with httpx (llm-providers.md §1).
 
 * The key travels only in a request header, built in :func:`auth_headers` — never in a URL.
 * ``follow_redirects=False``: a redirect is never followed (the key never goes to another host).
@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 import structlog
 
-from controlplane.byok.catalog import Auth, Probe, ProbeKind, ProviderSpec, get_spec
+from controlplane.byok.catalog import Auth, Probe, ProbeKind, ProviderSettings, ProviderSpec, get_spec
 from controlplane.byok.classifiers._engine import (
     Answer,
     Outcome,
@@ -75,7 +75,7 @@ class KeyValidator:
 
     def __init__(
         self,
-        settings: Any | None = None,
+        settings: ProviderSettings | None = None,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float | None = None,
@@ -95,8 +95,14 @@ class KeyValidator:
         self._paid_probes = paid_probes
 
     @classmethod
-    def from_settings(cls, settings: Any, **kwargs: Any) -> KeyValidator:
-        return cls(settings, **kwargs)
+    def from_settings(
+        cls,
+        settings: ProviderSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        paid_probes: bool = False,
+    ) -> KeyValidator:
+        return cls(settings, transport=transport, paid_probes=paid_probes)
 
     async def validate(
         self, provider_id: str, key: ProviderKeyValue, *, region: str | None = None

@@ -1,7 +1,7 @@
 """The result of checking a key: one :class:`~controlplane.db.models.KeyVerdict` plus a sentence a
 person understands, and what the control plane does with each verdict (policy).
 
-Policy (reference §5)
+Policy (llm-providers.md §5)
 
 At entry (save): ``invalid_key``, ``revoked_or_blocked`` and ``permission`` are refused (nothing is
 stored); ``no_credit`` and ``spend_limit`` are stored with a warning; ``rate_limited``,

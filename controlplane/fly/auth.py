@@ -1,7 +1,7 @@
 """Fly API token handling: the ``Authorization`` header form and redaction.
 
 Macaroon tokens (``fm1r_``, ``fm1a_``, ``fm2_`` or already ``FlyV1 ...``) go as ``FlyV1 <token>``,
-legacy tokens as ``Bearer <token>`` (fly-go's rule, reference §2). The token lives only inside
+legacy tokens as ``Bearer <token>`` (fly-go's rule, fly-machines.md §2). The token lives only inside
 :class:`FlyAuth`; its ``repr``/``str`` never show it and :func:`redact` scrubs it from any text.
 """
 

@@ -68,7 +68,7 @@ log = structlog.get_logger(__name__)
 
 #: Longest single ``/wait`` Fly accepts (larger → 400 invalid_argument).
 MAX_WAIT_SECONDS = 60
-#: Extra read-timeout slack on top of the wait timeout (reference §7: wait + 10–30 s).
+#: Extra read-timeout slack on top of the wait timeout (fly-machines.md §7: wait + 10–30 s).
 WAIT_READ_SLACK = 15.0
 
 
@@ -134,7 +134,7 @@ def _comma_list(values: str | Sequence[str] | None) -> str | None:
 
 
 def _lease_from(response: httpx.Response) -> Lease:
-    # Fly answers {"status":"success","data":{...}}; the spec models the lease flat (§8, §16).
+    # Fly answers {"status":"success","data":{...}}; the spec models the lease flat (fly-machines.md §8, §16).
     body = _json(response)
     if isinstance(body, dict) and isinstance(body.get("data"), dict):
         body = body["data"]

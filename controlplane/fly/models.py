@@ -69,7 +69,7 @@ class App(FlyModel):
 
 
 class CreateAppRequest(FlyModel):
-    """``POST /apps``. The spec and fly-go send ``name``; Fly's docs say ``app_name`` (§3.1)."""
+    """``POST /apps``. The spec and fly-go send ``name``; Fly's docs say ``app_name`` (fly-machines.md §3.1)."""
 
     name: str
     org_slug: str
@@ -157,7 +157,7 @@ class MachineService(FlyModel):
     @field_validator("autostop", mode="before")
     @classmethod
     def _autostop_as_string(cls, value: Any) -> Any:
-        # Responses encode "off"/"stop" as false/true (reference §4.2); requests want the string.
+        # Responses encode "off"/"stop" as false/true (fly-machines.md §4.2); requests want the string.
         if value is True:
             return "stop"
         if value is False:

@@ -1,4 +1,4 @@
-"""Client-side pacing so the control plane never provokes Fly's 429s itself (reference §10).
+"""Client-side pacing so the control plane never provokes Fly's 429s itself (fly-machines.md §10).
 
 Fly's published limits: each action (create, start, stop, update, ...) 1 req/s with burst 3 per
 machine or app; Get Machine 5 req/s burst 10 per machine; app deletions 100/min. One token bucket per

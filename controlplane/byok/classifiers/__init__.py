@@ -1,4 +1,4 @@
-"""One classifier table per provider (reference §3), all read by the engine in ``_engine``."""
+"""One classifier table per provider (llm-providers.md §3), all read by the engine in ``_engine``."""
 
 from __future__ import annotations
 

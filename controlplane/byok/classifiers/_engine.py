@@ -3,7 +3,7 @@
 A provider's answer is first reduced to an :class:`Answer`: HTTP status, the set of error
 type/code/status/reason tokens found in its body (lower-cased), the provider's message and the
 retry-after hint. A provider's table is a tuple of :class:`Rule`; the first rule that matches gives
-the verdict. Tables list, in this order (reference §4 "Classifier rules"): body type/code/reason
+the verdict. Tables list, in this order (llm-providers.md §4 "Classifier rules"): body type/code/reason
 rules, then message-text rules (billing before rate-limit), then status rules; every table ends
 with :data:`COMMON_TEXT` and :data:`COMMON_STATUS`, so every answer gets a verdict.
 
@@ -169,7 +169,7 @@ _PAREN_CODE = re.compile(r"\((\d{3,5})\)")
 
 
 def extract(status: int, text: str, headers: Mapping[str, str]) -> Answer:
-    """Reduce an HTTP answer to an :class:`Answer` (every provider's body shape, §3)."""
+    """Reduce an HTTP answer to an :class:`Answer` (every provider's body shape, llm-providers.md §3)."""
     body = parse_json(text)
     tokens: set[str] = set()
     messages: list[str] = []

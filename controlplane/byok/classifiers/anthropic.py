@@ -1,4 +1,4 @@
-"""Anthropic (reference §3.1): decide on ``error.type`` + message."""
+"""Anthropic (llm-providers.md §3.1): decide on ``error.type`` + message."""
 
 from controlplane.byok.classifiers._engine import ProviderClassifier, V, rule
 

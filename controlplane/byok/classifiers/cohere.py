@@ -1,4 +1,4 @@
-"""Cohere (reference §3.10): ``POST /v1/check-api-key`` → ``{valid}``; body ``{"message"}``."""
+"""Cohere (llm-providers.md §3.10): ``POST /v1/check-api-key`` → ``{valid}``; body ``{"message"}``."""
 
 from __future__ import annotations
 

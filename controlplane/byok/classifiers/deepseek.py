@@ -1,4 +1,4 @@
-"""DeepSeek (reference §3.7): status codes; ``GET /user/balance`` says whether it can pay."""
+"""DeepSeek (llm-providers.md §3.7): status codes; ``GET /user/balance`` says whether it can pay."""
 
 from __future__ import annotations
 

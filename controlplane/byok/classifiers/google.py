@@ -1,4 +1,4 @@
-"""Google Gemini (reference §3.3): a bad key is HTTP 400 ``API_KEY_INVALID``, not 401."""
+"""Google Gemini (llm-providers.md §3.3): a bad key is HTTP 400 ``API_KEY_INVALID``, not 401."""
 
 from controlplane.byok.classifiers._engine import ProviderClassifier, V, rule
 

@@ -1,4 +1,4 @@
-"""Groq (reference §3.4): OpenAI-style body; 498 ``capacity_exceeded`` on the flex tier."""
+"""Groq (llm-providers.md §3.4): OpenAI-style body; 498 ``capacity_exceeded`` on the flex tier."""
 
 from controlplane.byok.classifiers._engine import ProviderClassifier, V, rule
 

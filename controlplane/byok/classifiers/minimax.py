@@ -1,4 +1,4 @@
-"""MiniMax (reference §3.9): ``base_resp.status_code`` (checked even on HTTP 200), and
+"""MiniMax (llm-providers.md §3.9): ``base_resp.status_code`` (checked even on HTTP 200), and
 Anthropic-shaped errors on the ``/anthropic`` route (``api_error`` "system error (1033)").
 
 Plan (token / coding plan) keys: ``GET /v1/token_plan/remains`` lists ``model_remains``. A plan

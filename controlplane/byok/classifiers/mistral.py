@@ -1,4 +1,4 @@
-"""Mistral (reference §3.6): ``{"object": "error", "type", "code", "message"}``; decide on status."""
+"""Mistral (llm-providers.md §3.6): ``{"object": "error", "type", "code", "message"}``; decide on status."""
 
 from controlplane.byok.classifiers._engine import ProviderClassifier, V, rule
 

@@ -1,4 +1,4 @@
-"""Moonshot / Kimi (reference §3.8): decide on ``error.type``; keys are region-bound (.ai / .cn).
+"""Moonshot / Kimi (llm-providers.md §3.8): decide on ``error.type``; keys are region-bound (.ai / .cn).
 
 ``GET /users/me/balance`` is authenticated: a 200 there proves the key even when ``/models``
 answered 404 ``resource_not_found_error`` (models can be hidden until the first recharge), and an

@@ -1,4 +1,4 @@
-"""OpenAI (reference §3.2): ``error.code``/``type`` and message; billing before rate limit."""
+"""OpenAI (llm-providers.md §3.2): ``error.code``/``type`` and message; billing before rate limit."""
 
 from controlplane.byok.classifiers._engine import ProviderClassifier, V, rule
 

@@ -1,4 +1,4 @@
-"""OpenRouter (reference §3.5): ``GET /key`` gives validity, per-key cap, free tier and expiry."""
+"""OpenRouter (llm-providers.md §3.5): ``GET /key`` gives validity, per-key cap, free tier and expiry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""xAI (reference §3.11): body ``{"code", "error"}``; ``GET /api-key`` carries blocked flags."""
+"""xAI (llm-providers.md §3.11): body ``{"code", "error"}``; ``GET /api-key`` carries blocked flags."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from agents_config.openclaw_config import GATEWAY_TOKEN_ENV
 from controlplane.fly.emulator.clock import rfc3339
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found
@@ -241,5 +242,5 @@ def delete_secret(world: World, app_name: str, name: str) -> dict[str, Any]:
 
 
 def gateway_token_mac(world: World, app: AppRecord, version: int) -> str | None:
-    entry = app.secrets_at(version).get("OPENCLAW_GATEWAY_TOKEN")
+    entry = app.secrets_at(version).get(GATEWAY_TOKEN_ENV)
     return entry.mac if entry else None

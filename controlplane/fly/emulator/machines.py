@@ -270,7 +270,7 @@ def update_machine(
     machine.secrets_version = 0 if skip_secrets else secrets_version
     machine.skip_secrets = skip_secrets
     machine.health.crash_looping = False
-    # A lease keeps the version it was taken at (reference §8): a holder compares it with its cache.
+    # A lease keeps the version it was taken at (fly-machines.md §8): a holder compares it with its cache.
     profile = world.profile
     was_running = machine.state in ("started", "starting", "restarting")
     if was_running and not body.get("skip_launch"):
@@ -413,7 +413,7 @@ def set_cordon(
 
 
 def _suspend_refusal(config: dict[str, Any]) -> str | None:
-    """Fly's suspend preconditions (reference §13): ≤ 2 GB memory, no swap, no schedule."""
+    """Fly's suspend preconditions (fly-machines.md §13): ≤ 2 GB memory, no swap, no schedule."""
     memory = (config.get("guest") or {}).get("memory_mb") or 256
     if memory > SUSPEND_MAX_MEMORY_MB:
         return f"suspend requires at most {SUSPEND_MAX_MEMORY_MB} MB of memory (machine has {memory} MB)"
