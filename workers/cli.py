@@ -121,7 +121,15 @@ async def _run_now(s: object, tenant_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def demo() -> None:
+def demo(
+    speed: float = typer.Option(
+        8.0,
+        "--speed",
+        min=1.0,
+        max=100.0,
+        help="Emulated seconds per real second (Fly-like latencies, sped up).",
+    ),
+) -> None:
     """The walk-through on the embedded default: SQLite, the built-in Fly emulator, and the real
     worker converging a fleet of about 30 tenants (see workers/demo.py)."""
     from rich.console import Console
@@ -131,7 +139,7 @@ def demo() -> None:
 
     configure_logging(level="ERROR", fmt="console")
     out = Console(soft_wrap=True, width=max(Console().width, 150))
-    raise typer.Exit(run(run_demo(out)))
+    raise typer.Exit(run(run_demo(out, speed=speed)))
 
 
 def register(app: typer.Typer) -> None:

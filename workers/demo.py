@@ -315,7 +315,7 @@ def print_settings(console: Console, settings: Settings) -> None:
     console.print(table)
 
 
-async def run_demo(console: Console) -> int:
+async def run_demo(console: Console, *, speed: float = SPEED) -> int:
     settings = ensure_vault_keys(console)
     console.rule("[bold]1. database and settings")
     migrate.upgrade(settings.database_url)
@@ -325,7 +325,7 @@ async def run_demo(console: Console) -> int:
     console.rule("[bold]2. the Fly emulator")
     fly_token = "demo-" + secrets.token_hex(16)
     options = EmulatorOptions(
-        latency=LatencyProfile.realistic(), seed=42, org=settings.fly_org, token=fly_token, clock_speed=SPEED
+        latency=LatencyProfile.realistic(), seed=42, org=settings.fly_org, token=fly_token, clock_speed=speed
     )
     snapshot = Path(SNAPSHOT_FILE)
     emulator = FlyEmulator.load(snapshot, options) if snapshot.exists() else FlyEmulator(options)  # noqa: ASYNC240
@@ -334,7 +334,7 @@ async def run_demo(console: Console) -> int:
     try:
         async with emulator.serve() as base_url:
             console.print(
-                f"Fly Machines API emulator at {base_url}/v1 (realistic latencies, ×{SPEED:g} speed)"
+                f"Fly Machines API emulator at {base_url}/v1 (realistic latencies, ×{speed:g} speed)"
             )
             settings = settings.model_copy(
                 update={

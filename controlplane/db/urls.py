@@ -16,7 +16,7 @@ _DRIVERS = {
 
 LIBSQL_UNSUPPORTED = (
     "libsql:// URLs are not supported: no maintained libSQL driver works with SQLAlchemy's async "
-    "engine yet (see ARCHITECTURE.md, 'libSQL / Turso'). Use PostgreSQL, or a local SQLite file."
+    "engine yet (see docs/decisions/libsql-2026-11.md). Use PostgreSQL, or a local SQLite file."
 )
 
 

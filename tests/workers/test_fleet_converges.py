@@ -273,3 +273,29 @@ async def test_a_tenant_is_parked_when_no_region_has_capacity_and_an_explicit_ma
         await fleet.converge()
         tenant, _ = await state_of(db, stuck)
         assert tenant.lifecycle_state is LifecycleState.running and tenant.region == "ord"
+
+
+async def test_a_stopped_always_on_machine_is_started_and_a_sleeping_one_is_left_asleep(
+    db, empty_database, vault
+) -> None:
+    always_on = await seed_tenant(db, vault, "pro@x", plan="pro")
+    sleeper = await seed_tenant(db, vault, "starter@x", plan="starter", providers=("openai",))
+    async with running_fleet(db, empty_database["url"]) as fleet:
+        await fleet.converge()
+        machines = {}
+        for tenant_id in (always_on, sleeper):
+            _, fly = await state_of(db, tenant_id)
+            assert fly is not None
+            machines[tenant_id] = (fly.app_name, fly.machine_id)
+        async with fleet.emu.client() as http:  # Fly's proxy autostops both (or someone stops them)
+            for app, machine_id in machines.values():
+                assert (await http.post(f"/v1/apps/{app}/machines/{machine_id}/stop", json={})).status_code == 200
+        fleet.emu.advance(30)
+        await fleet.process.scheduler.jobs[0].run(utcnow())
+        assert fleet.process.last_resync is not None
+        assert dict(fleet.process.last_resync.marked) == {"machine stopped, should run": 1}
+        await fleet.converge()
+        assert fleet.emu.machines[machines[always_on][1]].state == "started"
+        assert fleet.emu.machines[machines[sleeper][1]].state == "stopped"  # asleep: never woken
+        sleeper_state, _ = await state_of(db, sleeper)
+        assert sleeper_state.lifecycle_state is LifecycleState.running  # nothing marked it: untouched
