@@ -289,7 +289,9 @@ async def test_a_stopped_always_on_machine_is_started_and_a_sleeping_one_is_left
             machines[tenant_id] = (fly.app_name, fly.machine_id)
         async with fleet.emu.client() as http:  # Fly's proxy autostops both (or someone stops them)
             for app, machine_id in machines.values():
-                assert (await http.post(f"/v1/apps/{app}/machines/{machine_id}/stop", json={})).status_code == 200
+                assert (
+                    await http.post(f"/v1/apps/{app}/machines/{machine_id}/stop", json={})
+                ).status_code == 200
         fleet.emu.advance(30)
         await fleet.process.scheduler.jobs[0].run(utcnow())
         assert fleet.process.last_resync is not None
