@@ -67,6 +67,8 @@ MAX_REASON_CHARS = 255
 
 Outcome = Literal["done", "requeue", "retry", "park", "released"]
 
+CLAIM_COLUMNS = (QUEUE.c.tenant_id, QUEUE.c.lease_generation, QUEUE.c.attempts, QUEUE.c.reason)
+
 #: The per-tenant backoff of failed reconciles: 2 s doubling to 5 minutes, jittered.
 DEFAULT_BACKOFF = Backoff(initial=2.0, factor=2.0, cap=300.0)
 
@@ -80,6 +82,17 @@ class Claim:
     generation: int
     attempts: int  # consecutive failed runs before this one
     reason: str | None  # why it was last marked
+
+    @classmethod
+    def of(cls, row: Any, owner: str) -> Claim:
+        """From a ``RETURNING tenant_id, lease_generation, attempts, reason`` row."""
+        return cls(
+            tenant_id=row.tenant_id,
+            owner=owner,
+            generation=row.lease_generation,
+            attempts=row.attempts,
+            reason=row.reason,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,87 +298,56 @@ class ReconcileQueue:
         return len(ids)
 
     # -- claiming -----------------------------------------------------------------------------
+    def _claimable(self, now: datetime) -> Any:
+        """Due, not parked, and no live lease (a lease that expired is up for takeover)."""
+        c = QUEUE.c
+        return and_(
+            c.due_at <= _utc(now),
+            c.parked_reason.is_(None),
+            or_(c.lease_expires_at.is_(None), c.lease_expires_at <= _utc(now)),
+        )
+
+    def _lease(self, owner: str, now: datetime) -> dict[str, Any]:
+        """A new lease: owner, expiry, the next fencing generation; the claim consumes the marks."""
+        return {
+            "lease_owner": owner,
+            "lease_expires_at": now + timedelta(seconds=self.lease_seconds),
+            "lease_generation": QUEUE.c.lease_generation + 1,
+            "requeue": False,
+            "priority": BACKGROUND,
+        }
+
     async def claim(self, owner: str, limit: int = 1) -> list[Claim]:
         """Lease up to ``limit`` due tenants for ``owner`` (explicit marks first, then oldest due)."""
         if limit < 1:
             return []
         now = self.clock.now()
-        expires = now + timedelta(seconds=self.lease_seconds)
         c = QUEUE.c
-        claimable = and_(
-            c.due_at <= _utc(now),
-            c.parked_reason.is_(None),
-            or_(c.lease_expires_at.is_(None), c.lease_expires_at <= _utc(now)),
+        pick = (
+            select(c.tenant_id).where(self._claimable(now)).order_by(c.priority.desc(), c.due_at).limit(limit)
         )
-        pick = select(c.tenant_id).where(claimable).order_by(c.priority.desc(), c.due_at).limit(limit)
-        values = {
-            "lease_owner": owner,
-            "lease_expires_at": expires,
-            "lease_generation": c.lease_generation + 1,
-            "requeue": False,
-            "priority": BACKGROUND,
-        }
-        returning = (c.tenant_id, c.lease_generation, c.attempts, c.reason)
         async with self.db.connection() as conn:
             if conn.dialect.name == "postgresql":
                 locked = pick.with_for_update(skip_locked=True).cte("claimable")
-                stmt = (
-                    update(QUEUE)
-                    .where(c.tenant_id == locked.c.tenant_id)
-                    .values(**values)
-                    .returning(*returning)
-                )
+                stmt = update(QUEUE).where(c.tenant_id == locked.c.tenant_id)
             else:
-                stmt = (
-                    update(QUEUE)
-                    .where(c.tenant_id.in_(pick.scalar_subquery()))
-                    .values(**values)
-                    .returning(*returning)
-                )
-            rows = (await conn.execute(stmt)).all()
-        return [
-            Claim(
-                tenant_id=r.tenant_id,
-                owner=owner,
-                generation=r.lease_generation,
-                attempts=r.attempts,
-                reason=r.reason,
-            )
-            for r in sorted(rows, key=lambda r: r.tenant_id)
-        ]
+                stmt = update(QUEUE).where(c.tenant_id.in_(pick.scalar_subquery()))
+            returning = stmt.values(**self._lease(owner, now)).returning(*CLAIM_COLUMNS)
+            rows = (await conn.execute(returning)).all()
+        return [Claim.of(r, owner) for r in sorted(rows, key=lambda r: r.tenant_id)]
 
     async def claim_tenant(self, owner: str, tenant_id: str) -> Claim | None:
         """Lease ``tenant_id`` if it is due and free (``reconcile --wait`` runs one tenant now)."""
         now = self.clock.now()
-        c = QUEUE.c
         stmt = (
             update(QUEUE)
-            .where(
-                c.tenant_id == tenant_id,
-                c.due_at <= _utc(now),
-                c.parked_reason.is_(None),
-                or_(c.lease_expires_at.is_(None), c.lease_expires_at <= _utc(now)),
-            )
-            .values(
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=self.lease_seconds),
-                lease_generation=c.lease_generation + 1,
-                requeue=False,
-                priority=BACKGROUND,
-            )
-            .returning(c.tenant_id, c.lease_generation, c.attempts, c.reason)
+            .where(QUEUE.c.tenant_id == tenant_id, self._claimable(now))
+            .values(**self._lease(owner, now))
+            .returning(*CLAIM_COLUMNS)
         )
-        async with self.db.transaction() as session:
-            row = (await session.execute(stmt)).first()
-        if row is None:
-            return None
-        return Claim(
-            tenant_id=row.tenant_id,
-            owner=owner,
-            generation=row.lease_generation,
-            attempts=row.attempts,
-            reason=row.reason,
-        )
+        async with self.db.connection() as conn:
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else Claim.of(row, owner)
 
     def _held(self, claim: Claim) -> Any:
         c = QUEUE.c

@@ -129,15 +129,24 @@ async def make_app(api: CheckedClient, name: str = "u-1") -> str:
     return name
 
 
-def emulator(faults: str = "none", *, seed: int = 1, rate_limits: bool = True, **options: Any) -> FlyEmulator:
+def emulator(
+    faults: str = "none",
+    *,
+    seed: int = 1,
+    rate_limits: bool = True,
+    org: str = ORG,
+    token: str = TOKEN,
+    **options: Any,
+) -> FlyEmulator:
+    """An emulator on the ``fast`` profile at :data:`SPEED` (unless told), with seeded ``faults``."""
     options.setdefault("latency", "fast")
     options.setdefault("clock_speed", SPEED)
     return FlyEmulator(
         EmulatorOptions(
             faults=FaultSpec.parse(faults),
             seed=seed,
-            org=ORG,
-            token=TOKEN,
+            org=org,
+            token=token,
             rate_limits=rate_limits,
             **options,
         )

@@ -10,6 +10,7 @@ the emulator too.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import string
 from collections.abc import AsyncIterator, Iterable
@@ -23,11 +24,12 @@ from controlplane.db.models import Channel, ProviderKey, Tenant
 from controlplane.db.session import Database
 from controlplane.desired import desired_state_changed
 from controlplane.enums import KeyStatus, KeyVerdict, RoutingStrategy
-from controlplane.fly.emulator import EmulatorOptions, FaultSpec, FlyEmulator
+from controlplane.fly.emulator import FlyEmulator
 from controlplane.secrets_store import channel_secret_name, provider_secret_name, put_secret
 from controlplane.settings import Settings, load_settings
 from controlplane.vault import Vault
 from tests.support.db import TEST_VAULT_KEYS
+from tests.support.emulator import emulator as support_emulator
 from workers.handler import Handled
 from workers.process import WorkerProcess
 
@@ -132,18 +134,28 @@ async def seed_tenant(
 
 
 def emulator(faults: str = "none", *, seed: int = 1, rate_limits: bool = True, **options: Any) -> FlyEmulator:
-    options.setdefault("latency", "fast")
+    """The Fly emulator of these tests (org and token of :func:`fleet_settings`), sped up."""
     options.setdefault("clock_speed", SPEED)
-    return FlyEmulator(
-        EmulatorOptions(
-            faults=FaultSpec.parse(faults),
-            seed=seed,
-            org=ORG,
-            token=FLY_TOKEN,
-            rate_limits=rate_limits,
-            **options,
-        )
+    return support_emulator(faults, seed=seed, rate_limits=rate_limits, org=ORG, token=FLY_TOKEN, **options)
+
+
+def worker_env(database_url: str, fly_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a ``controlplane worker`` subprocess against the emulator at ``fly_url``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
+    env.update(
+        {
+            "CP_DATABASE_URL": database_url,
+            "CP_VAULT_KEYS": TEST_VAULT_KEYS,
+            "CP_FLY_API_URL": fly_url,
+            "CP_FLY_API_TOKEN": FLY_TOKEN,
+            "CP_FLY_ORG": ORG,
+            "CP_GATEWAY_URL_TEMPLATE": fly_url + "/gateway/{app}",
+            "CP_WORKER_METRICS_PORT": "0",
+            "CP_LOG_FORMAT": "json",
+            **extra,
+        }
     )
+    return env
 
 
 def fleet_settings(database_url: str, **overrides: Any) -> Settings:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import random
 import signal
 import sys
@@ -23,8 +22,8 @@ from controlplane.db import migrate
 from controlplane.db.models import AuditLog, FlyResources, Tenant
 from controlplane.db.session import Database
 from controlplane.enums import LifecycleState
-from tests.support.db import POSTGRES_URL, TEST_VAULT_KEYS, pg_admin
-from tests.support.fleet import FLY_TOKEN, ORG, emulator, fake_key, seed_tenant
+from tests.support.db import POSTGRES_URL, pg_admin
+from tests.support.fleet import emulator, fake_key, seed_tenant, worker_env
 
 TENANTS = 300
 WORKERS = 3
@@ -44,28 +43,18 @@ async def drill_database() -> str:
         await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def worker_env(database_url: str, fly_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
-    env.update(
-        {
-            "CP_DATABASE_URL": database_url,
-            "CP_VAULT_KEYS": TEST_VAULT_KEYS,
-            "CP_FLY_API_URL": fly_url,
-            "CP_FLY_API_TOKEN": FLY_TOKEN,
-            "CP_FLY_ORG": ORG,
-            "CP_GATEWAY_URL_TEMPLATE": fly_url + "/gateway/{app}",
-            "CP_FLY_RATE_LIMIT_SCALE": str(SPEED / 2),  # the emulator runs 20x faster than real time
-            "CP_WORKER_CONCURRENCY": "16",
-            "CP_WORKER_LEASE_SECONDS": "10",
-            "CP_WORKER_METRICS_PORT": "0",
-            "CP_RESYNC_INTERVAL_SECONDS": "5",
-            "CP_FULL_RESYNC_HOURS": "0",
-            "CP_RECONCILE_WAIT_SECONDS": "20",
-            "CP_LOG_FORMAT": "json",
-            "CP_LOG_LEVEL": "INFO",
-        }
+def drill_env(database_url: str, fly_url: str) -> dict[str, str]:
+    return worker_env(
+        database_url,
+        fly_url,
+        CP_FLY_RATE_LIMIT_SCALE=str(SPEED / 2),  # the emulator runs 20x faster than real time
+        CP_WORKER_CONCURRENCY="16",
+        CP_WORKER_LEASE_SECONDS="10",
+        CP_RESYNC_INTERVAL_SECONDS="5",
+        CP_FULL_RESYNC_HOURS="0",
+        CP_RECONCILE_WAIT_SECONDS="20",
+        CP_LOG_LEVEL="INFO",
     )
-    return env
 
 
 async def converged(db: Database) -> int:
@@ -110,7 +99,7 @@ async def test_fault_drill_three_workers_one_killed_every_few_seconds(
 
         emu = emulator(FAULTS, seed=SEED, clock_speed=SPEED, rate_limits=True)
         async with emu.serve() as fly_url:
-            env = worker_env(drill_database, fly_url)
+            env = drill_env(drill_database, fly_url)
             logs: list[Path] = []
             procs: list[asyncio.subprocess.Process] = []
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import sys
@@ -17,26 +16,8 @@ from controlplane.db import migrate
 from controlplane.db.models import ReconcileItem, Tenant
 from controlplane.db.session import Database
 from controlplane.enums import LifecycleState
-from tests.support.db import TEST_RING, TEST_VAULT_KEYS
-from tests.support.fleet import FLY_TOKEN, ORG, emulator, running_fleet, seed_tenant
-
-
-def worker_env(database_url: str, fly_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
-    env.update(
-        {
-            "CP_DATABASE_URL": database_url,
-            "CP_VAULT_KEYS": TEST_VAULT_KEYS,
-            "CP_FLY_API_URL": fly_url,
-            "CP_FLY_API_TOKEN": FLY_TOKEN,
-            "CP_FLY_ORG": ORG,
-            "CP_GATEWAY_URL_TEMPLATE": fly_url + "/gateway/{app}",
-            "CP_WORKER_METRICS_PORT": "0",
-            "CP_LOG_FORMAT": "json",
-            **extra,
-        }
-    )
-    return env
+from tests.support.db import TEST_RING
+from tests.support.fleet import emulator, running_fleet, seed_tenant, worker_env
 
 
 async def seeded(url: str, count: int) -> tuple[Database, list[str]]:
