@@ -301,3 +301,26 @@ async def test_a_stopped_always_on_machine_is_started_and_a_sleeping_one_is_left
         assert fleet.emu.machines[machines[sleeper][1]].state == "stopped"  # asleep: never woken
         sleeper_state, _ = await state_of(db, sleeper)
         assert sleeper_state.lifecycle_state is LifecycleState.running  # nothing marked it: untouched
+
+
+async def test_a_deleted_key_leaves_the_agent_at_the_next_reconcile(db, empty_database, vault) -> None:
+    from controlplane.byok.service import KeyService
+    from controlplane.byok.validate import KeyValidator
+
+    tenant_id = await seed_tenant(db, vault, "two@x", plan="pro", providers=("anthropic", "openai"))
+    async with running_fleet(db, empty_database["url"]) as fleet:
+        await fleet.converge()
+        _, fly = await state_of(db, tenant_id)
+        assert fly is not None and {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} <= set(fly.secret_digests)
+        assert await KeyService(db, vault, KeyValidator()).delete(tenant_id, "openai", actor="api")
+        await fleet.converge()
+        _, fly = await state_of(db, tenant_id)
+        assert fly is not None and "OPENAI_API_KEY" not in fly.secret_digests
+        app = fleet.emu.apps[fly.app_name]
+        assert "OPENAI_API_KEY" not in app.secrets_at(app.secrets_version)
+        assert fleet.emu.machines[fly.machine_id].secrets_version == fly.secrets_version
+        config = fleet.emu.machines[fly.machine_id].config
+        import base64
+
+        openclaw = base64.b64decode(config["files"][0]["raw_value"]).decode()
+        assert "openai/" not in openclaw and "anthropic/" in openclaw
