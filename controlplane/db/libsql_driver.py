@@ -220,6 +220,7 @@ class AsyncConnection:
         self._closed = False
         self._secret = target.auth_token.get_secret_value() if target.auth_token else None
         self.in_transaction = False
+        self.busy_retries = 0  # statements retried because another connection held the lock
         # SQLAlchemy's pysqlite dialect reads and sets this; the SDK connection always runs in
         # autocommit mode and transactions are begun explicitly (see the dialect's do_begin).
         self.isolation_level: str | None = None
@@ -278,6 +279,7 @@ class AsyncConnection:
                     raise failed.error from None
                 await asyncio.sleep(BUSY_DELAYS[min(attempt, len(BUSY_DELAYS) - 1)])
                 attempt += 1
+                self.busy_retries += 1
                 continue
             self.in_transaction = outcome.in_transaction
             return outcome

@@ -94,9 +94,10 @@ def redact_database_url(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError:
         return "(unparseable)"
-    if AUTH_TOKEN in parsed.query:
-        parsed = parsed.update_query_dict({AUTH_TOKEN: "***"})
-    return parsed.render_as_string(hide_password=True)
+    if AUTH_TOKEN not in parsed.query:
+        return parsed.render_as_string(hide_password=True)
+    masked = parsed.update_query_dict({AUTH_TOKEN: "-masked-"}).render_as_string(hide_password=True)
+    return masked.replace(f"{AUTH_TOKEN}=-masked-", f"{AUTH_TOKEN}=***")
 
 
 def is_libsql(url: str) -> bool:
