@@ -33,9 +33,11 @@ async def test_a_second_writer_waits_on_the_event_loop_until_the_first_commits(t
         waiting = asyncio.create_task(second.execute_statement("BEGIN IMMEDIATE", ()))
         # The second writer is refused ("database is locked") and retries; had it waited inside
         # SQLite's busy handler instead, the SDK would hold the GIL and this loop would not run.
-        async with asyncio.timeout(10):
-            while second.busy_retries == 0:
-                await asyncio.sleep(0.001)
+        for _ in range(10_000):
+            if second.busy_retries:
+                break
+            await asyncio.sleep(0.001)
+        assert second.busy_retries > 0
         assert not waiting.done()
         await first.commit()
         await asyncio.wait_for(waiting, timeout=10)
@@ -98,7 +100,10 @@ STATEMENTS: list[tuple[str, tuple[Any, ...]]] = [
     ("UPDATE t SET n = n + 1 WHERE n < ?", (3,)),
     ("UPDATE t SET n = 0 WHERE id < 0", ()),
     ("UPDATE t SET n = n + 1 WHERE n >= ? RETURNING id", (3,)),
-    ("INSERT INTO t (name, n) VALUES ('a', 9) ON CONFLICT (name) DO UPDATE SET n = excluded.n RETURNING n", ()),
+    (
+        "INSERT INTO t (name, n) VALUES ('a', 9) ON CONFLICT (name) DO UPDATE SET n = excluded.n RETURNING n",
+        (),
+    ),
     ("SELECT name, n FROM t ORDER BY id", ()),
     ("DELETE FROM t", ()),
 ]
@@ -153,7 +158,9 @@ async def test_errors_come_as_db_api_classes(tmp_path: Path) -> None:
         await conn.execute_statement("INSERT INTO t (name) VALUES ('a')", ())
         with pytest.raises(IntegrityError, match="UNIQUE constraint failed"):
             await conn.execute_statement("INSERT INTO t (name) VALUES ('a')", ())
-        await conn.execute_statement("CREATE TABLE child (id INTEGER PRIMARY KEY, t_id REFERENCES t (id))", ())
+        await conn.execute_statement(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, t_id REFERENCES t (id))", ()
+        )
         with pytest.raises(IntegrityError, match="FOREIGN KEY"):  # foreign keys are on
             await conn.execute_statement("INSERT INTO child (t_id) VALUES (999)", ())
         with pytest.raises(OperationalError, match="no such table"):

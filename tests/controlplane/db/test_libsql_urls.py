@@ -5,8 +5,8 @@ in the Authorization header of the remote protocol."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,7 +27,10 @@ TOKEN = "eyJhbGciOiJFZERTQSJ9.tursotokenpayload0000.signature0000"
     [
         ("libsql:///cp.db", "sqlite+libsql_async:///cp.db"),
         ("libsql:////var/lib/cp/cp.db", "sqlite+libsql_async:////var/lib/cp/cp.db"),
-        (f"libsql://cp-acme.turso.io?authToken={TOKEN}", f"sqlite+libsql_async://cp-acme.turso.io?authToken={TOKEN}"),
+        (
+            f"libsql://cp-acme.turso.io?authToken={TOKEN}",
+            f"sqlite+libsql_async://cp-acme.turso.io?authToken={TOKEN}",
+        ),
         ("libsql://127.0.0.1:8080?tls=0", "sqlite+libsql_async://127.0.0.1:8080?tls=0"),
         (
             "libsql:////data/replica.db?syncUrl=libsql://cp-acme.turso.io&syncInterval=30",
@@ -121,12 +124,12 @@ async def test_the_remote_protocol_sends_the_token_as_a_bearer_header_only(tmp_p
     # The server runs in another process: the SDK keeps the GIL while it waits for an answer, so a
     # server in this process could never reply.
     log = tmp_path / "requests.jsonl"
-    server = subprocess.Popen(
-        [sys.executable, "-c", STUB_SERVER, str(log)], stdout=subprocess.PIPE, text=True
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", STUB_SERVER, str(log), stdout=asyncio.subprocess.PIPE
     )
     try:
         assert server.stdout is not None
-        port = int(server.stdout.readline())
+        port = int(await server.stdout.readline())
         db = Database.from_url(f"libsql://127.0.0.1:{port}?tls=0&authToken={TOKEN}")
         try:
             with pytest.raises(OperationalError) as info:
@@ -136,7 +139,7 @@ async def test_the_remote_protocol_sends_the_token_as_a_bearer_header_only(tmp_p
             await db.dispose()
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        await server.wait()
     message = str(info.value)
     assert TOKEN not in message and "\n" in message  # SQLAlchemy's statement line follows
     assert "404" in message  # the server's answer is named
