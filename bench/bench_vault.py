@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_vault.py [--rows 10000] [--postgres URL]
 
-Rotation is measured on a temporary SQLite file and, if reachable, on PostgreSQL (a throw-away
-schema). Numbers depend on the machine; compare runs on the same machine only.
+Rotation is measured on a temporary SQLite file, on the same through libSQL (the libsql SDK's engine)
+and, if reachable, on PostgreSQL (a throw-away schema). Numbers depend on the machine; compare runs
+on the same machine only.
 """
 
 from __future__ import annotations
@@ -90,12 +91,13 @@ async def main() -> None:
     )
     args = parser.parse_args()
     bench_crypto()
-    with tempfile.TemporaryDirectory() as tmp:
-        db = Database.from_url(f"sqlite:///{tmp}/bench.db")
-        try:
-            await bench_rotation("sqlite", db, args.rows)
-        finally:
-            await db.dispose()
+    for backend in ("sqlite", "libsql"):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Database.from_url(f"{backend}:///{tmp}/bench.db")
+            try:
+                await bench_rotation(backend, db, args.rows)
+            finally:
+                await db.dispose()
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(args.postgres)
     try:

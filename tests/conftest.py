@@ -1,8 +1,8 @@
 """Shared fixtures.
 
-``db``: a :class:`Database` with the schema created, parametrised over SQLite (a fresh file per test)
-and the real local PostgreSQL (a fresh schema per test, dropped afterwards). Every test that uses it
-runs twice. PostgreSQL's URL comes from CP_TEST_POSTGRES_URL (default: the local trust-auth server);
+``db``: a :class:`Database` with the schema created, parametrised over SQLite (a fresh file per test),
+libSQL (a fresh file per test, through the libSQL SDK: the real libSQL engine) and the real local
+PostgreSQL (a fresh schema per test, dropped afterwards). Every test that uses it runs three times. PostgreSQL's URL comes from CP_TEST_POSTGRES_URL (default: the local trust-auth server);
 if PostgreSQL is not reachable the PostgreSQL half FAILS, it is never skipped.
 """
 
@@ -25,6 +25,7 @@ from tests.support.db import (
     POSTGRES_URL,
     TEST_RING,
     PostgresSchema,
+    file_database_url,
     open_database,
     pg_admin,
 )
@@ -47,8 +48,9 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 async def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, Any]]:
     """An empty database of the requested backend: ``{"url", "pg_schema", "backend"}``."""
     backend = request.param
-    if backend == "sqlite":
-        yield {"backend": "sqlite", "url": f"sqlite:///{tmp_path / 'test.db'}", "pg_schema": None}
+    if backend in ("sqlite", "libsql"):
+        url = file_database_url(backend, tmp_path / "test.db")
+        yield {"backend": backend, "url": url, "pg_schema": None}
         return
     pg = PostgresSchema(POSTGRES_URL, f"t_{uuid.uuid4().hex[:16]}")
     try:
@@ -79,10 +81,10 @@ async def db(empty_database: dict[str, Any]) -> AsyncIterator[Database]:
 
 @pytest.fixture(params=BACKENDS)
 async def fresh_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The URL of a brand-new, empty database: a SQLite file, or a whole PostgreSQL database
+    """The URL of a brand-new, empty database: a SQLite or libSQL file, or a whole PostgreSQL database
     created for the test (for code that connects by URL: migrations, the CLI, the demo)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+    if request.param in ("sqlite", "libsql"):
+        yield file_database_url(request.param, tmp_path / "fresh.db")
         return
     name = f"cp_t_{uuid.uuid4().hex[:12]}"
     await pg_admin(f'CREATE DATABASE "{name}"')

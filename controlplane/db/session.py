@@ -1,7 +1,9 @@
-"""Async engine and sessions for SQLite (embedded default) and PostgreSQL.
+"""Async engine and sessions for SQLite (embedded default), libSQL / Turso and PostgreSQL.
 
-SQLite connections get WAL journaling, a busy timeout and foreign keys on. PostgreSQL uses asyncpg
-with a bounded pool. :class:`Database` is what the API, the CLI and the workers hold.
+SQLite connections get WAL journaling, a busy timeout and foreign keys on. libSQL connections get
+the same from their driver (:mod:`controlplane.db.libsql_driver`, which also waits out locks on the
+event loop) and the same transactions as SQLite. PostgreSQL uses asyncpg with a bounded pool.
+:class:`Database` is what the API, the CLI and the workers hold.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from pydantic import SecretStr
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -20,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from controlplane.db.urls import is_sqlite, normalise_database_url
+from controlplane.db.urls import is_libsql, is_sqlite, normalise_database_url, split_auth_token
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -49,6 +52,8 @@ def create_engine(
     ``pg_schema`` pins PostgreSQL's ``search_path`` (tests isolate each test in its own schema).
     """
     url = normalise_database_url(url)
+    if is_libsql(url):
+        return _create_libsql_engine(url, echo=echo, pool_size=pool_size)
     if is_sqlite(url):
         engine = create_async_engine(
             url,
@@ -79,6 +84,22 @@ def create_engine(
     )
 
 
+def _create_libsql_engine(url: str, *, echo: bool, pool_size: int) -> AsyncEngine:
+    import controlplane.db.libsql_dialect  # noqa: F401  (registers the dialect)
+
+    # The token leaves the URL (an engine's URL shows up in reprs and errors) and reaches the
+    # driver as a SecretStr connect argument.
+    url, token = split_auth_token(url)
+    connect_args: dict[str, Any] = {"busy_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if token:
+        connect_args["auth_token"] = SecretStr(token)
+    # A remote database gets PostgreSQL's pool bounds; a local file keeps SQLite's defaults.
+    pool_args = {"pool_size": pool_size, "max_overflow": pool_size} if make_url(url).host else {}
+    engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args=connect_args, **pool_args)
+    event.listen(engine.sync_engine, "begin", _libsql_begin)
+    return engine
+
+
 READONLY = "cp_readonly"  # execution option: this transaction only reads
 
 
@@ -89,6 +110,19 @@ def _sqlite_begin_immediate(conn: Any) -> None:
     if conn.get_execution_options().get(READONLY):
         conn.exec_driver_sql("PRAGMA query_only = ON")
         conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("PRAGMA query_only = OFF")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _libsql_begin(conn: Any) -> None:
+    # As on SQLite (above), except that a read-only transaction sets query_only INSIDE the
+    # transaction: over the remote protocol a transaction is one server stream, and a pragma sent
+    # before BEGIN may land on another one. (A writer's OFF must precede BEGIN IMMEDIATE, which
+    # query_only refuses.)
+    if conn.get_execution_options().get(READONLY):
+        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("PRAGMA query_only = ON")
     else:
         conn.exec_driver_sql("PRAGMA query_only = OFF")
         conn.exec_driver_sql("BEGIN IMMEDIATE")

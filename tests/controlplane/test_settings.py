@@ -33,7 +33,7 @@ def test_postgres_urls_get_the_async_driver(monkeypatch: pytest.MonkeyPatch) -> 
         ("CP_VAULT_KEYS", f"k1:{KEY},k1:{KEY}", "appears twice"),
         ("CP_VAULT_KEYS", f"{KEY}", "CP_VAULT_KEYS"),
         ("CP_DATABASE_URL", "mysql://x/y", "CP_DATABASE_URL"),
-        ("CP_DATABASE_URL", "libsql://db.turso.io", "libsql"),
+        ("CP_DATABASE_URL", "libsql://db.turso.io?token=x", "unknown libSQL URL option"),
         ("CP_FLY_API_URL", "not a url", "CP_FLY_API_URL"),
         ("CP_LOG_LEVEL", "LOUD", "CP_LOG_LEVEL"),
         ("CP_API_TOKENS", "tiny-token", "at least 16"),

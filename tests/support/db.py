@@ -1,5 +1,6 @@
-"""Test databases: the two backends every database test runs on, throw-away PostgreSQL schemas and
-databases, a database with the schema created, and the vault key ring tests use."""
+"""Test databases: the three backends every database test runs on (SQLite through sqlite3, SQLite
+through the libSQL SDK, PostgreSQL), throw-away PostgreSQL schemas and databases, a database with the
+schema created, and the vault key ring tests use."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import base64
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -14,7 +16,13 @@ from controlplane.db.models import Base
 from controlplane.db.session import Database, create_engine
 
 POSTGRES_URL = os.environ.get("CP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ("sqlite", "postgresql")
+BACKENDS = ("sqlite", "libsql", "postgresql")
+
+
+def file_database_url(backend: str, path: Path) -> str:
+    """The URL of a database file at ``path`` for a file backend (``sqlite`` or ``libsql``)."""
+    assert backend in ("sqlite", "libsql"), backend
+    return f"{backend}:///{path}"
 
 
 def test_key(byte: int) -> bytes:
