@@ -75,7 +75,7 @@ def demo_fleet(size: int = FLEET_SIZE) -> list[DemoTenant]:
     for n in range(1, size + 1):
         plan = PLANS[n % 3]
         channels: tuple[tuple[str, tuple[str, ...]], ...] = (("telegram", (str(100000000 + n),)),)
-        if plan != "starter" and n % 2:
+        if n % 3 and n % 2:  # some always-on tenants add Discord (starter, PLANS[0], sleeps)
             channels += (("discord", ()),)
         fleet.append(
             DemoTenant(
@@ -390,7 +390,8 @@ async def run_demo(console: Console, *, speed: float = SPEED) -> int:
                     async with db.transaction() as s:
                         tenant = await s.get(Tenant, moving)
                         assert tenant is not None
-                        new_plan = "power" if tenant.plan == "pro" else "pro"
+                        plans = list(process.catalog.plans)
+                        new_plan = plans[(plans.index(tenant.plan) + 1) % len(plans)]
                         console.print(f"{tenant.external_id}: plan {tenant.plan} → {new_plan}")
                         await change_plan(
                             s, process.catalog, tenant, new_plan, actor=ACTOR, reason="demo: upgrade"
