@@ -49,7 +49,7 @@ async def _choice(ctx: Ctx, external_id: str) -> ModelChoice:
         rows = await session.execute(
             select(ProviderKey.provider, ProviderKey.status).where(ProviderKey.tenant_id == tenant.id)
         )
-        keys = {provider: status for provider, status in rows.tuples()}
+        keys = {provider: status for provider, status in rows}
         return model_choice(plan, keys, tenant.model_preference, tenant.routing_strategy)
 
 
