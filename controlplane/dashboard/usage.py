@@ -89,8 +89,8 @@ async def record_daily_usage(
 
 async def usage_between(
     session: AsyncSession, tenant_id: str, first: date, last: date
-) -> list[AgentUsageDaily]:
-    """The tenant's daily rows from ``first`` to ``last`` (inclusive), by day, provider, model."""
+) -> list[tuple[date, DailyUsage]]:
+    """The tenant's daily totals from ``first`` to ``last`` (inclusive), by day, provider, model."""
     rows = await session.scalars(
         select(AgentUsageDaily)
         .where(
@@ -100,7 +100,21 @@ async def usage_between(
         )
         .order_by(AgentUsageDaily.day, AgentUsageDaily.provider, AgentUsageDaily.model)
     )
-    return list(rows)
+    return [
+        (
+            r.day,
+            DailyUsage(
+                r.provider,
+                r.model,
+                r.input_tokens,
+                r.output_tokens,
+                r.cache_read_tokens,
+                r.cache_write_tokens,
+                r.cost_microusd,
+            ),
+        )
+        for r in rows
+    ]
 
 
 __all__ = ["DailyUsage", "micro_to_usd", "record_daily_usage", "usage_between", "usd_to_micro"]

@@ -66,24 +66,23 @@ async def get_usage(
         rows = await usage_between(session, tenant.id, first, last)
     totals: dict[tuple[str, str], tuple[int, int | None]] = {}
     days = []
-    for row in rows:
-        tokens = row.input_tokens + row.output_tokens + row.cache_read_tokens + row.cache_write_tokens
+    for day, row in rows:
         days.append(
             UsageRowOut(
-                day=row.day,
+                day=day,
                 provider=row.provider,
                 model=row.model,
                 input_tokens=row.input_tokens,
                 output_tokens=row.output_tokens,
                 cache_read_tokens=row.cache_read_tokens,
                 cache_write_tokens=row.cache_write_tokens,
-                total_tokens=tokens,
+                total_tokens=row.total_tokens,
                 cost_usd=micro_to_usd(row.cost_microusd) if row.cost_microusd is not None else None,
             )
         )
         seen_tokens, seen_cost = totals.get((row.provider, row.model), (0, None))
         cost = seen_cost if row.cost_microusd is None else (seen_cost or 0) + row.cost_microusd
-        totals[(row.provider, row.model)] = (seen_tokens + tokens, cost)
+        totals[(row.provider, row.model)] = (seen_tokens + row.total_tokens, cost)
     return UsageOut(
         since=first,
         until=last,
