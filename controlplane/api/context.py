@@ -23,7 +23,8 @@ from controlplane.dashboard.channels import ChannelService
 from controlplane.dashboard.tenants import EXTERNAL_ID_PATTERN, EXTERNAL_ID_RULE, check_external_id
 from controlplane.db.models import Tenant
 from controlplane.db.session import Database
-from controlplane.errors import NotFound
+from controlplane.errors import BadInput, NotFound
+from controlplane.redaction import redact_text
 from controlplane.settings import Settings
 from controlplane.vault import Vault
 
@@ -79,6 +80,8 @@ def _actor(
         ),
     ] = None,
 ) -> str:
+    if x_dashboard_user and redact_text(x_dashboard_user) != x_dashboard_user:
+        raise BadInput("x-dashboard-user", "looks like a key or token; send the dashboard's user id")
     return f"api:{x_dashboard_user}" if x_dashboard_user else "api"
 
 

@@ -1,5 +1,7 @@
-"""Request body limits, enforced before any route parses a body (an ASGI middleware).
+"""Request limits, enforced before any route parses anything (an ASGI middleware).
 
+* a query string that carries something shaped like a key or token → 422 at once (keys travel only
+  in request bodies; a route would silently ignore an unknown query parameter);
 * ``Content-Length`` over ``CP_API_MAX_BODY_BYTES`` → 413 at once, nothing read;
 * a body without a length (chunked) is read until it passes the limit, then 413 (the rest is never
   read);
@@ -13,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 from controlplane.api.errors import error_response
+from controlplane.redaction import redact_text
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -64,7 +68,21 @@ class BodyLimit:
         self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in _METHODS_WITH_BODY:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query = unquote_plus(bytes(scope.get("query_string", b"")).decode("latin-1"))
+        if query and redact_text(query) != query:
+            await self._refuse(
+                scope,
+                send,
+                422,
+                "bad_input",
+                "query: looks like it carries a key or token; secrets travel only in request bodies",
+                "query",
+            )
+            return
+        if scope.get("method") not in _METHODS_WITH_BODY:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", ())}

@@ -3,7 +3,8 @@
 An access log line carries the method, the route's template (``/v1/tenants/{external_id}/keys``,
 never the raw path: no path value, no query string, no header and no body is ever logged), the
 status, the duration and the request id. The request id comes from a well-formed ``X-Request-Id``
-header or is made up, is echoed in the response and bound to every log line of the request.
+header (not shaped like a key) or is made up, is echoed in the response and bound to every log
+line of the request.
 
 Metrics live in a registry of the app (``app.state.metrics``), served at ``/metrics``.
 """
@@ -19,6 +20,8 @@ from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from controlplane.redaction import redact_text
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -105,9 +108,13 @@ class Telemetry:
 
 
 def _request_id(scope: Scope) -> str:
+    """The caller's ``X-Request-Id`` when it is well formed and not shaped like a secret (it is
+    echoed and logged), else a new one."""
     for name, value in scope.get("headers", ()):
         if name.lower() == b"x-request-id" and _REQUEST_ID.match(value):
-            return str(value.decode("ascii"))
+            text = str(value.decode("ascii"))
+            if redact_text(text) == text:
+                return text
     return uuid.uuid4().hex
 
 

@@ -32,6 +32,7 @@ from controlplane.db.session import Database
 from controlplane.db.upsert import upsert
 from controlplane.enums import UsageService
 from controlplane.errors import BadInput, NotFound, Refused
+from controlplane.redaction import redact_text
 
 REPORT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 MAX_AMOUNT = 1_000_000
@@ -192,6 +193,8 @@ class ServiceCaps:
         """Count ``amount`` of ``service`` once per ``report_id`` in the month it occurred (UTC)."""
         if not _REPORT_ID.match(report_id):
             raise BadInput("report_id", "must be 1-128 characters: letters, digits and . _ : -")
+        if redact_text(report_id) != report_id:  # stored as given: never a pasted key
+            raise BadInput("report_id", "looks like a key or token; use the proxy's own id of the usage")
         _check_amount(amount)
         now = self._clock()
         at = occurred_at or now

@@ -44,7 +44,7 @@ from controlplane.db.session import Database
 from controlplane.desired import desired_state_changed
 from controlplane.errors import BadInput, NotFound, Refused
 from controlplane.redaction import registered_secret
-from controlplane.secrets_store import channel_secret_name, put_secret
+from controlplane.secrets_store import channel_env_secret_name, put_secret
 from controlplane.vault import Vault
 
 log = structlog.get_logger(__name__)
@@ -64,17 +64,17 @@ class TokenField:
     shape: str  # what a valid one looks like, for a person (never the value)
 
 
-def _field(kind: str, name: str, secret_field: str, env_var: str, pattern: str, shape: str) -> TokenField:
-    return TokenField(name, channel_secret_name(kind, secret_field), env_var, re.compile(pattern), shape)
+def _field(kind: str, name: str, env_var: str, pattern: str, shape: str) -> TokenField:
+    # the vault name a worker reads for this variable (controlplane.secrets_store)
+    return TokenField(name, channel_env_secret_name(kind, env_var), env_var, re.compile(pattern), shape)
 
 
-#: Credentials per channel kind. The env var ↔ vault secret pairs are what a worker pushes.
+#: Credentials per channel kind: the request field, the vault secret and the agent's variable.
 TOKEN_FIELDS: dict[str, tuple[TokenField, ...]] = {
     "telegram": (
         _field(
             "telegram",
             "bot_token",
-            "token",
             "TELEGRAM_BOT_TOKEN",
             r"^[0-9]{6,12}:[A-Za-z0-9_-]{30,64}$",
             "the token @BotFather gave: digits, a colon, then about 35 letters, digits, - or _",
@@ -84,7 +84,6 @@ TOKEN_FIELDS: dict[str, tuple[TokenField, ...]] = {
         _field(
             "discord",
             "bot_token",
-            "token",
             "DISCORD_BOT_TOKEN",
             r"^[A-Za-z0-9_-]{18,40}\.[A-Za-z0-9_-]{4,12}\.[A-Za-z0-9_-]{20,80}$",
             "the bot token from the Discord developer portal: three dot-separated parts",
@@ -94,14 +93,12 @@ TOKEN_FIELDS: dict[str, tuple[TokenField, ...]] = {
         _field(
             "slack",
             "bot_token",
-            "token",
             "SLACK_BOT_TOKEN",
             r"^xoxb-[A-Za-z0-9-]{20,250}$",
             "the bot token of your Slack app, starting with xoxb-",
         ),
         _field(
             "slack",
-            "app_token",
             "app_token",
             "SLACK_APP_TOKEN",
             r"^xapp-[A-Za-z0-9-]{20,250}$",
@@ -497,7 +494,6 @@ def _audit_view(row: Channel) -> dict[str, Any]:
 
 
 __all__ = [
-    "CHANNEL_SECRET_BY_ENV",
     "TOKEN_FIELDS",
     "ChannelLimitReached",
     "ChannelRequest",

@@ -1,24 +1,21 @@
-"""Is my agent up, and why not: one tenant's status in one read.
+"""Is my agent up, and why not: one tenant's status.
 
-Desired state comes from ``tenants``, what was last seen on Fly from ``fly_resources``, the
-reconciler's progress from ``reconcile_queue``; all three in one query (a join on the tenant's unique
-external id and two primary keys). Drift = ``desired_rev`` differs from the ``observed_rev`` last
-applied.
-
-The reconcile part reads the queue's own columns: ``due_at`` is when the tenant is due (``None``:
-nothing queued, or parked), ``leased`` whether a worker holds it now. The queue does not record the
-outcome or time of the last run, so ``last_outcome``/``last_run_at`` stay ``None`` until it does.
+Desired state comes from ``tenants``, what was last seen on Fly from ``fly_resources`` (one query,
+joined on the tenant's unique external id), the reconciler's progress from the queue's own view
+(:func:`controlplane.db.queue.reconcile_status`), in the same read transaction. Drift =
+``desired_rev`` differs from the ``observed_rev`` last applied.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from sqlalchemy import select
 
-from controlplane.db.models import FlyResources, ReconcileItem, Tenant
+from controlplane.db.models import FlyResources, Tenant
+from controlplane.db.queue import reconcile_status
 from controlplane.db.session import Database
 from controlplane.enums import BillingStatus, DesiredPower, LifecycleState
 from controlplane.errors import NotFound
@@ -65,6 +62,7 @@ class TenantStatus:
 
 
 _COLUMNS = (
+    Tenant.id,
     Tenant.external_id,
     Tenant.plan,
     Tenant.lifecycle_state,
@@ -73,7 +71,6 @@ _COLUMNS = (
     Tenant.region,
     Tenant.image_pin,
     Tenant.desired_rev,
-    Tenant.parked_reason,
     FlyResources.app_name,
     FlyResources.machine_id,
     FlyResources.observed_state,
@@ -81,15 +78,8 @@ _COLUMNS = (
     FlyResources.observed_rev,
     FlyResources.config_hash,
     FlyResources.image_ref,
-    FlyResources.last_error,
-    ReconcileItem.tenant_id,
-    ReconcileItem.run_after,
-    ReconcileItem.attempts,
-    ReconcileItem.lease_owner,
-    ReconcileItem.lease_expires_at,
-    ReconcileItem.last_error,
-    ReconcileItem.parked_reason,
 )
+_OUTCOMES: frozenset[str] = frozenset({"done", "requeue", "retry", "park"})
 
 
 async def tenant_status(db: Database, external_id: str, *, default_image: str, now: datetime) -> TenantStatus:
@@ -97,64 +87,38 @@ async def tenant_status(db: Database, external_id: str, *, default_image: str, n
         select(*_COLUMNS)
         .select_from(Tenant)
         .outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
-        .outerjoin(ReconcileItem, ReconcileItem.tenant_id == Tenant.id)
         .where(Tenant.external_id == external_id)
     )
     async with db.read() as session:
         row = (await session.execute(stmt)).first()
-    if row is None:
-        raise NotFound("external_id", "no tenant with this external id")
-    (
-        ext_id,
-        plan,
-        lifecycle,
-        power,
-        billing,
-        region,
-        image_pin,
-        desired_rev,
-        tenant_parked,
-        app_name,
-        machine_id,
-        machine_state,
-        observed_at,
-        observed_rev,
-        config_hash,
-        image_ref,
-        fly_error,
-        queued,
-        run_after,
-        attempts,
-        lease_owner,
-        lease_expires_at,
-        queue_error,
-        queue_parked,
-    ) = row
-    parked = queue_parked or tenant_parked
+        if row is None:
+            raise NotFound("external_id", "no tenant with this external id")
+        queue = await reconcile_status(session, row.id, now=now)
+    outcome = queue.last_outcome if queue is not None and queue.last_outcome in _OUTCOMES else None
     reconcile = ReconcileView(
-        due_at=run_after if queued is not None and queue_parked is None else None,
-        leased=lease_owner is not None and lease_expires_at is not None and lease_expires_at > now,
-        attempts=attempts or 0,
-        parked_reason=parked,
-        last_error=queue_error or fly_error,
-        last_outcome=None,
-        last_run_at=None,
+        due_at=queue.due_at if queue is not None else None,
+        leased=queue.leased if queue is not None else False,
+        attempts=queue.attempts if queue is not None else 0,
+        parked_reason=queue.parked_reason if queue is not None else None,
+        last_error=queue.last_error if queue is not None else None,
+        last_outcome=cast(ReconcileOutcome | None, outcome),
+        last_run_at=queue.last_run_at if queue is not None else None,
     )
-    observed = observed_rev or 0
+    observed = row.observed_rev or 0
     return TenantStatus(
-        external_id=ext_id,
-        plan=plan,
-        lifecycle_state=lifecycle,
-        desired_power=power,
-        billing_status=billing,
-        region=region,
-        image=image_pin or default_image,
-        desired_rev=desired_rev,
+        external_id=row.external_id,
+        plan=row.plan,
+        lifecycle_state=row.lifecycle_state,
+        desired_power=row.desired_power,
+        billing_status=row.billing_status,
+        region=row.region,
+        image=row.image_pin or default_image,
+        desired_rev=row.desired_rev,
         observed_rev=observed,
-        drift=desired_rev != observed,
-        config_hash=config_hash,
-        parked_reason=parked,
-        machine=MachineView(app_name, machine_id, machine_state, observed_at, image_ref),
+        drift=row.desired_rev != observed,
+        config_hash=row.config_hash,
+        parked_reason=reconcile.parked_reason,
+        machine=MachineView(row.app_name, row.machine_id, row.observed_state, row.observed_at, row.image_ref),
         reconcile=reconcile,
     )
 

@@ -9,9 +9,10 @@ import asyncio
 from sqlalchemy import func, select
 
 from agents_config.openclaw_config import CHANNEL_TOKEN_ENV
-from controlplane.dashboard.channels import CHANNEL_SECRET_BY_ENV, TOKEN_FIELDS, record_channel_state
+from controlplane.dashboard.channels import TOKEN_FIELDS, record_channel_state
 from controlplane.db.models import Channel, ReconcileItem, Secret, Tenant
 from controlplane.enums import LifecycleState
+from controlplane.secrets_store import channel_env_secret_name
 from tests.support.api import BASE, ApiHarness, discord_token, slack_tokens, telegram_token
 
 
@@ -20,12 +21,14 @@ async def _secret_names(api: ApiHarness, tenant_id: str) -> set[str]:
         return set(await s.scalars(select(Secret.name).where(Secret.tenant_id == tenant_id)))
 
 
-def test_every_channel_variable_of_the_agent_has_its_vault_secret() -> None:
-    wanted = {var for fields in CHANNEL_TOKEN_ENV.values() for _, var in fields}
-    assert set(CHANNEL_SECRET_BY_ENV) == wanted
-    assert {f.secret for fields in TOKEN_FIELDS.values() for f in fields} == set(
-        CHANNEL_SECRET_BY_ENV.values()
-    )
+def test_the_api_stores_each_token_where_the_worker_reads_its_variable() -> None:
+    wanted = {(kind, var) for kind, fields in CHANNEL_TOKEN_ENV.items() for _, var in fields}
+    offered = {(kind, f.env_var) for kind, fields in TOKEN_FIELDS.items() for f in fields}
+    assert offered == wanted
+    for kind, fields in TOKEN_FIELDS.items():
+        for token in fields:
+            assert token.secret == channel_env_secret_name(kind, token.env_var)
+    assert TOKEN_FIELDS["slack"][1].secret == "channel:slack:app_token"
 
 
 async def test_connect_telegram_stores_the_token_encrypted_and_marks_the_tenant(api: ApiHarness) -> None:

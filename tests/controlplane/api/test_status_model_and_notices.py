@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from controlplane.dashboard.model_choice import model_choice
 from controlplane.db.models import Announcement, Banner, ReconcileItem, Tenant
+from controlplane.db.queue import ReconcileQueue
 from controlplane.enums import BannerKind, KeyStatus, LifecycleState, RoutingStrategy
 from tests.support.agent_configs import default_catalog, platform_catalog
 from tests.support.api import BASE, ApiHarness
@@ -56,20 +57,24 @@ async def test_status_shows_desired_against_observed_and_the_reconcile_queue(api
     assert queued["drift"] is True and queued["desired_rev"] == 2
     assert queued["reconcile"]["due_at"] is not None and queued["reconcile"]["leased"] is False
 
-    async with api.db.transaction() as s:
-        item = await s.get(ReconcileItem, tenant.id)
-        assert item is not None
-        item.lease_owner, item.lease_expires_at = "worker-1", datetime.now(UTC) + timedelta(seconds=30)
-        item.attempts, item.last_error = 2, "fly: 503 from the Machines API"
+    queue = ReconcileQueue(api.db)  # a worker takes the tenant, fails once, then parks it
+    [claim] = await queue.claim("worker-1")
     leased = (await api.client.get(f"{BASE}/st/status")).json()["reconcile"]
-    assert leased["leased"] is True and leased["attempts"] == 2 and "503" in leased["last_error"]
+    assert leased["leased"] is True
+    assert await queue.retry(claim, "fly: 503 from the Machines API")
+    retrying = (await api.client.get(f"{BASE}/st/status")).json()["reconcile"]
+    assert retrying["leased"] is False and retrying["attempts"] == 1 and retrying["last_outcome"] == "retry"
+    assert "503" in retrying["last_error"] and retrying["last_run_at"] is not None
 
-    async with api.db.transaction() as s:
+    async with api.db.transaction() as s:  # due again now, for the next claim
         item = await s.get(ReconcileItem, tenant.id)
         assert item is not None
-        item.lease_owner, item.parked_reason = None, "image not found: ghcr.io/openclaw/openclaw:2026.9.5"
+        item.due_at = datetime.now(UTC) - timedelta(seconds=1)
+    [claim] = await queue.claim("worker-1")
+    assert await queue.park(claim, "image not found: ghcr.io/openclaw/openclaw:2026.9.5")
     parked = (await api.client.get(f"{BASE}/st/status")).json()
     assert parked["parked_reason"].startswith("image not found") and parked["reconcile"]["due_at"] is None
+    assert parked["reconcile"]["last_outcome"] == "park"
 
 
 async def test_model_choice_offers_the_plans_models_and_previews_the_routing(api: ApiHarness) -> None:

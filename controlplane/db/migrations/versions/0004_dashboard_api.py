@@ -1,8 +1,8 @@
 """dashboard API: agent usage per day, service cap reports, announcement dismissals, banner subject,
 channel state observed by the agent
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 07:23:24.063558
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import controlplane.db.types
 
-revision: str = "0003"
-down_revision: str | None = "0002"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
