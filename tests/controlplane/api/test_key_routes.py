@@ -137,6 +137,6 @@ async def test_a_key_is_never_taken_from_a_url(api: ApiHarness) -> None:
     in_path = await api.client.get(f"{BASE}/{key}/keys")
     assert in_path.status_code == 422 and in_path.json()["error"]["field"] == "external_id"
     in_query = await api.client.put(f"{BASE}/ivy/keys/openai", params={"key": key})
-    assert in_query.status_code == 422 and in_query.json()["error"]["field"] == "body"
+    assert in_query.status_code == 422 and in_query.json()["error"]["field"] == "query"
     extra = await api.client.put(f"{BASE}/ivy/keys/openai", json={"key": key, "api_key": key})
     assert extra.status_code == 422 and extra.json()["error"]["field"] == "api_key"
