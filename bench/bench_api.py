@@ -204,13 +204,11 @@ async def bench_backend(
         CP_LOG_FORMAT="json",
         PYTHONPATH=str(REPO),
     )
-    subprocess.run(
-        [sys.executable, "-m", "controlplane", "db", "upgrade"],
-        env=env,
-        cwd=workdir,
-        check=True,
-        capture_output=True,
+    upgrade = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "controlplane", "db", "upgrade", env=env, cwd=workdir, stdout=subprocess.DEVNULL
     )
+    if await upgrade.wait() != 0:
+        raise RuntimeError(f"controlplane db upgrade failed on {label}")
     tenants = await seed(url, args.tenants)
     port = free_port()
     log_path = workdir / f"api-{label}.log"
