@@ -5,9 +5,10 @@ metrics), :class:`~controlplane.api.limits.BodyLimit` (413 before any parsing), 
 dashboard router requires a service token; ``/healthz``, ``/readyz``, ``/metrics`` and
 ``/openapi.json`` are open. Every error is the one JSON shape of :mod:`controlplane.api.errors`.
 
-Other areas mount their own routers with ``extra_routers`` (the Stripe webhook of issue 12: it
-authenticates by Stripe's signature, not by a service token, so it is mounted as given). Routes only
-change desired state (through the services) and read; nothing here calls Fly.
+Other areas' routers are mounted as given, without the service token (the Stripe webhook of issue
+12 authenticates by Stripe's signature): list them in :func:`mounted_routers`, which ``controlplane
+serve`` uses, or pass ``extra_routers`` (tests). Routes only change desired state (through the
+services) and read; nothing here calls Fly.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ def _version() -> str:
         return "0.0.0"
 
 
+def mounted_routers() -> list[APIRouter]:
+    """Routers of other areas served by the same app, each with its own authentication."""
+    # Issue 12 (billing) adds its Stripe webhook router here.
+    return []
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -73,7 +80,7 @@ def create_app(
     catalog: PlanCatalog | None = None,
     vault: Vault | None = None,
     clock: Callable[[], datetime] = utcnow,
-    extra_routers: Sequence[APIRouter] = (),
+    extra_routers: Sequence[APIRouter] | None = None,
 ) -> FastAPI:
     """The API app. Anything not given is built from ``settings`` (default: the process settings);
     a database built here is disposed when the app shuts down. Raises ``SettingsError`` (naming
@@ -121,11 +128,11 @@ def create_app(
     for router in DASHBOARD_ROUTERS:
         app.include_router(router, dependencies=[Depends(require_service_token)])
     app.include_router(health.router)
-    for router in extra_routers:
+    for router in mounted_routers() if extra_routers is None else extra_routers:
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(Telemetry, metrics=metrics)  # outermost: sees every answer, 413s included
     return app
 
 
-__all__ = ["DASHBOARD_ROUTERS", "OPEN_PATHS", "create_app"]
+__all__ = ["DASHBOARD_ROUTERS", "OPEN_PATHS", "create_app", "mounted_routers"]

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agents_config.catalog import Plan, PlanCatalog
 from controlplane.dashboard.tenants import find_tenant, plan_of
 from controlplane.db.models import ServiceUsage, ServiceUsageReport, Tenant, utcnow
+from controlplane.db.reads import autocommit_read
 from controlplane.db.session import Database
 from controlplane.db.upsert import upsert
 from controlplane.enums import UsageService
@@ -153,7 +154,7 @@ class ServiceCaps:
             )
             .where(Tenant.external_id == external_id)
         )
-        async with self._db.read() as session:
+        async with autocommit_read(self._db) as session:
             row = (await session.execute(stmt)).first()
         if row is None:
             raise NotFound("external_id", "no tenant with this external id")
@@ -173,7 +174,7 @@ class ServiceCaps:
             )
             .where(Tenant.external_id == external_id)
         )
-        async with self._db.read() as session:
+        async with autocommit_read(self._db) as session:
             rows = (await session.execute(stmt)).all()
         if not rows:
             raise NotFound("external_id", "no tenant with this external id")

@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from controlplane.db.models import FlyResources, Tenant
 from controlplane.db.queue import reconcile_status
+from controlplane.db.reads import autocommit_read
 from controlplane.db.session import Database
 from controlplane.enums import BillingStatus, DesiredPower, LifecycleState
 from controlplane.errors import NotFound
@@ -89,7 +90,7 @@ async def tenant_status(db: Database, external_id: str, *, default_image: str, n
         .outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
         .where(Tenant.external_id == external_id)
     )
-    async with db.read() as session:
+    async with autocommit_read(db) as session:  # two statements, no snapshot needed between them
         row = (await session.execute(stmt)).first()
         if row is None:
             raise NotFound("external_id", "no tenant with this external id")
