@@ -138,6 +138,15 @@ class FakeProviders:
         return KeyValidator(settings, transport=httpx.MockTransport(self.answer), sleep=no_sleep)
 
 
+def own_auth_paths() -> frozenset[str]:
+    """Paths answering without a service token: the open routes, and other areas' routers (the
+    Stripe webhook), which authenticate by their own means and are tested by their owners."""
+    from controlplane.api.app import OPEN_PATHS, mounted_routers
+
+    mounted = {str(getattr(route, "path", "")) for router in mounted_routers() for route in router.routes}
+    return OPEN_PATHS | frozenset(mounted)
+
+
 def api_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -293,6 +302,7 @@ __all__ = [
     "RecordingClient",
     "api_harness",
     "api_settings",
+    "own_auth_paths",
     "discord_token",
     "slack_tokens",
     "telegram_token",
