@@ -65,6 +65,18 @@ class PayloadTooLarge(BadInput):
     code = "too_large"
 
 
+class _KeyRefused(BadInput):
+    """The provider refused the key (invalid, revoked, no permission): its verdict in details."""
+
+    code = "key_refused"
+
+
+class _KeyFormat(BadInput):
+    """The key's shape is wrong for the provider (checked before any call)."""
+
+    code = "key_format"
+
+
 _CODES = {400: "bad_input", 404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 
 
@@ -82,16 +94,13 @@ def error_response(
 
 def _from_byok(exc: ByokError) -> tuple[ControlPlaneError, dict[str, Detail] | None]:
     if isinstance(exc, KeyRefused):
-        refused = BadInput("key", exc.verdict.message)
-        refused.code = "key_refused"
+        refused = _KeyRefused("key", exc.verdict.message)
         details: dict[str, Detail] = {"verdict": exc.verdict.verdict.value}
         if exc.verdict.retry_after is not None:
             details["retry_after"] = exc.verdict.retry_after
         return refused, details
     if isinstance(exc, KeyFormatRefused):
-        wrong = BadInput("key", exc.reason)
-        wrong.code = "key_format"
-        return wrong, None
+        return _KeyFormat("key", exc.reason), None
     if isinstance(exc, KeyNotFound):
         return NotFound("provider", str(exc)), None
     if isinstance(exc, TenantNotFound):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from agents_config.spec import ChannelKind, DmPolicy
 from controlplane.dashboard.caps import MAX_AMOUNT, REPORT_ID_PATTERN
-from controlplane.dashboard.channels import MAX_ALLOW_FROM
+from controlplane.dashboard.channels import MAX_ALLOW_FROM, ChannelRequest
 from controlplane.dashboard.model_choice import KeyState
 from controlplane.dashboard.status import ReconcileOutcome
 from controlplane.enums import (
@@ -50,6 +50,12 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Response(BaseModel):
+    """Built from the services' views (dataclasses) by attribute: ``Out.model_validate(view)``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
 # --- keys ---------------------------------------------------------------------------------------
 class KeyBody(_Request):
     key: SecretStr = Field(
@@ -57,7 +63,7 @@ class KeyBody(_Request):
     )
 
 
-class KeyStatusOut(BaseModel):
+class KeyStatusOut(_Response):
     provider: str
     display_name: str
     last4: str
@@ -72,11 +78,11 @@ class KeyStatusOut(BaseModel):
     consecutive_failures: int
 
 
-class KeysOut(BaseModel):
+class KeysOut(_Response):
     keys: list[KeyStatusOut]
 
 
-class VerdictOut(BaseModel):
+class VerdictOut(_Response):
     verdict: KeyVerdict
     message: str = Field(description="A sentence for a person.")
     retry_after: float | None
@@ -89,7 +95,7 @@ class VerdictOut(BaseModel):
 WouldStore = Literal["usable", "warning", "unverified", "refused"]
 
 
-class KeySaveOut(BaseModel):
+class KeySaveOut(_Response):
     key: KeyStatusOut
     verdict: VerdictOut
     outcome: KeyStatus = Field(
@@ -100,20 +106,20 @@ class KeySaveOut(BaseModel):
     format_warnings: list[str]
 
 
-class KeyTestOut(BaseModel):
+class KeyTestOut(_Response):
     verdict: VerdictOut
     would_store: WouldStore
     format_warnings: list[str]
     last4: str
 
 
-class KeyRecheckOut(BaseModel):
+class KeyRecheckOut(_Response):
     key: KeyStatusOut
     verdict: VerdictOut
     recorded: bool = Field(description="False if the key was replaced or deleted during the check.")
 
 
-class DeletedOut(BaseModel):
+class DeletedOut(_Response):
     deleted: bool = Field(description="False if there was nothing to delete.")
 
 
@@ -125,11 +131,24 @@ class _ChannelBody(_Request):
         'senders), open (everyone; allow_from empty or ["*"]) or disabled.',
     )
 
+    def request(self, kind: ChannelKind) -> ChannelRequest:
+        tokens = {
+            name: value
+            for name in ("bot_token", "app_token")
+            if isinstance(value := getattr(self, name, None), SecretStr)
+        }
+        return ChannelRequest(kind, tuple(getattr(self, "allow_from", ())), self.dm_policy, tokens)
 
-class TelegramBody(_ChannelBody):
+
+class _BotChannelBody(_ChannelBody):
     bot_token: SecretStr | None = Field(
-        default=None, max_length=MAX_TOKEN_CHARS, description="From @BotFather; required to connect."
+        default=None,
+        max_length=MAX_TOKEN_CHARS,
+        description="The bot's token; required to connect, optional when changing (kept if omitted).",
     )
+
+
+class TelegramBody(_BotChannelBody):
     allow_from: list[str] = Field(
         default_factory=list,
         max_length=MAX_ALLOW_FROM,
@@ -138,10 +157,7 @@ class TelegramBody(_ChannelBody):
     )
 
 
-class DiscordBody(_ChannelBody):
-    bot_token: SecretStr | None = Field(
-        default=None, max_length=MAX_TOKEN_CHARS, description="The bot token; required to connect."
-    )
+class DiscordBody(_BotChannelBody):
     allow_from: list[str] = Field(
         default_factory=list,
         max_length=MAX_ALLOW_FROM,
@@ -150,10 +166,7 @@ class DiscordBody(_ChannelBody):
     )
 
 
-class SlackBody(_ChannelBody):
-    bot_token: SecretStr | None = Field(
-        default=None, max_length=MAX_TOKEN_CHARS, description="xoxb- token; required to connect."
-    )
+class SlackBody(_BotChannelBody):
     app_token: SecretStr | None = Field(
         default=None,
         max_length=MAX_TOKEN_CHARS,
@@ -176,13 +189,13 @@ class WhatsAppBody(_ChannelBody):
     )
 
 
-class WhatsAppLinkOut(BaseModel):
+class WhatsAppLinkOut(_Response):
     method: Literal["qr_code"]
     url: str | None = Field(description="The agent's Control UI, where the QR code is shown.")
     steps: str
 
 
-class ChannelOut(BaseModel):
+class ChannelOut(_Response):
     kind: ChannelKind
     dm_policy: DmPolicy
     allow_from: list[str]
@@ -197,19 +210,19 @@ class ChannelOut(BaseModel):
     updated_at: datetime
 
 
-class ChannelConnectOut(BaseModel):
+class ChannelConnectOut(_Response):
     channel: ChannelOut
     created: bool
 
 
-class ChannelsOut(BaseModel):
+class ChannelsOut(_Response):
     plan: str
     max_channels: int | None = Field(description="None = unlimited.")
     channels: list[ChannelOut]
     web_chat_url: str | None
 
 
-class WebChatOut(BaseModel):
+class WebChatOut(_Response):
     url: str | None = Field(description="The agent's Control UI (its web chat).")
     available: bool = Field(description="The agent is provisioned and should be reachable.")
     how: str
@@ -223,7 +236,7 @@ class ModelBody(_Request):
     strategy: RoutingStrategy = RoutingStrategy.balanced
 
 
-class ModelOptionOut(BaseModel):
+class ModelOptionOut(_Response):
     ref: str
     provider: str
     name: str
@@ -232,13 +245,13 @@ class ModelOptionOut(BaseModel):
     key: KeyState
 
 
-class RoutingOut(BaseModel):
+class RoutingOut(_Response):
     primary: str
     fallbacks: list[str]
     notes: list[str]
 
 
-class ModelOut(BaseModel):
+class ModelOut(_Response):
     model: str | None
     strategy: RoutingStrategy
     plan: str
@@ -253,7 +266,7 @@ class ModelSetOut(ModelOut):
 
 
 # --- status, banners, announcements -------------------------------------------------------------
-class MachineOut(BaseModel):
+class MachineOut(_Response):
     app_name: str | None
     machine_id: str | None
     state: str | None
@@ -261,7 +274,7 @@ class MachineOut(BaseModel):
     image: str | None
 
 
-class ReconcileOut(BaseModel):
+class ReconcileOut(_Response):
     due_at: datetime | None
     leased: bool
     attempts: int
@@ -271,7 +284,7 @@ class ReconcileOut(BaseModel):
     last_run_at: datetime | None
 
 
-class StatusOut(BaseModel):
+class StatusOut(_Response):
     external_id: str
     plan: str
     lifecycle_state: LifecycleState
@@ -288,18 +301,18 @@ class StatusOut(BaseModel):
     reconcile: ReconcileOut
 
 
-class BannerOut(BaseModel):
+class BannerOut(_Response):
     kind: BannerKind
     subject: str | None
     message: str
     raised_at: datetime | None
 
 
-class BannersOut(BaseModel):
+class BannersOut(_Response):
     banners: list[BannerOut]
 
 
-class AnnouncementOut(BaseModel):
+class AnnouncementOut(_Response):
     id: str
     kind: str
     title: str
@@ -308,16 +321,16 @@ class AnnouncementOut(BaseModel):
     broadcast: bool
 
 
-class AnnouncementsOut(BaseModel):
+class AnnouncementsOut(_Response):
     announcements: list[AnnouncementOut]
 
 
-class DismissedOut(BaseModel):
+class DismissedOut(_Response):
     dismissed: bool = Field(description="False if it was already dismissed.")
 
 
 # --- usage --------------------------------------------------------------------------------------
-class UsageRowOut(BaseModel):
+class UsageRowOut(_Response):
     day: date
     provider: str
     model: str
@@ -329,14 +342,14 @@ class UsageRowOut(BaseModel):
     cost_usd: str | None = Field(description="Decimal string in US dollars; null when unknown.")
 
 
-class UsageTotalOut(BaseModel):
+class UsageTotalOut(_Response):
     provider: str
     model: str
     total_tokens: int
     cost_usd: str | None
 
 
-class UsageOut(BaseModel):
+class UsageOut(_Response):
     since: date
     until: date
     days: list[UsageRowOut]
@@ -344,7 +357,7 @@ class UsageOut(BaseModel):
 
 
 # --- caps ---------------------------------------------------------------------------------------
-class CapOut(BaseModel):
+class CapOut(_Response):
     service: UsageService
     included: bool = Field(description="False: the plan does not include this service at all.")
     allowed: bool
@@ -356,7 +369,7 @@ class CapOut(BaseModel):
     reason: str | None
 
 
-class CapsOut(BaseModel):
+class CapsOut(_Response):
     period: str
     caps: list[CapOut]
 
@@ -371,16 +384,16 @@ class CapReportBody(_Request):
     )
 
 
-class CapReportOut(BaseModel):
+class CapReportOut(_Response):
     counted: bool = Field(description="False: this report id was counted before (a retry).")
     cap: CapOut
 
 
 # --- open routes --------------------------------------------------------------------------------
-class HealthOut(BaseModel):
+class HealthOut(_Response):
     status: Literal["ok"]
 
 
-class ReadyOut(BaseModel):
+class ReadyOut(_Response):
     status: Literal["ready"]
     database: Literal["ok"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agents_config.providers import PROVIDER_IDS, get_provider
@@ -87,7 +87,7 @@ async def active_banners(session: AsyncSession, tenant_id: str) -> list[BannerVi
     ]
 
 
-def _visible_to(tenant_id: str):  # type: ignore[no-untyped-def]
+def _visible_to(tenant_id: str) -> ColumnElement[bool]:
     dismissed = exists().where(
         AnnouncementDismissal.announcement_id == Announcement.id,
         AnnouncementDismissal.tenant_id == tenant_id,

@@ -9,7 +9,6 @@ code in the agent's Control UI). Web chat is the Control UI itself.
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from pydantic import SecretStr
 
 from agents_config.spec import ChannelKind
 from controlplane.api.context import Actor, Ctx, ExternalId
@@ -24,9 +23,8 @@ from controlplane.api.schemas import (
     TelegramBody,
     WebChatOut,
     WhatsAppBody,
-    WhatsAppLinkOut,
 )
-from controlplane.dashboard.channels import ChannelRequest, ChannelView, channel_view, control_ui_url
+from controlplane.dashboard.channels import ChannelRequest, channel_view, control_ui_url
 from controlplane.dashboard.status import tenant_status
 from controlplane.enums import LifecycleState
 
@@ -40,37 +38,12 @@ WEB_CHAT_HOW = (
 )
 
 
-def channel_out(view: ChannelView) -> ChannelOut:
-    return ChannelOut(
-        kind=view.kind,
-        dm_policy=view.dm_policy,
-        allow_from=list(view.allow_from),
-        token_last4=dict(view.token_last4),
-        active=view.active,
-        note=view.note,
-        state=view.state,
-        state_detail=view.state_detail,
-        state_at=view.state_at,
-        link=(
-            WhatsAppLinkOut(method="qr_code", url=view.link.url, steps=view.link.steps)
-            if view.link is not None
-            else None
-        ),
-        connected_at=view.connected_at,
-        updated_at=view.updated_at,
-    )
-
-
-def _tokens(**values: SecretStr | None) -> dict[str, SecretStr]:
-    return {name: value for name, value in values.items() if value is not None}
-
-
 async def _connect(
     ctx: Ctx, external_id: str, request: ChannelRequest, actor: str, response: Response
 ) -> ChannelConnectOut:
     view, created = await ctx.channels.connect(external_id, request, actor=actor)
     response.status_code = 201 if created else 200
-    return ChannelConnectOut(channel=channel_out(view), created=created)
+    return ChannelConnectOut(channel=ChannelOut.model_validate(view), created=created)
 
 
 _CONNECTED = {**_WRITE, 201: {"model": ChannelConnectOut, "description": "Connected (a new channel)"}}
@@ -78,18 +51,12 @@ _CONNECTED = {**_WRITE, 201: {"model": ChannelConnectOut, "description": "Connec
 
 @router.get("/channels", response_model=ChannelsOut, responses=_READ, summary="Connected channels")
 async def list_channels(ctx: Ctx, external_id: ExternalId) -> ChannelsOut:
-    overview = await ctx.channels.overview(external_id)
-    return ChannelsOut(
-        plan=overview.plan,
-        max_channels=overview.max_channels,
-        channels=[channel_out(v) for v in overview.channels],
-        web_chat_url=overview.web_chat_url,
-    )
+    return ChannelsOut.model_validate(await ctx.channels.overview(external_id))
 
 
 @router.get("/channels/{kind}", response_model=ChannelOut, responses=_READ, summary="One channel")
 async def get_channel(ctx: Ctx, external_id: ExternalId, kind: ChannelKind) -> ChannelOut:
-    return channel_out(await channel_view(ctx.db, ctx.catalog, external_id, kind))
+    return ChannelOut.model_validate(await channel_view(ctx.db, ctx.catalog, external_id, kind))
 
 
 @router.put(
@@ -101,10 +68,7 @@ async def get_channel(ctx: Ctx, external_id: ExternalId, kind: ChannelKind) -> C
 async def connect_telegram(
     ctx: Ctx, external_id: ExternalId, body: TelegramBody, actor: Actor, response: Response
 ) -> ChannelConnectOut:
-    request = ChannelRequest(
-        "telegram", tuple(body.allow_from), body.dm_policy, _tokens(bot_token=body.bot_token)
-    )
-    return await _connect(ctx, external_id, request, actor, response)
+    return await _connect(ctx, external_id, body.request("telegram"), actor, response)
 
 
 @router.put(
@@ -116,10 +80,7 @@ async def connect_telegram(
 async def connect_discord(
     ctx: Ctx, external_id: ExternalId, body: DiscordBody, actor: Actor, response: Response
 ) -> ChannelConnectOut:
-    request = ChannelRequest(
-        "discord", tuple(body.allow_from), body.dm_policy, _tokens(bot_token=body.bot_token)
-    )
-    return await _connect(ctx, external_id, request, actor, response)
+    return await _connect(ctx, external_id, body.request("discord"), actor, response)
 
 
 @router.put(
@@ -131,9 +92,7 @@ async def connect_discord(
 async def connect_slack(
     ctx: Ctx, external_id: ExternalId, body: SlackBody, actor: Actor, response: Response
 ) -> ChannelConnectOut:
-    tokens = _tokens(bot_token=body.bot_token, app_token=body.app_token)
-    request = ChannelRequest("slack", tuple(body.allow_from), body.dm_policy, tokens)
-    return await _connect(ctx, external_id, request, actor, response)
+    return await _connect(ctx, external_id, body.request("slack"), actor, response)
 
 
 @router.put(
@@ -145,8 +104,7 @@ async def connect_slack(
 async def connect_whatsapp(
     ctx: Ctx, external_id: ExternalId, body: WhatsAppBody, actor: Actor, response: Response
 ) -> ChannelConnectOut:
-    request = ChannelRequest("whatsapp", tuple(body.allow_from), body.dm_policy)
-    return await _connect(ctx, external_id, request, actor, response)
+    return await _connect(ctx, external_id, body.request("whatsapp"), actor, response)
 
 
 @router.delete(

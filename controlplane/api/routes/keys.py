@@ -25,7 +25,6 @@ from controlplane.api.schemas import (
 from controlplane.byok.errors import KeyFormatRefused
 from controlplane.byok.formats import check_format
 from controlplane.byok.keyvalue import ProviderKeyValue
-from controlplane.byok.service import KeyView
 from controlplane.byok.verdicts import REFUSED, Verdict, status_at_entry
 from controlplane.enums import KeyStatus
 from controlplane.errors import NotFound
@@ -33,35 +32,6 @@ from controlplane.redaction import registered_secret
 
 router = APIRouter(prefix="/v1/tenants/{external_id}/keys", tags=["keys"])
 _ERRORS = error_responses(401, 404, 413, 422, 503)
-
-
-def key_out(view: KeyView) -> KeyStatusOut:
-    return KeyStatusOut(
-        provider=view.provider,
-        display_name=view.display_name,
-        last4=view.last4,
-        fingerprint=view.fingerprint,
-        verdict=view.verdict,
-        status=view.status,
-        message=view.message,
-        region=view.region,
-        flags=list(view.flags),
-        last_checked_at=view.last_checked_at,
-        next_check_at=view.next_check_at,
-        consecutive_failures=view.consecutive_failures,
-    )
-
-
-def verdict_out(verdict: Verdict) -> VerdictOut:
-    return VerdictOut(
-        verdict=verdict.verdict,
-        message=verdict.message,
-        retry_after=verdict.retry_after,
-        http_status=verdict.http_status,
-        detail=verdict.detail,
-        region=verdict.region,
-        flags=list(verdict.flags),
-    )
 
 
 _STORED_AS: dict[KeyStatus, WouldStore] = {
@@ -80,7 +50,7 @@ def _would_store(verdict: Verdict) -> WouldStore:
 @router.get("", response_model=KeysOut, responses=_ERRORS, summary="Every stored key (never the key)")
 async def list_keys(ctx: Ctx, external_id: ExternalId) -> KeysOut:
     tenant_id = await ctx.tenant_id(external_id)
-    return KeysOut(keys=[key_out(v) for v in await ctx.keys.status(tenant_id)])
+    return KeysOut(keys=[KeyStatusOut.model_validate(v) for v in await ctx.keys.status(tenant_id)])
 
 
 @router.get("/{provider}", response_model=KeyStatusOut, responses=_ERRORS, summary="One stored key's status")
@@ -89,7 +59,7 @@ async def get_key(ctx: Ctx, external_id: ExternalId, provider: ProviderId) -> Ke
     view = await ctx.keys.key_status(tenant_id, provider)
     if view is None:
         raise NotFound("provider", f"the tenant has no {provider} key")
-    return key_out(view)
+    return KeyStatusOut.model_validate(view)
 
 
 @router.put(
@@ -109,8 +79,8 @@ async def save_key(
         tenant_id = await ctx.tenant_id(external_id)
         result = await ctx.keys.save(tenant_id, provider, ProviderKeyValue(plaintext), actor=actor)
     return KeySaveOut(
-        key=key_out(result.key),
-        verdict=verdict_out(result.verdict),
+        key=KeyStatusOut.model_validate(result.key),
+        verdict=VerdictOut.model_validate(result.verdict),
         outcome=result.key.status,
         replaced=result.replaced,
         unchanged=result.unchanged,
@@ -133,7 +103,7 @@ async def test_key(ctx: Ctx, external_id: ExternalId, provider: ProviderId, body
             raise KeyFormatRefused(provider, shape.reason or "the key was refused")
         verdict = await ctx.validator.validate(provider, value)
     return KeyTestOut(
-        verdict=verdict_out(verdict),
+        verdict=VerdictOut.model_validate(verdict),
         would_store=_would_store(verdict),
         format_warnings=list(shape.warnings),
         last4=value.last4,
@@ -150,7 +120,9 @@ async def recheck_key(ctx: Ctx, external_id: ExternalId, provider: ProviderId, a
     tenant_id = await ctx.tenant_id(external_id)
     result = await ctx.keys.test_now(tenant_id, provider, actor=actor)
     return KeyRecheckOut(
-        key=key_out(result.key), verdict=verdict_out(result.verdict), recorded=result.recorded
+        key=KeyStatusOut.model_validate(result.key),
+        verdict=VerdictOut.model_validate(result.verdict),
+        recorded=result.recorded,
     )
 
 

@@ -7,39 +7,12 @@ from sqlalchemy import select
 
 from controlplane.api.context import Actor, Ctx, ExternalId
 from controlplane.api.errors import error_responses
-from controlplane.api.schemas import ModelBody, ModelOptionOut, ModelOut, ModelSetOut, RoutingOut
+from controlplane.api.schemas import ModelBody, ModelOut, ModelSetOut
 from controlplane.dashboard.model_choice import ModelChoice, check_model, model_choice
 from controlplane.dashboard.tenants import find_tenant, plan_of
 from controlplane.db.models import ProviderKey
 
 router = APIRouter(prefix="/v1/tenants/{external_id}/model", tags=["model"])
-
-
-def model_out(choice: ModelChoice) -> ModelOut:
-    routing = choice.routing
-    return ModelOut(
-        model=choice.model,
-        strategy=choice.strategy,
-        plan=choice.plan,
-        plan_default=choice.plan_default,
-        options=[
-            ModelOptionOut(
-                ref=o.ref,
-                provider=o.provider,
-                name=o.name,
-                quality=o.quality,
-                cost_rank=o.cost_rank,
-                key=o.key,
-            )
-            for o in choice.options
-        ],
-        routing=(
-            RoutingOut(primary=routing.primary, fallbacks=list(routing.fallbacks), notes=list(routing.notes))
-            if routing is not None
-            else None
-        ),
-        problem=choice.problem,
-    )
 
 
 async def _choice(ctx: Ctx, external_id: str) -> ModelChoice:
@@ -60,7 +33,7 @@ async def _choice(ctx: Ctx, external_id: str) -> ModelChoice:
     summary="Model choice and options",
 )
 async def get_model(ctx: Ctx, external_id: ExternalId) -> ModelOut:
-    return model_out(await _choice(ctx, external_id))
+    return ModelOut.model_validate(await _choice(ctx, external_id))
 
 
 @router.put(
@@ -77,4 +50,6 @@ async def set_model(ctx: Ctx, external_id: ExternalId, body: ModelBody, actor: A
     changed = await ctx.keys.set_model_preference(
         tenant_id, model=body.model, strategy=body.strategy, actor=actor
     )
-    return ModelSetOut(**model_out(await _choice(ctx, external_id)).model_dump(), changed=changed)
+    return ModelSetOut(
+        **ModelOut.model_validate(await _choice(ctx, external_id)).model_dump(), changed=changed
+    )

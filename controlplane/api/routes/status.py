@@ -14,8 +14,6 @@ from controlplane.api.schemas import (
     BannerOut,
     BannersOut,
     DismissedOut,
-    MachineOut,
-    ReconcileOut,
     StatusOut,
 )
 from controlplane.dashboard.notices import active_banners, announcements, dismiss_announcement
@@ -30,38 +28,10 @@ _READ = error_responses(401, 404, 422, 503)
     "/status", response_model=StatusOut, responses=_READ, summary="Lifecycle, machine, drift, reconcile"
 )
 async def get_status(ctx: Ctx, external_id: ExternalId) -> StatusOut:
-    s = await tenant_status(ctx.db, external_id, default_image=ctx.settings.openclaw_image, now=ctx.clock())
-    m, r = s.machine, s.reconcile
-    return StatusOut(
-        external_id=s.external_id,
-        plan=s.plan,
-        lifecycle_state=s.lifecycle_state,
-        desired_power=s.desired_power,
-        billing_status=s.billing_status,
-        region=s.region,
-        image=s.image,
-        desired_rev=s.desired_rev,
-        observed_rev=s.observed_rev,
-        drift=s.drift,
-        config_hash=s.config_hash,
-        parked_reason=s.parked_reason,
-        machine=MachineOut(
-            app_name=m.app_name,
-            machine_id=m.machine_id,
-            state=m.state,
-            observed_at=m.observed_at,
-            image=m.image,
-        ),
-        reconcile=ReconcileOut(
-            due_at=r.due_at,
-            leased=r.leased,
-            attempts=r.attempts,
-            parked_reason=r.parked_reason,
-            last_error=r.last_error,
-            last_outcome=r.last_outcome,
-            last_run_at=r.last_run_at,
-        ),
+    status = await tenant_status(
+        ctx.db, external_id, default_image=ctx.settings.openclaw_image, now=ctx.clock()
     )
+    return StatusOut.model_validate(status)
 
 
 @router.get("/banners", response_model=BannersOut, responses=_READ, summary="Active banners, a sentence each")
@@ -69,11 +39,7 @@ async def get_banners(ctx: Ctx, external_id: ExternalId) -> BannersOut:
     async with ctx.db.read() as session:
         tenant = await find_tenant(session, external_id)
         rows = await active_banners(session, tenant.id)
-    return BannersOut(
-        banners=[
-            BannerOut(kind=b.kind, subject=b.subject, message=b.message, raised_at=b.raised_at) for b in rows
-        ]
-    )
+    return BannersOut(banners=[BannerOut.model_validate(b) for b in rows])
 
 
 @router.get(
@@ -83,19 +49,7 @@ async def get_announcements(ctx: Ctx, external_id: ExternalId) -> AnnouncementsO
     async with ctx.db.read() as session:
         tenant = await find_tenant(session, external_id)
         rows = await announcements(session, tenant.id)
-    return AnnouncementsOut(
-        announcements=[
-            AnnouncementOut(
-                id=a.id,
-                kind=a.kind,
-                title=a.title,
-                body=a.body,
-                created_at=a.created_at,
-                broadcast=a.broadcast,
-            )
-            for a in rows
-        ]
-    )
+    return AnnouncementsOut(announcements=[AnnouncementOut.model_validate(a) for a in rows])
 
 
 AnnouncementId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The announcement's id.")]

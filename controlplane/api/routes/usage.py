@@ -18,7 +18,7 @@ from controlplane.api.schemas import (
     UsageRowOut,
     UsageTotalOut,
 )
-from controlplane.dashboard.caps import MAX_AMOUNT, CapState
+from controlplane.dashboard.caps import MAX_AMOUNT
 from controlplane.dashboard.tenants import find_tenant
 from controlplane.dashboard.usage import micro_to_usd, usage_between
 from controlplane.enums import UsageService
@@ -27,20 +27,6 @@ from controlplane.errors import BadInput
 router = APIRouter(prefix="/v1/tenants/{external_id}", tags=["usage"])
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-
-
-def cap_out(state: CapState) -> CapOut:
-    return CapOut(
-        service=state.service,
-        included=state.included,
-        allowed=state.allowed,
-        used=state.used,
-        limit=state.limit,
-        remaining=state.remaining,
-        period=state.period,
-        resets_at=state.resets_at,
-        reason=state.reason,
-    )
 
 
 @router.get(
@@ -111,7 +97,7 @@ Service = Annotated[UsageService, Path(description="The metered service.")]
 )
 async def get_caps(ctx: Ctx, external_id: ExternalId) -> CapsOut:
     states = await ctx.caps.overview(external_id)
-    return CapsOut(period=states[0].period, caps=[cap_out(s) for s in states])
+    return CapsOut(period=states[0].period, caps=[CapOut.model_validate(s) for s in states])
 
 
 @router.get(
@@ -127,7 +113,7 @@ async def check_cap(
     service: Service,
     amount: Annotated[int, Query(ge=1, le=MAX_AMOUNT, description="How much the proxy is about to use.")] = 1,
 ) -> CapOut:
-    return cap_out(await ctx.caps.check(external_id, service, amount))
+    return CapOut.model_validate(await ctx.caps.check(external_id, service, amount))
 
 
 @router.post(
@@ -143,4 +129,4 @@ async def report_usage(
     result = await ctx.caps.report(
         external_id, service, report_id=body.report_id, amount=body.amount, occurred_at=body.occurred_at
     )
-    return CapReportOut(counted=result.counted, cap=cap_out(result.state))
+    return CapReportOut(counted=result.counted, cap=CapOut.model_validate(result.state))
