@@ -205,7 +205,15 @@ async def bench_backend(
         PYTHONPATH=str(REPO),
     )
     upgrade = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "controlplane", "db", "upgrade", env=env, cwd=workdir, stdout=subprocess.DEVNULL
+        sys.executable,
+        "-m",
+        "controlplane",
+        "db",
+        "upgrade",
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     if await upgrade.wait() != 0:
         raise RuntimeError(f"controlplane db upgrade failed on {label}")

@@ -154,8 +154,8 @@ class ServiceCaps:
             )
             .where(Tenant.external_id == external_id)
         )
-        async with autocommit_read(self._db) as session:
-            row = (await session.execute(stmt)).first()
+        async with autocommit_read(self._db) as conn:
+            row = (await conn.execute(stmt)).first()
         if row is None:
             raise NotFound("external_id", "no tenant with this external id")
         plan_id, used = row
@@ -174,8 +174,8 @@ class ServiceCaps:
             )
             .where(Tenant.external_id == external_id)
         )
-        async with autocommit_read(self._db) as session:
-            rows = (await session.execute(stmt)).all()
+        async with autocommit_read(self._db) as conn:
+            rows = (await conn.execute(stmt)).all()
         if not rows:
             raise NotFound("external_id", "no tenant with this external id")
         plan = plan_of(self._catalog, rows[0][0])

@@ -90,11 +90,11 @@ async def tenant_status(db: Database, external_id: str, *, default_image: str, n
         .outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
         .where(Tenant.external_id == external_id)
     )
-    async with autocommit_read(db) as session:  # two statements, no snapshot needed between them
-        row = (await session.execute(stmt)).first()
+    async with autocommit_read(db) as conn:  # two statements, no snapshot needed between them
+        row = (await conn.execute(stmt)).first()
         if row is None:
             raise NotFound("external_id", "no tenant with this external id")
-        queue = await reconcile_status(session, row.id, now=now)
+        queue = await reconcile_status(conn, row.id, now=now)
     outcome = queue.last_outcome if queue is not None and queue.last_outcome in _OUTCOMES else None
     reconcile = ReconcileView(
         due_at=queue.due_at if queue is not None else None,
