@@ -1,9 +1,9 @@
 """Tenants as the API addresses them: by the operator's external id.
 
-The id rules and the lookup are :mod:`controlplane.desired`'s (one rule for the CLI and the API);
-this module names the field as the API does (``external_id``) and also refuses an id shaped like a
-key or token (a key pasted into a URL must not be looked up, stored or logged). Neither is ever
-echoed.
+The id rules and the lookup are :mod:`controlplane.desired`'s (one rule for the CLI and the API,
+which also refuses an id shaped like a key or token: a key pasted into a URL must not be looked up,
+stored or logged); this module names the field as the API does (``external_id``) and says which
+rule was broken. The value is never echoed.
 """
 
 from __future__ import annotations
@@ -23,13 +23,12 @@ FIELD = "external_id"
 
 def check_external_id(value: str) -> str:
     """``value`` if it is a well-formed external id; :class:`BadInput` naming ``external_id``."""
+    if redact_text(value) != value:  # said first: the caller may have pasted a key by mistake
+        raise BadInput(FIELD, "looks like a key or token; secrets travel only in request bodies")
     try:
-        desired.check_external_id(value, FIELD)
+        return desired.check_external_id(value, FIELD)
     except BadInput:
         raise BadInput(FIELD, f"must be {EXTERNAL_ID_RULE}") from None
-    if redact_text(value) != value:
-        raise BadInput(FIELD, "looks like a key or token; secrets travel only in request bodies")
-    return value
 
 
 async def find_tenant(session: AsyncSession, external_id: str, *, lock: bool = False) -> Tenant:
