@@ -7,7 +7,8 @@ a cap check and a key save (the provider faked by a local HTTP server), on SQLit
 The API runs as `controlplane serve` in a subprocess (uvicorn, JSON access logs) on a migrated
 database of its own (a temporary SQLite file; a throw-away PostgreSQL database). Latency is measured
 by the client (httpx over loopback, one connection per concurrent worker) and, from the server's
-access log, inside the app. Targets (issue 11, on PostgreSQL): cap check p99 < 5 ms, status read
+access log, inside the app; the server's CPU time per request (from /proc) is printed too, as the
+one figure other load on the machine does not inflate. Targets (issue 11, on PostgreSQL): cap check p99 < 5 ms, status read
 p99 < 10 ms. Numbers depend on the machine and its load; compare runs on the same machine only.
 """
 
@@ -44,6 +45,8 @@ from controlplane.enums import LifecycleState, UsageService  # noqa: E402
 TOKEN = "bench-service-token-" + "b" * 20
 VAULT_KEYS = "k1:" + "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="  # 32 x 0x01: a throw-away key
 TARGETS_PG = {"cap check": 5.0, "status read": 10.0}  # p99 ms
+#: workload, req/s, client p50, p99, in-app p50, p99 (ms), server CPU ms per request
+Row = tuple[str, float, float, float, float, float, float]
 ROUTES = {
     "status read": "/v1/tenants/{external_id}/status",
     "cap check": "/v1/tenants/{external_id}/caps/{service}",
@@ -176,6 +179,12 @@ async def measure(
     return [len(indices) / elapsed, *latencies]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc): a cost that load does not inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(sorted_values: list[float], p: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -194,7 +203,7 @@ def server_side(log_path: Path, route: str, skip: int) -> list[float]:
 
 async def bench_backend(
     label: str, url: str, provider_url: str, args: argparse.Namespace, workdir: Path
-) -> list[tuple[str, float, float, float, float, float]]:
+) -> list[Row]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
     env.update(
         CP_DATABASE_URL=url,
@@ -272,29 +281,37 @@ async def bench_backend(
             for name, (count, make) in cases.items():
                 warm = min(50, count // 10)  # first connections, caches: not measured
                 await measure(name, range(warm), 1, make, client)
+                cpu_before = cpu_seconds(server.pid)
                 result = await measure(name, range(warm, warm + count), args.concurrency, make, client)
+                cpu_ms = (cpu_seconds(server.pid) - cpu_before) * 1000 / count
                 rate, latencies = result[0], result[1:]
                 inside = server_side(log_path, ROUTES[name], warm)
-                rows.append(
-                    (name, rate, pct(latencies, 50), pct(latencies, 99), pct(inside, 50), pct(inside, 99))
-                )
+                p50, p99 = pct(latencies, 50), pct(latencies, 99)
+                rows.append((name, rate, p50, p99, pct(inside, 50), pct(inside, 99), cpu_ms))
     finally:
         server.send_signal(signal.SIGINT)
         await asyncio.wait_for(server.wait(), 60)
     return rows
 
 
-def print_rows(
-    label: str, rows: list[tuple[str, float, float, float, float, float]], concurrency: int
-) -> None:
-    print(f"\n{label} (loopback, concurrency {concurrency})")
-    print(f"  {'':<12} {'req/s':>8}  {'p50 ms':>7} {'p99 ms':>7}   {'in app p50':>10} {'p99':>6}   target")
-    for name, rate, p50, p99, s50, s99 in rows:
+def print_rows(label: str, rows: list[Row], concurrency: int) -> None:
+    load = os.getloadavg()[0]
+    print(
+        f"\n{label} (loopback, concurrency {concurrency}; load average {load:.1f} on {os.cpu_count()} cores)"
+    )
+    print(
+        f"  {'':<12} {'req/s':>8}  {'p50 ms':>7} {'p99 ms':>7}   {'in app p50':>10} {'p99':>6}"
+        f"   {'server CPU/req':>14}   target"
+    )
+    for name, rate, p50, p99, s50, s99, cpu in rows:
         target = TARGETS_PG.get(name) if label == "PostgreSQL" else None
         verdict = ""
         if target is not None:
             verdict = f"p99 < {target:g} ms: {'met' if p99 < target else 'MISSED'}"
-        print(f"  {name:<12} {rate:>8,.0f}  {p50:>7.2f} {p99:>7.2f}   {s50:>10.2f} {s99:>6.2f}   {verdict}")
+        print(
+            f"  {name:<12} {rate:>8,.0f}  {p50:>7.2f} {p99:>7.2f}   {s50:>10.2f} {s99:>6.2f}"
+            f"   {cpu:>11.2f} ms   {verdict}"
+        )
 
 
 async def main() -> int:

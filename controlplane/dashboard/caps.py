@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agents_config.catalog import Plan, PlanCatalog
@@ -99,6 +99,22 @@ class ReportResult:
     state: CapState
 
 
+# Built once: the hot path only binds values (building a statement costs more than running it).
+_CHECK = (
+    select(Tenant.plan, ServiceUsage.used)
+    .select_from(Tenant)
+    .outerjoin(
+        ServiceUsage,
+        and_(
+            ServiceUsage.tenant_id == Tenant.id,
+            ServiceUsage.service == bindparam("service", type_=ServiceUsage.__table__.c.service.type),
+            ServiceUsage.period == bindparam("period"),
+        ),
+    )
+    .where(Tenant.external_id == bindparam("external_id"))
+)
+
+
 def _state(plan: Plan, service: UsageService, used: int, amount: int, now: datetime) -> CapState:
     limit = cap_limit(plan, service)
     period, resets = month_of(now), next_month_start(now)
@@ -141,21 +157,9 @@ class ServiceCaps:
         _check_amount(amount)
         now = self._clock()
         period = month_of(now)
-        stmt = (
-            select(Tenant.plan, ServiceUsage.used)
-            .select_from(Tenant)
-            .outerjoin(
-                ServiceUsage,
-                and_(
-                    ServiceUsage.tenant_id == Tenant.id,
-                    ServiceUsage.service == service,
-                    ServiceUsage.period == period,
-                ),
-            )
-            .where(Tenant.external_id == external_id)
-        )
+        params = {"external_id": external_id, "service": service, "period": period}
         async with autocommit_read(self._db) as conn:
-            row = (await conn.execute(stmt)).first()
+            row = (await conn.execute(_CHECK, params)).first()
         if row is None:
             raise NotFound("external_id", "no tenant with this external id")
         plan_id, used = row
