@@ -10,7 +10,8 @@ Control UI for this plan), not by ``openclaw.json``. Nothing in this package enf
 Sleeping plans (``sleep_when_idle``: Fly autostop "stop", no machine kept running) only wake on
 traffic through Fly's proxy. Telegram then runs as a webhook (an inbound HTTPS request wakes the
 machine); Discord (gateway websocket) and Slack Socket Mode are outbound connections that never go
-through the proxy, so :meth:`FeatureGates.supports_channel` refuses them on those plans.
+through the proxy, so :meth:`FeatureGates.supports_channel` refuses them on those plans. WhatsApp
+(Baileys, a WhatsApp Web session) keeps an outbound socket open too, so it is always-on only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from agents_config.catalog import Plan
 
 #: Channels whose inbound messages arrive over a connection the machine opens (never via Fly's proxy).
-ALWAYS_ON_CHANNELS: tuple[str, ...] = ("discord", "slack")
+ALWAYS_ON_CHANNELS: tuple[str, ...] = ("discord", "slack", "whatsapp")
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,10 @@ config's second service), verified by ``webhookSecret``. Discord and Slack Socke
 connections the proxy never sees, so they are dropped on those plans (``dropped_channels`` and
 ``channel_notes``). Slack's HTTP Request URL mode would wake the machine, but it needs the tenant's
 Signing Secret and a Request URL set in their Slack app, which a config alone cannot provide.
+WhatsApp (plugin ``@openclaw/whatsapp``; bake it into the image too) keeps a WhatsApp Web socket open,
+so it is dropped on sleeping plans as well. Its block is only ``enabled``, ``dmPolicy`` and ``allowFrom``
+(E.164 numbers): the account is linked by scanning a QR code in the agent's Control UI, and the link's
+credentials live in the state directory on the volume, never in the config.
 
 Operator-paid (platform) keys. File tools are always limited to the workspace
 (``tools.fs.workspaceOnly``), so the agent cannot read ``/proc/self/environ`` and the like through
@@ -67,11 +71,13 @@ CRON_TOOL = "automations"
 ALWAYS_DENIED_TOOLS: tuple[str, ...] = ("gateway",)  # self-update / restart / config reads
 NOT_ON_SLEEPING_PLANS = "needs an always-on machine; not available on plans that sleep when idle"
 
-# Channel → (config field → env var holding the token). Telegram is core; Discord and Slack are plugins.
+# Channel → (config field → env var holding the token). Telegram is core; Discord, Slack and WhatsApp
+# are plugins. WhatsApp has no token: it is linked by a QR code scanned in the Control UI.
 CHANNEL_TOKEN_ENV: dict[str, tuple[tuple[str, str], ...]] = {
     "telegram": (("botToken", "TELEGRAM_BOT_TOKEN"),),
     "discord": (("token", "DISCORD_BOT_TOKEN"),),
     "slack": (("botToken", "SLACK_BOT_TOKEN"), ("appToken", "SLACK_APP_TOKEN")),
+    "whatsapp": (),
 }
 
 SecretKind = Literal["gateway", "byok", "platform", "channel"]
@@ -224,12 +230,20 @@ def select_channels(
 ) -> tuple[tuple[ChannelSpec, ...], tuple[str, ...], tuple[str, ...]]:
     """The channels the plan allows (the first workable ones in the tenant's order), the kinds
     dropped (in the tenant's order) and one note per dropped kind saying why."""
-    workable = [c for c in spec.channels if gates.supports_channel(c.kind)]
+    return plan_channels(spec.channels, gates)
+
+
+def plan_channels(
+    wanted: tuple[ChannelSpec, ...], gates: FeatureGates
+) -> tuple[tuple[ChannelSpec, ...], tuple[str, ...], tuple[str, ...]]:
+    """:func:`select_channels` over a bare channel list (the dashboard API shows the same verdict
+    per channel before any config is rendered)."""
+    workable = [c for c in wanted if gates.supports_channel(c.kind)]
     slots = gates.channel_slots(len(workable))
     selected = tuple(workable[:slots])
     dropped: list[str] = []
     notes: list[str] = []
-    for channel in spec.channels:
+    for channel in wanted:
         if channel in selected:
             continue
         dropped.append(channel.kind)
@@ -397,6 +411,7 @@ __all__ = [
     "build_openclaw_config",
     "env_ref",
     "render_openclaw_config",
+    "plan_channels",
     "secret_ref",
     "select_channels",
 ]

@@ -16,16 +16,18 @@ from agents_config.models import MODELS
 from agents_config.providers import PROVIDER_IDS
 
 Strategy = Literal["aggressive", "balanced", "quality_first"]
-ChannelKind = Literal["telegram", "discord", "slack"]
+ChannelKind = Literal["telegram", "discord", "slack", "whatsapp"]
 DmPolicy = Literal["pairing", "allowlist", "open", "disabled"]
 
-CHANNEL_KINDS: tuple[ChannelKind, ...] = ("telegram", "discord", "slack")
+CHANNEL_KINDS: tuple[ChannelKind, ...] = ("telegram", "discord", "slack", "whatsapp")
 
-# Sender ids per channel: Telegram numeric user ids, Discord snowflakes, Slack member ids.
-_SENDER_ID = {
+# Sender ids per channel: Telegram numeric user ids, Discord snowflakes, Slack member ids, WhatsApp
+# phone numbers in E.164 (a "+", a country code that never starts with 0, at most 15 digits in all).
+SENDER_ID_PATTERNS: dict[str, re.Pattern[str]] = {
     "telegram": re.compile(r"^-?[0-9]{1,20}$"),
     "discord": re.compile(r"^[0-9]{5,25}$"),
     "slack": re.compile(r"^[UW][A-Z0-9]{2,20}$"),
+    "whatsapp": re.compile(r"^\+[1-9][0-9]{6,14}$"),
 }
 _IMAGE = re.compile(
     r"^[a-z0-9][a-z0-9.-]*(?::[0-9]+)?(?:/[a-z0-9][a-z0-9._-]*)+"
@@ -45,7 +47,10 @@ _VERSION_TAG = re.compile(r"^v?\d+(?:\.\d+)+(?:[-+][A-Za-z0-9._-]+)?$")
 
 
 class ChannelSpec(BaseModel):
-    """A chat channel the tenant wants connected (its token lives in a Fly app secret)."""
+    """A chat channel the tenant wants connected (its token lives in a Fly app secret).
+
+    WhatsApp has no token: the account is linked by scanning a QR code in the agent's Control UI,
+    and its credentials stay in the agent's state directory on the volume."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,7 +60,7 @@ class ChannelSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ChannelSpec:
-        pattern = _SENDER_ID[self.kind]
+        pattern = SENDER_ID_PATTERNS[self.kind]
         for position, sender in enumerate(self.allow_from):
             if sender == "*":
                 continue
@@ -162,4 +167,12 @@ class TenantSpec(BaseModel):
         return value
 
 
-__all__ = ["CHANNEL_KINDS", "ChannelKind", "ChannelSpec", "DmPolicy", "Strategy", "TenantSpec"]
+__all__ = [
+    "CHANNEL_KINDS",
+    "SENDER_ID_PATTERNS",
+    "ChannelKind",
+    "ChannelSpec",
+    "DmPolicy",
+    "Strategy",
+    "TenantSpec",
+]

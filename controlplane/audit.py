@@ -1,7 +1,8 @@
 """The audit log: every state transition with who, what, why, before and after.
 
-Actors: ``webhook``, ``api``, ``cli:<user>``, ``worker``, ``poller``. Details pass through the
-redactor before they are stored, so a secret handed in by mistake never reaches the table.
+Actors: ``webhook``, ``api`` (``api:<user>`` when the dashboard names its user), ``cli:<user>``,
+``worker``, ``poller``. Details pass through the redactor before they are stored, so a secret handed
+in by mistake never reaches the table.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from controlplane.db.models import AuditLog, utcnow
 from controlplane.redaction import redact_text, redact_value
 
-ACTOR = re.compile(r"^(webhook|api|worker|poller|system|cli:[A-Za-z0-9._@-]{1,100})$")
+ACTOR = re.compile(r"^(webhook|api|worker|poller|system|(?:cli|api):[A-Za-z0-9._@-]{1,100})$")
 
 
 def check_actor(actor: str) -> str:
     if not ACTOR.match(actor):
-        raise ValueError(f"actor {actor!r} is not one of webhook, api, worker, poller, system or cli:<user>")
+        raise ValueError(
+            f"actor {actor!r} is not one of webhook, api, api:<user>, worker, poller, system or cli:<user>"
+        )
     return actor
 
 

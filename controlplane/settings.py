@@ -214,6 +214,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated service tokens accepted by the dashboard API.",
     )
+    api_max_body_bytes: int = Field(
+        default=262_144,
+        ge=1024,
+        le=16_777_216,
+        description="Largest request body the dashboard API reads (bytes); larger ones get 413 "
+        "before any parsing.",
+    )
 
     # --- BYOK provider base URL overrides (CP_<PROVIDER>_BASE_URL) --------------------------
     anthropic_base_url: AnyHttpUrl | None = None

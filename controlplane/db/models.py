@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     Enum,
     ForeignKey,
     Integer,
@@ -201,6 +202,11 @@ class Channel(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # non-secret options only
     secret_id: Mapped[str | None] = mapped_column(ForeignKey("secrets.id", ondelete="SET NULL"))
+    # What the agent itself last said about the channel (health introspection, e.g. WhatsApp
+    # "linked" / "unlinked"); NULL until the poller has looked.
+    observed_state: Mapped[str | None] = mapped_column(String(32))
+    observed_detail: Mapped[str | None] = mapped_column(Text)
+    observed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -336,6 +342,9 @@ class Banner(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     kind: Mapped[BannerKind] = mapped_column(_enum(BannerKind, "banner_kind"))
     message: Mapped[str] = mapped_column(Text, default="")
+    # What the banner is about when a kind can concern several things: a provider id (key_invalid,
+    # key_no_credit) or a channel kind; NULL for tenant-wide banners.
+    subject: Mapped[str | None] = mapped_column(String(64))
     consecutive_bad: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     raised_at: Mapped[datetime | None]
@@ -358,6 +367,20 @@ class Announcement(Base):
     source: Mapped[str | None] = mapped_column(String(255))  # e.g. "migration:<id>"
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     dismissed_at: Mapped[datetime | None]
+
+
+class AnnouncementDismissal(Base):
+    """One tenant dismissed one announcement meant for everyone (``announcements.tenant_id`` NULL):
+    a broadcast is dismissed per tenant, not for all. A tenant's own announcement is dismissed on
+    its row (``announcements.dismissed_at``)."""
+
+    __tablename__ = "announcement_dismissals"
+
+    announcement_id: Mapped[str] = mapped_column(
+        ForeignKey("announcements.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    dismissed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditLog(Base):
@@ -391,8 +414,53 @@ class ServiceUsage(Base):
     __table_args__ = (CheckConstraint("used >= 0", name="used_non_negative"),)
 
 
+class ServiceUsageReport(Base):
+    """One usage report of a service proxy, kept so a retried report counts once: the row and the
+    counter (:class:`ServiceUsage`) change in the same transaction."""
+
+    __tablename__ = "service_usage_reports"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    report_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    service: Mapped[UsageService] = mapped_column(_enum(UsageService, "usage_service"))
+    period: Mapped[str] = mapped_column(String(7))  # "YYYY-MM" (UTC) the amount was counted in
+    amount: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (CheckConstraint("amount >= 1", name="amount_positive"),)
+
+
+class AgentUsageDaily(Base):
+    """Tokens and cost one tenant's agent counted for one UTC day, provider and model (the health
+    poller writes the day's totals as the agent reports them; the API serves them)."""
+
+    __tablename__ = "agent_usage_daily"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Millionths of a US dollar (exact integers, no float drift); NULL when the agent knew no price.
+    cost_microusd: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(
+            "input_tokens >= 0 AND output_tokens >= 0 AND cache_read_tokens >= 0 "
+            "AND cache_write_tokens >= 0 AND (cost_microusd IS NULL OR cost_microusd >= 0)",
+            name="counts_non_negative",
+        ),
+    )
+
+
 __all__ = [
+    "AgentUsageDaily",
     "Announcement",
+    "AnnouncementDismissal",
     "AuditLog",
     "Banner",
     "BannerKind",
@@ -410,6 +478,7 @@ __all__ = [
     "RoutingStrategy",
     "Secret",
     "ServiceUsage",
+    "ServiceUsageReport",
     "StripeEvent",
     "Tenant",
     "UsageService",

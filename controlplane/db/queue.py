@@ -48,7 +48,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from controlplane.clock import Clock, SystemClock
 from controlplane.db.models import ReconcileItem, Tenant, utcnow
@@ -232,8 +232,11 @@ async def mark_many(
     await _notify(session)
 
 
-async def reconcile_status(session: AsyncSession, tenant_id: str, *, now: datetime) -> ReconcileStatus | None:
-    """The queue's view of one tenant, or ``None`` if it was never marked."""
+async def reconcile_status(
+    session: AsyncSession | AsyncConnection, tenant_id: str, *, now: datetime
+) -> ReconcileStatus | None:
+    """The queue's view of one tenant, or ``None`` if it was never marked (in a session, or on a
+    bare connection: the dashboard API's status read)."""
     row = (await session.execute(select(QUEUE).where(QUEUE.c.tenant_id == tenant_id))).one_or_none()
     if row is None:
         return None

@@ -46,6 +46,30 @@ TENANTS = {
             ],
         ),
     ),
+    "default-pro-whatsapp": (
+        default_catalog,
+        spec(
+            plan="pro",
+            app_name="oc-gold-6",
+            byok_providers=["anthropic"],
+            channels=[
+                ChannelSpec(kind="whatsapp", allow_from=("+15555550123",)),
+                ChannelSpec(kind="telegram", allow_from=("123456789",)),
+            ],
+        ),
+    ),
+    "default-starter-whatsapp-dropped": (
+        default_catalog,
+        spec(
+            plan="starter",
+            app_name="oc-gold-7",
+            byok_providers=["openai"],
+            channels=[
+                ChannelSpec(kind="whatsapp", allow_from=("+15555550123",)),
+                ChannelSpec(kind="telegram", allow_from=("123456789",)),
+            ],
+        ),
+    ),
     "platform-starter-kimi": (
         platform_catalog,
         spec(

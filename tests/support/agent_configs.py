@@ -122,8 +122,10 @@ CHANNEL_SETS: tuple[tuple[ChannelSpec, ...], ...] = (
         ChannelSpec(kind="telegram", allow_from=("123456789", "987654321")),
         ChannelSpec(kind="discord", allow_from=("112233445566778899",)),
         ChannelSpec(kind="slack", dm_policy="open"),
+        ChannelSpec(kind="whatsapp", allow_from=("+15555550123", "+447700900123")),
     ),
     (
+        ChannelSpec(kind="whatsapp"),
         ChannelSpec(kind="slack", allow_from=("U012ABCDEF",)),
         ChannelSpec(kind="discord"),
         ChannelSpec(kind="telegram", dm_policy="disabled"),
@@ -180,6 +182,12 @@ def conformance_cases() -> list[tuple[str, TenantSpec]]:
         byok_providers=("anthropic", "openai"),
         chosen_model="openai/gpt-5.4-nano",
         channels=CHANNEL_SETS[2],
+    )
+    add(  # WhatsApp alone, open to everyone
+        "default",
+        plan="power",
+        byok_providers=("google",),
+        channels=(ChannelSpec(kind="whatsapp", dm_policy="open"),),
     )
     for i, keys in enumerate((("minimax", "moonshot"), ("moonshot",), ("minimax",))):
         add(
