@@ -1,0 +1,105 @@
+"""The Stripe webhook as a FastAPI ``APIRouter``, for the dashboard API app to mount:
+``app.include_router(webhook_router(WebhookIngestor.from_settings(db, settings)))``.
+
+``POST /webhooks/stripe``: the raw body (at most 1 MiB, checked before reading all of it) and the
+``Stripe-Signature`` header go to :meth:`WebhookIngestor.ingest`. Answers: 200 ``{"received": true,
+"duplicate": ...}`` once the event's transaction committed; 400 for a malformed, unsigned, forged or
+stale delivery (nothing stored); 413 for an oversized body; 503 if the database is unavailable (Stripe
+retries). Errors use the API's one shape ``{"error": {"code", "message", "field"}}``. The route is
+authenticated by the signature, not by a service token.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from controlplane.billing.webhook import WebhookIngestor, WebhookRejected
+
+MAX_BODY_BYTES = 1024 * 1024
+PATH = "/webhooks/stripe"
+
+
+class WebhookAck(BaseModel):
+    received: bool
+    duplicate: bool
+    event_id: str
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def _error(status: int, code: str, message: str, field: str | None) -> JSONResponse:
+    return JSONResponse(
+        status_code=status, content={"error": {"code": code, "message": message, "field": field}}
+    )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or ``None`` once it exceeds ``limit`` bytes (stops reading there)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def webhook_router(
+    ingestor: WebhookIngestor, *, path: str = PATH, max_body: int = MAX_BODY_BYTES
+) -> APIRouter:
+    """The router serving Stripe's deliveries at ``path``."""
+    router = APIRouter(tags=["billing"])
+
+    @router.post(
+        path,
+        response_model=WebhookAck,
+        summary="Stripe webhook endpoint (signed by Stripe; no service token)",
+        responses={
+            400: {"model": ErrorBody, "description": "malformed, unsigned, forged or stale delivery"},
+            413: {"model": ErrorBody, "description": "body larger than 1 MiB"},
+            503: {"model": ErrorBody, "description": "database unavailable; Stripe retries"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"type": "object", "description": "a Stripe event"}}
+                },
+            }
+        },
+    )
+    async def stripe_webhook(request: Request) -> JSONResponse:
+        body = await _read_limited(request, max_body)
+        if body is None:
+            return _error(413, "too_large", f"body: larger than {max_body} bytes", "body")
+        try:
+            result = await ingestor.ingest(body, request.headers.get("stripe-signature"))
+        except WebhookRejected as exc:
+            field = "Stripe-Signature" if exc.code == "bad_signature" else "body"
+            return _error(400, exc.code, f"{field}: {exc.message}", field)
+        except (OperationalError, DBAPIError, OSError):
+            return _error(503, "unavailable", "database: unavailable, retry later", None)
+        return JSONResponse(
+            status_code=200,
+            content={"received": True, "duplicate": result.duplicate, "event_id": result.event_id},
+        )
+
+    return router
+
+
+__all__ = ["MAX_BODY_BYTES", "PATH", "WebhookAck", "webhook_router"]
