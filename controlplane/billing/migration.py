@@ -179,6 +179,20 @@ async def _candidates(session: AsyncSession, plan_map: PlanMap) -> list[Tenant]:
     return list(rows)
 
 
+@dataclass(frozen=True, slots=True)
+class _Who:
+    """What the dry run shows of a tenant (plain values: usable after the read transaction)."""
+
+    id: str
+    external_id: str
+    plan: str
+    stripe_subscription_id: str | None
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> _Who:
+        return cls(tenant.id, tenant.external_id, tenant.plan, tenant.stripe_subscription_id)
+
+
 # -- the run ------------------------------------------------------------------------------------
 
 
@@ -231,25 +245,22 @@ class Migrator:
                 )
             }
             todo = [i for i in items.values() if i.state in TODO[reverse]]
-            tenants = {
-                t.id: t
-                for t in await session.scalars(
-                    select(Tenant).where(Tenant.id.in_([i.tenant_id for i in todo]))
-                )
-            }
-            pairs: list[tuple[Tenant, PlanMigrationItem | None]] = [
+            found = await session.scalars(select(Tenant).where(Tenant.id.in_([i.tenant_id for i in todo])))
+            tenants = {t.id: _Who.of(t) for t in found}
+            pairs: list[tuple[_Who, PlanMigrationItem | None]] = [
                 (tenants[i.tenant_id], i) for i in todo if i.tenant_id in tenants
             ]
             if not reverse:
                 pairs += [
-                    (t, None)
+                    (_Who.of(t), None)
                     for t in await _candidates(session, self.plan_map)
                     if t.stripe_subscription_id not in items
                 ]
-            keyless = {t.id for t, _ in pairs if not await has_usable_key(session, t.id)}
+            keyless = {w.id for w, _ in pairs if not await has_usable_key(session, w.id)}
+            session.expunge_all()  # the items stay readable after the read-only transaction ends
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(tenant: Tenant, item: PlanMigrationItem | None) -> Move:
+        async def one(tenant: _Who, item: PlanMigrationItem | None) -> Move:
             sub_id = item.subscription_id if item else tenant.stripe_subscription_id
             assert sub_id is not None
             if item is None:
@@ -325,7 +336,9 @@ class Migrator:
 
             for start in range(0, len(subs), max(1, batch)):
                 chunk = subs[start : start + batch]
-                await asyncio.gather(*(one(s) for s in chunk))
+                async with asyncio.TaskGroup() as tasks:  # one dies -> the others are cancelled, not orphaned
+                    for sub_id in chunk:
+                        tasks.create_task(one(sub_id))
                 await self._lock()  # refresh the lease between batches
                 if on_batch:
                     on_batch(len(chunk))

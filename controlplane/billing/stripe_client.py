@@ -21,14 +21,14 @@ carries the API key.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
+from urllib.parse import quote
 
 import httpx
 import stripe
 import structlog
-from stripe.params import CustomerCreateParams
 
 from controlplane.clock import Clock, SystemClock
 from controlplane.errors import NotFound, Unavailable
@@ -142,6 +142,11 @@ class Customer:
             email=data.get("email"),
             metadata={str(k): str(v) for k, v in (data.get("metadata") or {}).items()},
         )
+
+
+def _safe(object_id: str) -> str:
+    """An object id as one URL path segment (ids come from webhooks: never let one add a path)."""
+    return quote(object_id, safe="")
 
 
 # -- transport ----------------------------------------------------------------------------------
@@ -264,73 +269,72 @@ class StripeClient:
 
     # -- calls ----------------------------------------------------------------------------------
     async def retrieve_subscription(self, subscription_id: str) -> Subscription:
-        sub = await self._call(
-            "retrieve_subscription",
-            lambda: self._sdk.v1.subscriptions.retrieve_async(subscription_id),
-        )
-        return Subscription.from_stripe(sub)
+        data = await self._call("retrieve_subscription", "get", f"/v1/subscriptions/{_safe(subscription_id)}")
+        return Subscription.from_stripe(data)
 
     async def retrieve_customer(self, customer_id: str) -> Customer:
-        customer = await self._call(
-            "retrieve_customer", lambda: self._sdk.v1.customers.retrieve_async(customer_id)
-        )
-        return Customer.from_stripe(customer)
+        data = await self._call("retrieve_customer", "get", f"/v1/customers/{_safe(customer_id)}")
+        return Customer.from_stripe(data)
 
     async def switch_price(
         self, subscription_id: str, item_id: str, price_id: str, *, idempotency_key: str
     ) -> Subscription:
         """Move the subscription's item to ``price_id`` and invoice the proration now
         (``proration_behavior=always_invoice``), under ``idempotency_key``."""
-        sub = await self._call(
+        data = await self._call(
             "switch_price",
-            lambda: self._sdk.v1.subscriptions.update_async(
-                subscription_id,
-                params={
-                    "items": [{"id": item_id, "price": price_id}],
-                    "proration_behavior": "always_invoice",
-                },
-                options={"idempotency_key": idempotency_key},
-            ),
+            "post",
+            f"/v1/subscriptions/{_safe(subscription_id)}",
+            {"items": [{"id": item_id, "price": price_id}], "proration_behavior": "always_invoice"},
+            idempotency_key=idempotency_key,
         )
-        return Subscription.from_stripe(sub)
+        return Subscription.from_stripe(data)
 
     async def create_customer(
         self, *, email: str | None, metadata: Mapping[str, str], idempotency_key: str
     ) -> Customer:
-        params: CustomerCreateParams = {"metadata": dict(metadata)}
+        params: dict[str, object] = {"metadata": dict(metadata)}
         if email:
             params["email"] = email
-        customer = await self._call(
-            "create_customer",
-            lambda: self._sdk.v1.customers.create_async(
-                params=params,
-                options={"idempotency_key": idempotency_key},
-            ),
+        data = await self._call(
+            "create_customer", "post", "/v1/customers", params, idempotency_key=idempotency_key
         )
-        return Customer.from_stripe(customer)
+        return Customer.from_stripe(data)
 
     async def create_subscription(
         self, *, customer_id: str, price_id: str, metadata: Mapping[str, str], idempotency_key: str
     ) -> Subscription:
-        sub = await self._call(
+        data = await self._call(
             "create_subscription",
-            lambda: self._sdk.v1.subscriptions.create_async(
-                params={
-                    "customer": customer_id,
-                    "items": [{"price": price_id}],
-                    "metadata": dict(metadata),
-                },
-                options={"idempotency_key": idempotency_key},
-            ),
+            "post",
+            "/v1/subscriptions",
+            {"customer": customer_id, "items": [{"price": price_id}], "metadata": dict(metadata)},
+            idempotency_key=idempotency_key,
         )
-        return Subscription.from_stripe(sub)
+        return Subscription.from_stripe(data)
 
     # -- the retry loop -------------------------------------------------------------------------
-    async def _call(self, what: str, make: Callable[[], Awaitable[stripe.StripeObject]]) -> dict[str, Any]:
+    async def _call(
+        self,
+        what: str,
+        method: str,
+        path: str,
+        params: Mapping[str, object] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """One API call through the SDK's request path (its encoding, headers and error classes;
+        ``raw_request`` skips building StripeObjects we would only turn back into dicts)."""
+        if method == "post" and not idempotency_key:
+            raise ValueError("every write to Stripe carries an idempotency key")
+        kwargs: dict[str, Any] = dict(params or {})
+        if idempotency_key:
+            kwargs["idempotency_key"] = idempotency_key
         for attempt in range(self._attempts):
             try:
-                result = await make()
-                return result.to_dict()
+                response = await self._sdk.raw_request_async(method, path, **kwargs)
+                data: dict[str, Any] = response.data
+                return data
             except stripe.StripeError as exc:
                 self._raise_if_final(what, exc, attempt)
                 delay = self._backoff.delay(attempt, self._rng)

@@ -103,7 +103,9 @@ async def run_billing_sync_once(
         async with gate:
             await _sync_one(deps, claim, owner, report)
 
-    await asyncio.gather(*(one(c) for c in claims))
+    async with asyncio.TaskGroup() as tasks:
+        for claim in claims:
+            tasks.create_task(one(claim))
     return report
 
 

@@ -31,7 +31,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import httpx
 
@@ -247,8 +247,9 @@ class FakeStripe:
             if not message.get("more_body"):
                 break
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         reply = await self.handle(
-            scope["method"], scope["path"], scope.get("query_string", b"").decode(), headers, b"".join(chunks)
+            scope["method"], raw_path, scope.get("query_string", b"").decode(), headers, b"".join(chunks)
         )
         await send(
             {
@@ -271,7 +272,9 @@ class FakeStripe:
         sock.listen(128)
         sock.setblocking(False)
         server = uvicorn.Server(
-            uvicorn.Config(self.asgi, log_level=logging.WARNING, access_log=False, lifespan="off")
+            uvicorn.Config(
+                self.asgi, interface="asgi3", log_level=logging.WARNING, access_log=False, lifespan="off"
+            )
         )
         task = asyncio.create_task(server.serve(sockets=[sock]))
         try:
@@ -291,7 +294,8 @@ class FakeStripe:
     async def handle(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> _Reply:
-        """One request (``headers`` keys lower-case). Raises ``_Dropped`` for connection faults."""
+        """One request (``path`` still percent-encoded, ``headers`` keys lower-case). Raises
+        ``_Dropped`` for connection faults."""
         method = method.upper()
         if path.startswith("/_fake/"):
             return self._control(method, path, body)
@@ -363,7 +367,7 @@ class FakeStripe:
         return reply, False
 
     def _route(self, method: str, path: str, params: JSONObject) -> _Reply:
-        parts = [p for p in path.split("/") if p]
+        parts = [unquote(p) for p in path.split("/") if p]  # an encoded "/" stays inside its segment
         if len(parts) < 2 or parts[0] != "v1":
             return _json(404, error_body(f"Unrecognized request URL ({method}: {path})."))
         resource, rest = parts[1], parts[2:]
@@ -465,7 +469,7 @@ class FakeStripe:
 
     # -- helpers ------------------------------------------------------------------------------
     def _control(self, method: str, path: str, body: bytes) -> _Reply:
-        parts = [p for p in path.split("/") if p]
+        parts = [unquote(p) for p in path.split("/") if p]
         if method == "POST" and len(parts) == 4 and parts[1] == "subscriptions" and parts[3] == "status":
             try:
                 status = json.loads(body or b"{}").get("status")
@@ -557,8 +561,9 @@ class _InProcessTransport(httpx.AsyncBaseTransport):
         body = await request.aread()
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
+            raw_path = request.url.raw_path.decode("ascii").split("?", 1)[0]
             reply = await self._fake.handle(
-                request.method, request.url.path, request.url.query.decode(), headers, body
+                request.method, raw_path, request.url.query.decode(), headers, body
             )
         except _Dropped as exc:
             if exc.applied:

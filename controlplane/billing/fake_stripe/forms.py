@@ -17,7 +17,7 @@ class FormError(ValueError):
 
 def _path(key: str) -> list[str]:
     head, _, rest = key.partition("[")
-    if not head:
+    if not head or "]" in head:
         raise FormError(f"invalid parameter name {key[:40]!r}")
     tokens = [head]
     if rest:
