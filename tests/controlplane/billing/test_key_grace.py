@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-from datetime import timedelta
 from typing import Any
 
 import httpx
