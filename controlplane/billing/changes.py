@@ -1,7 +1,7 @@
-"""How billing changes a tenant: take a snapshot, change the billing-owned fields, then
-:func:`commit_change` recomputes desired power from the rules (:mod:`.entitlement`), and -- if
-anything changed -- records ONE desired-state change (rev bump + audit row with before/after +
-reconcile mark), and brings the billing banners in line. Callers hold the transaction."""
+"""How billing changes a tenant: take a :func:`snapshot`, change the billing-owned fields (by the
+rules of :mod:`.entitlement`), then :func:`commit_change` records -- if anything changed -- ONE
+desired-state change (rev bump + audit row with before/after + reconcile mark) and brings the
+billing banners in line. Callers hold the transaction."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.billing import entitlement
 from controlplane.billing.banners import sync_billing_banners
 from controlplane.db.models import Tenant
 from controlplane.desired import desired_state_changed
@@ -53,7 +52,6 @@ async def commit_change(
 ) -> bool:
     """Finish a billing change of ``tenant`` (see the module docstring). ``True`` if desired state
     changed. ``before`` is None for a tenant created in this transaction."""
-    tenant.desired_power = entitlement.desired_power(tenant, now)
     after = snapshot(tenant)
     changed = before != after
     if changed:

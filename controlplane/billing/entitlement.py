@@ -1,19 +1,22 @@
-"""What a tenant is entitled to, from its billing fields and the time: the one place the billing
-rules of PRODUCT.md become desired power and banners. Pure (no database, no Stripe).
+"""Billing's rules, pure (no database, no Stripe): what a subscription status does to the tenant's
+billing-owned fields, and when billing banners show.
 
-Subscription status -> billing fields (:func:`billing_fields_for`):
+The reconciler decides what runs (``workers/decide.py``) from the fields billing keeps up to date:
+``billing_status``, ``billing_grace_until``, ``key_grace_until`` and ``destroy_after``. Billing adds
+the transitions it owns of ``desired_power`` (the operator's and user's on/off switch otherwise):
 
 ======================================  ============================================================
-``active``, ``trialing``                running; grace and destroy deadline cleared (paid again)
-``past_due``                            running until ``billing_grace_until`` (set once: now + grace)
-``unpaid``, ``canceled``,               stopped; ``destroy_after`` = now + retention (set once; the
-``incomplete_expired``                  reconciler destroys the agent after it)
-``incomplete``, ``paused``              stopped (nothing paid yet / paused by Stripe), nothing destroyed
+``active``, ``trialing``                entitled; paid again after it had ended: ``desired_power``
+                                        back to running and the destroy deadline cleared
+``past_due``                            running until ``billing_grace_until`` (set once: now + grace;
+                                        the reconciler stops it then), ``payment_failed`` banner
+``unpaid``, ``canceled``,               ``desired_power`` stopped and ``destroy_after`` = now +
+``incomplete_expired``                  retention (set once; the reconciler destroys after it)
+``incomplete``, ``paused``              not entitled (the reconciler keeps it stopped); nothing set
 ======================================  ============================================================
 
-Desired power (:func:`desired_power`) = running only if billing allows it AND the key grace does
-(``key_grace_until`` passed without a usable key = stopped with ``key_missing``); a tenant already
-``gone`` stays gone. Tenants Stripe never saw (``billing_status = none``) are not held back by billing.
+A deadline already running is kept (a repeated read never extends a grace or postpones a destroy),
+and a tenant deleted by an operator (``desired_power`` gone) keeps its own deadline.
 """
 
 from __future__ import annotations
@@ -84,18 +87,35 @@ def parse_status(raw: str) -> BillingStatus:
 def billing_fields_for(
     status: BillingStatus, current: BillingView, now: datetime, policy: BillingPolicy
 ) -> BillingFields:
-    """The billing fields once the subscription is ``status``. Deadlines already running are kept
-    (a repeated read never extends a grace or postpones a destroy)."""
+    """The billing fields once the subscription is ``status`` (see the module docstring)."""
+    was_ended = current.billing_status in ENDED
+    deleted = current.desired_power is DesiredPower.gone
+    if status in ENDED:
+        destroy = current.destroy_after if (was_ended or deleted) and current.destroy_after else None
+        return BillingFields(status, current.billing_grace_until, destroy or now + policy.retention)
+    # Billing clears only the deadline billing set (an operator's deletion keeps its own).
+    destroy = None if was_ended and not deleted else current.destroy_after
     if status in IN_GRACE:
         grace = current.billing_grace_until if current.billing_status in IN_GRACE else None
-        return BillingFields(status, grace or now + policy.grace, None)
-    if status in ENDED:
-        destroy = current.destroy_after if current.billing_status in ENDED else None
-        return BillingFields(status, current.billing_grace_until, destroy or now + policy.retention)
-    return BillingFields(status, None, None)
+        return BillingFields(status, grace or now + policy.grace, destroy)
+    return BillingFields(status, None, destroy)
+
+
+def power_after(old: BillingStatus, new: BillingStatus, current: DesiredPower) -> DesiredPower:
+    """``desired_power`` once the subscription moves from ``old`` to ``new``: billing stops the agent
+    when the subscription ends, and starts it again when it is paid again after that; any other
+    change leaves the switch where the operator or user put it."""
+    if current is DesiredPower.gone:
+        return current
+    if new in ENDED and old not in ENDED:
+        return DesiredPower.stopped
+    if old in ENDED and new not in ENDED and new not in NOT_STARTED:
+        return DesiredPower.running
+    return current
 
 
 def billing_allows_running(view: BillingView, now: datetime) -> bool:
+    """Billing's half of the reconciler's decision (for display and tests)."""
     status = view.billing_status
     if status is BillingStatus.none or status in ENTITLED:
         return True
@@ -107,14 +127,6 @@ def billing_allows_running(view: BillingView, now: datetime) -> bool:
 def key_grace_expired(view: BillingView, now: datetime) -> bool:
     """The key grace ran out without a usable key (the grace ends early when a key is added)."""
     return view.key_grace_until is not None and now >= view.key_grace_until
-
-
-def desired_power(view: BillingView, now: datetime) -> DesiredPower:
-    if view.desired_power is DesiredPower.gone:
-        return DesiredPower.gone
-    if billing_allows_running(view, now) and not key_grace_expired(view, now):
-        return DesiredPower.running
-    return DesiredPower.stopped
 
 
 def payment_failed(view: BillingView) -> bool:
@@ -147,9 +159,9 @@ __all__ = [
     "BillingView",
     "billing_allows_running",
     "billing_fields_for",
-    "desired_power",
     "grace_ending",
     "key_grace_expired",
     "parse_status",
     "payment_failed",
+    "power_after",
 ]

@@ -12,7 +12,9 @@ to call from several at once):
   (:mod:`.notices`) and an audit row; from day 28 the ``grace_period_ending`` banner shows. If the
   job did not run for a while, only the latest due reminder is sent (the others are recorded as
   skipped): nobody gets three e-mails at once;
-* day 30 over (the 31st day begins) -> stopped with the ``key_missing`` banner, once.
+* day 30 over (the 31st day begins) -> the ``key_missing`` banner, an announcement, a notice and an
+  audit row, once, and a reconcile mark: the reconciler stops the agent (no usable key and no grace
+  left: ``workers/decide.py``).
 
 "Once" is the unique ``dedupe_key`` of each notice (tenant, grace deadline, step), inserted in the
 same transaction as the work that goes with it; the tenant row is locked while deciding.
@@ -33,6 +35,7 @@ from controlplane.billing.banners import set_banner, sync_billing_banners
 from controlplane.billing.changes import commit_change, lock_tenant, snapshot
 from controlplane.billing.notices import record_notice
 from controlplane.db.models import Announcement, ProviderKey, Tenant
+from controlplane.db.queue import mark_for_reconcile
 from controlplane.db.session import Database
 from controlplane.enums import BannerKind, KeyStatus
 
@@ -147,7 +150,6 @@ async def _one(
             payload=common,
             now=now,
         ):
-            before = snapshot(tenant)
             reason = "key grace over: no usable AI key after 30 days"
             await set_banner(
                 session, tenant.id, BannerKind.key_missing, active=True, now=now, actor=ACTOR, reason=reason
@@ -162,9 +164,17 @@ async def _one(
                     created_at=now,
                 )
             )
-            await commit_change(
-                session, tenant, before, now, actor=ACTOR, action="billing.key_grace_expired", reason=reason
+            audit.record(
+                session,
+                actor=ACTOR,
+                action="billing.key_grace_expired",
+                tenant_id=tenant.id,
+                reason=reason,
+                after={"grace_until": until.isoformat(), "key_missing": True},
             )
+            # The reconciler stops the agent (no usable key, grace over): now, not at its next look.
+            await mark_for_reconcile(session, tenant.id, "key grace over")
+            await sync_billing_banners(session, tenant, now, actor=ACTOR, reason=reason)
             report.stopped += 1
             log.info("billing.key_grace_expired", tenant_id=tenant.id)
         return

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from agents_config.catalog import PlanCatalog
 from controlplane.billing import entitlement
 from controlplane.billing.changes import commit_change, lock_tenant, snapshot
-from controlplane.billing.entitlement import BillingPolicy, billing_fields_for, parse_status
+from controlplane.billing.entitlement import BillingPolicy, billing_fields_for, parse_status, power_after
 from controlplane.billing.stripe_client import (
     Customer,
     StripeClient,
@@ -201,6 +201,7 @@ async def apply_subscription(
     if plan is not None:
         tenant.plan = plan
     fields = billing_fields_for(status, tenant, now, deps.policy)
+    tenant.desired_power = power_after(tenant.billing_status, fields.billing_status, tenant.desired_power)
     tenant.billing_status = fields.billing_status
     tenant.billing_grace_until = fields.billing_grace_until
     tenant.destroy_after = fields.destroy_after

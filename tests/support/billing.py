@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -21,10 +22,13 @@ from controlplane.billing.sync import SyncDeps, SyncReport, run_billing_sync_onc
 from controlplane.billing.sync_queue import BillingSyncQueue
 from controlplane.billing.webhook import WebhookIngestor
 from controlplane.billing.webhook_route import PATH, webhook_router
-from controlplane.db.models import BillingSyncItem, Tenant
+from controlplane.db.models import BillingSyncItem, ProviderKey, Secret, Tenant
 from controlplane.db.session import Database
+from controlplane.db.tenants import load_desired
+from controlplane.enums import KeyStatus, KeyVerdict
 from controlplane.retry import Backoff
 from controlplane.testing import FakeClock
+from workers.decide import Decision, decide
 
 SECRET = "whsec_" + "test0secret0for0billing0tests00"
 OLD_SECRET = "whsec_" + "previous0secret0being0rotated0"
@@ -92,6 +96,44 @@ class BillingWorld:
     def transport(self) -> httpx.AsyncBaseTransport:
         return self.fake.transport()
 
+    async def decision(self, external_id: str, *, platform: tuple[str, ...] = ()) -> Decision:
+        """What the reconciler would do with the tenant now (``workers/decide.py``)."""
+        tenant = await self.tenant(external_id)
+        assert tenant is not None
+        return await decision_for(self.db, self.catalog, tenant.id, self.clock.now(), platform=platform)
+
+    async def give_key(self, external_id: str) -> None:
+        tenant = await self.tenant(external_id)
+        assert tenant is not None
+        await add_usable_key(self.db, tenant.id)
+
+
+async def decision_for(
+    db: Database, catalog: PlanCatalog, tenant_id: str, now: datetime, *, platform: tuple[str, ...] = ()
+) -> Decision:
+    desired = await load_desired(db, tenant_id)
+    assert desired is not None
+    return decide(desired, catalog.plan(desired.plan), platform_providers=platform, now=now)
+
+
+async def add_usable_key(db: Database, tenant_id: str, provider: str = "anthropic") -> None:
+    """A stored, usable key row (the ciphertext is never read by billing or the decision)."""
+    async with db.transaction() as s:
+        secret = Secret(tenant_id=tenant_id, name=f"provider:{provider}", key_id="k2", value="v1:k2:AAAA")
+        s.add(secret)
+        await s.flush()
+        s.add(
+            ProviderKey(
+                tenant_id=tenant_id,
+                provider=provider,
+                secret_id=secret.id,
+                last4="abcd",
+                fingerprint="f" * 64,
+                verdict=KeyVerdict.ok,
+                status=KeyStatus.usable,
+            )
+        )
+
 
 @asynccontextmanager
 async def billing_world(
@@ -122,6 +164,8 @@ __all__ = [
     "API_KEY",
     "FAKE_URL",
     "LEGACY_PRICES",
+    "add_usable_key",
+    "decision_for",
     "OLD_SECRET",
     "SECRET",
     "BillingWorld",

@@ -18,9 +18,11 @@ from controlplane.billing.deliveries import (
 )
 from controlplane.billing.entitlement import BillingPolicy
 from controlplane.billing.grace import run_billing_grace_once
-from controlplane.db.models import AuditLog, Banner
+from controlplane.db.models import AuditLog, Banner, BillingNotice, ReconcileItem, Tenant
+from controlplane.desired import set_power
 from controlplane.enums import BannerKind, BillingStatus, DesiredPower
 from tests.support.billing import FAKE_URL, SECRET, BillingWorld, billing_world
+from workers.decide import Target
 
 DAY = 86400
 
@@ -45,6 +47,8 @@ async def test_past_due_runs_in_grace_then_stops_then_comes_back_when_paid(db) -
         assert sub_id is not None
         await world.post(checkout)
         await world.sync()
+        await world.give_key("grace-user")
+        assert (await world.decision("grace-user")).target is Target.running
         started = world.clock.now()
 
         await world.post(
@@ -60,6 +64,8 @@ async def test_past_due_runs_in_grace_then_stops_then_comes_back_when_paid(db) -
         )
         assert tenant.billing_grace_until == started + timedelta(days=3)
         assert await _banners(world, tenant.id) == {BannerKind.payment_failed: True}
+        decision = await world.decision("grace-user")
+        assert decision.target is Target.running and decision.look_again_at == started + timedelta(days=3)
 
         # Day 1: nothing new. A second failure notice does not extend the grace.
         world.clock.now_monotonic += DAY
@@ -69,36 +75,38 @@ async def test_past_due_runs_in_grace_then_stops_then_comes_back_when_paid(db) -
             )
         )
         await world.sync()
-        assert (await run_billing_grace_once(world.db, world.clock.now())).stopped == 0
+        assert (await run_billing_grace_once(world.db, world.clock.now())).ending == 0
         tenant = await world.tenant("grace-user")
         assert tenant is not None and tenant.billing_grace_until == started + timedelta(days=3)
 
-        # Day 2 (the last day): the grace_period_ending banner goes up; still running.
+        # Day 2 (the last day): the grace_period_ending banner goes up, once; still running.
         world.clock.now_monotonic += DAY
-        assert (await run_billing_grace_once(world.db, world.clock.now())).stopped == 0
-        tenant = await world.tenant("grace-user")
-        assert tenant is not None and tenant.desired_power is DesiredPower.running
+        assert (await run_billing_grace_once(world.db, world.clock.now())).ending == 1
+        assert (await run_billing_grace_once(world.db, world.clock.now())).ending == 0
+        assert (await world.decision("grace-user")).target is Target.running
         assert await _banners(world, tenant.id) == {
             BannerKind.payment_failed: True,
             BannerKind.grace_period_ending: True,
         }
 
-        # Day 3: the grace is over -> stopped, once (a second pass changes nothing).
+        # Day 3: the grace is over -> the reconciler stops the agent; recorded once, marked at once.
         world.clock.now_monotonic += DAY
-        assert (await run_billing_grace_once(world.db, world.clock.now())).stopped == 1
-        assert (await run_billing_grace_once(world.db, world.clock.now())).stopped == 0
-        tenant = await world.tenant("grace-user")
-        assert tenant is not None and tenant.desired_power is DesiredPower.stopped
+        assert (await run_billing_grace_once(world.db, world.clock.now())).expired == 1
+        assert (await run_billing_grace_once(world.db, world.clock.now())).expired == 0
+        decision = await world.decision("grace-user")
+        assert decision.target in (Target.stopped, Target.absent)
+        assert decision.reason == "billing: payment failed and the grace period is over"
         assert await _banners(world, tenant.id) == {
             BannerKind.payment_failed: True,
             BannerKind.grace_period_ending: False,
         }
         async with world.db.read() as s:
             expired = await s.scalar(select(AuditLog).where(AuditLog.action == "billing.grace_expired"))
-            assert expired is not None and expired.actor == "system"
-            assert (
-                expired.before == {"desired_power": "running"} and expired.after["desired_power"] == "stopped"
-            )
+            assert expired is not None and expired.actor == "system" and expired.tenant_id == tenant.id
+            mark = await s.get(ReconcileItem, tenant.id)
+            assert mark is not None and mark.reason == "billing grace over" and mark.priority == 1
+            notices = (await s.scalars(select(BillingNotice.kind).order_by(BillingNotice.created_at))).all()
+            assert notices == ["billing_grace.ending", "billing_grace.expired"]
 
         # Paid again -> running, grace cleared, banners cleared.
         world.clock.now_monotonic += DAY
@@ -112,6 +120,7 @@ async def test_past_due_runs_in_grace_then_stops_then_comes_back_when_paid(db) -
         assert tenant is not None
         assert tenant.billing_status is BillingStatus.active and tenant.desired_power is DesiredPower.running
         assert tenant.billing_grace_until is None and tenant.destroy_after is None
+        assert (await world.decision("grace-user")).target is Target.running
         assert await _banners(world, tenant.id) == {
             BannerKind.payment_failed: False,
             BannerKind.grace_period_ending: False,
@@ -119,6 +128,45 @@ async def test_past_due_runs_in_grace_then_stops_then_comes_back_when_paid(db) -
         async with world.db.read() as s:
             raised = (await s.scalars(select(AuditLog.action).where(AuditLog.action.like("banner.%")))).all()
         assert sorted(raised) == ["banner.cleared", "banner.cleared", "banner.raised", "banner.raised"]
+
+
+async def test_cancellation_stops_and_sets_the_destroy_deadline_an_operator_stop_survives_payment(db) -> None:
+    async with billing_world(db) as world:
+        checkout = await checkout_delivery(
+            FAKE_URL,
+            webhook_secret=SECRET,
+            external_id="ops-user",
+            price_id="price_pro_monthly",
+            transport=world.transport(),
+        )
+        sub_id = checkout.subscription_id
+        assert sub_id is not None
+        await world.post(checkout)
+        await world.sync()
+        # An operator stops the agent; later renewals (still active) never start it again.
+        async with world.db.transaction() as s:
+            tenant = await s.scalar(select(Tenant).where(Tenant.external_id == "ops-user"))
+            assert tenant is not None
+            await set_power(s, tenant, DesiredPower.stopped, actor="cli:ops", reason="abuse report")
+        await world.mark(sub_id)
+        await world.sync()
+        tenant = await world.tenant("ops-user")
+        assert tenant is not None and tenant.desired_power is DesiredPower.stopped
+
+        world.fake.set_status(sub_id, "canceled")
+        await world.mark(sub_id)
+        await world.sync()
+        tenant = await world.tenant("ops-user")
+        assert tenant is not None and tenant.billing_status is BillingStatus.canceled
+        assert tenant.desired_power is DesiredPower.stopped
+        assert tenant.destroy_after == world.clock.now() + timedelta(days=7)
+        decision = await world.decision("ops-user")
+        assert (
+            decision.target in (Target.stopped, Target.absent)
+            and decision.look_again_at == tenant.destroy_after
+        )
+        world.clock.now_monotonic += 7 * DAY
+        assert (await world.decision("ops-user")).target is Target.destroyed
 
 
 async def test_the_grace_length_is_the_operators_setting(db) -> None:
@@ -162,38 +210,69 @@ NOW = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("status", "power", "grace", "destroy"),
+    ("status", "entitled", "grace", "destroy", "power"),
     [
-        ("active", DesiredPower.running, False, False),
-        ("trialing", DesiredPower.running, False, False),
-        ("past_due", DesiredPower.running, True, False),
-        ("unpaid", DesiredPower.stopped, False, True),
-        ("canceled", DesiredPower.stopped, False, True),
-        ("incomplete_expired", DesiredPower.stopped, False, True),
-        ("incomplete", DesiredPower.stopped, False, False),
-        ("paused", DesiredPower.stopped, False, False),
-        ("some_future_status", DesiredPower.stopped, False, False),
+        ("active", True, False, False, DesiredPower.running),
+        ("trialing", True, False, False, DesiredPower.running),
+        ("past_due", True, True, False, DesiredPower.running),
+        ("unpaid", False, False, True, DesiredPower.stopped),
+        ("canceled", False, False, True, DesiredPower.stopped),
+        ("incomplete_expired", False, False, True, DesiredPower.stopped),
+        ("incomplete", False, False, False, DesiredPower.running),
+        ("paused", False, False, False, DesiredPower.running),
+        ("some_future_status", False, False, False, DesiredPower.running),
     ],
 )
-def test_status_mapping(status: str, power: DesiredPower, grace: bool, destroy: bool) -> None:
+def test_status_mapping_from_active(
+    status: str, entitled: bool, grace: bool, destroy: bool, power: DesiredPower
+) -> None:
     policy = BillingPolicy()
     current = _View(BillingStatus.active)
-    fields = entitlement.billing_fields_for(entitlement.parse_status(status), current, NOW, policy)
+    new = entitlement.parse_status(status)
+    fields = entitlement.billing_fields_for(new, current, NOW, policy)
     assert (fields.billing_grace_until is not None) == grace
     assert (fields.destroy_after is not None) == destroy
+    assert entitlement.power_after(current.billing_status, new, current.desired_power) is power
     view = _View(fields.billing_status, fields.billing_grace_until, None, fields.destroy_after)
-    assert entitlement.desired_power(view, NOW) is power
-    assert entitlement.desired_power(view, NOW + policy.grace) is (
-        DesiredPower.stopped if status == "past_due" else power
+    assert entitlement.billing_allows_running(view, NOW) is entitled
+    assert entitlement.billing_allows_running(view, NOW + policy.grace) is (entitled and status != "past_due")
+
+
+def test_paid_again_after_the_end_restarts_but_deadlines_of_others_are_kept() -> None:
+    policy = BillingPolicy()
+    ended = _View(
+        BillingStatus.canceled, destroy_after=NOW + timedelta(days=5), desired_power=DesiredPower.stopped
     )
-
-
-def test_key_grace_and_gone_win_over_billing() -> None:
-    paid = _View(BillingStatus.active, key_grace_until=NOW + timedelta(days=1))
-    assert entitlement.desired_power(paid, NOW) is DesiredPower.running
-    assert entitlement.desired_power(paid, NOW + timedelta(days=1)) is DesiredPower.stopped
+    fields = entitlement.billing_fields_for(BillingStatus.active, ended, NOW, policy)
+    assert fields.destroy_after is None
     assert (
-        entitlement.desired_power(_View(BillingStatus.active, desired_power=DesiredPower.gone), NOW)
+        entitlement.power_after(BillingStatus.canceled, BillingStatus.active, DesiredPower.stopped)
+        is DesiredPower.running
+    )
+    # An operator's deletion (gone) keeps its deadline and stays gone whatever Stripe says.
+    deleted = _View(
+        BillingStatus.active, destroy_after=NOW + timedelta(days=1), desired_power=DesiredPower.gone
+    )
+    assert (
+        entitlement.billing_fields_for(BillingStatus.active, deleted, NOW, policy).destroy_after
+        == deleted.destroy_after
+    )
+    assert (
+        entitlement.billing_fields_for(BillingStatus.canceled, deleted, NOW, policy).destroy_after
+        == deleted.destroy_after
+    )
+    assert (
+        entitlement.power_after(BillingStatus.active, BillingStatus.canceled, DesiredPower.gone)
         is DesiredPower.gone
     )
-    assert entitlement.desired_power(_View(BillingStatus.none), NOW) is DesiredPower.running
+    # A cancellation seen twice keeps the first deadline; a second past_due keeps the first grace.
+    again = _View(BillingStatus.canceled, destroy_after=NOW - timedelta(days=1))
+    assert (
+        entitlement.billing_fields_for(BillingStatus.canceled, again, NOW, policy).destroy_after
+        == again.destroy_after
+    )
+    late = _View(BillingStatus.past_due, billing_grace_until=NOW + timedelta(hours=1))
+    assert (
+        entitlement.billing_fields_for(BillingStatus.past_due, late, NOW, policy).billing_grace_until
+        == late.billing_grace_until
+    )

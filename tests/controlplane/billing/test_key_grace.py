@@ -9,25 +9,40 @@ import asyncio
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy import func, select
 
+from agents_config.catalog import PlanCatalog, load_catalog
 from controlplane.billing.keygrace import KEY_GRACE, run_key_grace_once, start_key_grace
 from controlplane.billing.notices import SIGNATURE_HEADER, MailerClient, deliver_notices_once
 from controlplane.byok.keyvalue import ProviderKeyValue
 from controlplane.byok.service import KeyService
 from controlplane.byok.verdicts import Verdict, message_for
-from controlplane.db.models import Announcement, AuditLog, Banner, BillingNotice, ProviderKey, Secret, Tenant
+from controlplane.db.models import Announcement, AuditLog, Banner, BillingNotice, ReconcileItem, Tenant
 from controlplane.db.session import Database, create_engine
-from controlplane.enums import BannerKind, DesiredPower, KeyStatus, KeyVerdict
+from controlplane.enums import BannerKind, DesiredPower, KeyVerdict
 from controlplane.retry import Backoff
 from controlplane.testing import FakeClock
 from controlplane.vault import Vault
+from tests.support.billing import add_usable_key, decision_for
 from tests.support.byok_fakes import valid_key
+from workers.decide import Target
 
 DAY = 86400.0
+
+
+def with_platform_fallback(catalog: PlanCatalog) -> PlanCatalog:
+    """The default catalog's pro plan with a platform fallback: the key grace runs on it."""
+    pro = catalog.plans["pro"]
+    models = pro.models.model_copy(update={"platform_fallback": "anthropic/claude-haiku-4-5"})
+    return catalog.model_copy(
+        update={"plans": {**catalog.plans, "pro": pro.model_copy(update={"models": models})}}
+    )
+
+
 MAILER_SECRET = "mailer-" + "signing0secret0for0tests"
 
 
@@ -80,8 +95,9 @@ async def test_reminders_and_the_stop_happen_once_each_across_two_schedulers(db,
         ).all()
         assert sorted(announcements) == ["key_grace_expired"] + ["key_grace_reminder"] * 4
         tenant = await s.get(Tenant, tenant_id)
-        assert tenant is not None and tenant.desired_power is DesiredPower.stopped
-        assert tenant.key_grace_until == started + KEY_GRACE
+        assert tenant is not None and tenant.key_grace_until == started + KEY_GRACE
+        mark = await s.get(ReconcileItem, tenant_id)
+        assert mark is not None and mark.reason == "key grace over"
         banners = {
             b.kind: b.active for b in await s.scalars(select(Banner).where(Banner.tenant_id == tenant_id))
         }
@@ -91,8 +107,13 @@ async def test_reminders_and_the_stop_happen_once_each_across_two_schedulers(db,
         assert actions.count("billing.key_grace_expired") == 1
         assert actions.count("banner.raised") == 2  # grace_period_ending on day 28, key_missing on day 30
         expired = await s.scalar(select(AuditLog).where(AuditLog.action == "billing.key_grace_expired"))
-        assert expired is not None and expired.actor == "system"
-        assert expired.before == {"desired_power": "running"}
+        assert expired is not None and expired.actor == "system" and expired.after["key_missing"] is True
+    # The reconciler's decision: on the platform key during the grace, stopped (key missing) after it.
+    catalog = with_platform_fallback(load_catalog())
+    during = await decision_for(db, catalog, tenant_id, started + timedelta(days=29), platform=("anthropic",))
+    assert during.target is Target.running and during.look_again_at == started + KEY_GRACE
+    after = await decision_for(db, catalog, tenant_id, clock.now(), platform=("anthropic",))
+    assert after.target is Target.absent and after.key_missing
 
 
 async def test_a_scheduler_that_was_down_sends_only_the_latest_reminder(db) -> None:
@@ -115,21 +136,7 @@ async def test_a_usable_key_ends_the_grace_and_the_stop_never_comes(db) -> None:
     tenant_id = await _tenant_in_grace(db, clock)
     clock.now_monotonic += 8 * DAY
     assert (await run_key_grace_once(db, clock.now())).reminders == 1
-    async with db.transaction() as s:
-        secret = Secret(tenant_id=tenant_id, name="provider:anthropic", key_id="k2", value="v1:k2:xx")
-        s.add(secret)
-        await s.flush()
-        s.add(
-            ProviderKey(
-                tenant_id=tenant_id,
-                provider="anthropic",
-                secret_id=secret.id,
-                last4="abcd",
-                fingerprint="f" * 64,
-                verdict=KeyVerdict.ok,
-                status=KeyStatus.usable,
-            )
-        )
+    await add_usable_key(db, tenant_id)
     report = await run_key_grace_once(db, clock.now())
     assert (report.ended, report.reminders) == (1, 0)
     clock.now_monotonic += 30 * DAY
