@@ -15,14 +15,16 @@ Same contract as the reconcile queue (DESIGN.md), keyed by subscription id:
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, func, literal, select, update
+from sqlalchemy import bindparam, case, delete, func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane.billing._sql import claim_leased, insert_for, table_of
+from controlplane.billing._sql import claim_leased, table_of
 from controlplane.db.models import BillingSyncItem
 from controlplane.db.types import UTCDateTime
 from controlplane.retry import Backoff
@@ -40,6 +42,36 @@ class SyncClaim:
     last_event_id: str | None
     reason: str | None
     attempts: int
+
+
+@functools.cache
+def _mark_statement(dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """The mark upsert, built once per dialect (on the webhook's request path: building DML costs
+    more than running it)."""
+    now = bindparam("now", type_=UTCDateTime())
+    insert = postgresql.insert(_T) if dialect == "postgresql" else sqlite.insert(_T)
+    stmt = insert.values(
+        subscription_id=bindparam("subscription_id", type_=_T.c.subscription_id.type),
+        customer_id=bindparam("customer_id", type_=_T.c.customer_id.type),
+        tenant_ref=bindparam("tenant_ref", type_=_T.c.tenant_ref.type),
+        last_event_id=bindparam("last_event_id", type_=_T.c.last_event_id.type),
+        reason=bindparam("reason", type_=_T.c.reason.type),
+        run_after=now,
+        attempts=0,
+        requeue=False,
+        enqueued_at=now,
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[_T.c.subscription_id],
+        set_={
+            "reason": stmt.excluded.reason,
+            "last_event_id": func.coalesce(stmt.excluded.last_event_id, _T.c.last_event_id),
+            "customer_id": func.coalesce(stmt.excluded.customer_id, _T.c.customer_id),
+            "tenant_ref": func.coalesce(stmt.excluded.tenant_ref, _T.c.tenant_ref),
+            "run_after": case((_T.c.run_after > now, now), else_=_T.c.run_after),
+            "requeue": case((_T.c.lease_owner.isnot(None), literal(True)), else_=_T.c.requeue),
+        },
+    )
 
 
 class BillingSyncQueue:
@@ -68,30 +100,15 @@ class BillingSyncQueue:
         event_id: str | None = None,
     ) -> None:
         """Ask for ``subscription_id`` to be read again (see the module docstring)."""
-        stmt = insert_for(session, _T).values(
-            subscription_id=subscription_id,
-            customer_id=customer_id,
-            tenant_ref=tenant_ref,
-            last_event_id=event_id,
-            reason=reason[:255],
-            run_after=now,
-            attempts=0,
-            requeue=False,
-            enqueued_at=now,
-        )
-        at_now = literal(now, type_=UTCDateTime())
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_T.c.subscription_id],
-            set_={
-                "reason": stmt.excluded.reason,
-                "last_event_id": func.coalesce(stmt.excluded.last_event_id, _T.c.last_event_id),
-                "customer_id": func.coalesce(stmt.excluded.customer_id, _T.c.customer_id),
-                "tenant_ref": func.coalesce(stmt.excluded.tenant_ref, _T.c.tenant_ref),
-                "run_after": case((_T.c.run_after > at_now, at_now), else_=_T.c.run_after),
-                "requeue": case((_T.c.lease_owner.isnot(None), literal(True)), else_=_T.c.requeue),
-            },
-        )
-        await session.execute(stmt)
+        params = {
+            "subscription_id": subscription_id,
+            "customer_id": customer_id,
+            "tenant_ref": tenant_ref,
+            "last_event_id": event_id,
+            "reason": reason[:255],
+            "now": now,
+        }
+        await session.execute(_mark_statement(session.get_bind().dialect.name), params)
 
     async def claim(
         self, session: AsyncSession, *, owner: str, now: datetime, limit: int = 20

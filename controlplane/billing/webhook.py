@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,14 +26,16 @@ from typing import Any
 
 import stripe
 import structlog
-from sqlalchemy import ScalarSelect, func, select
+from sqlalchemy import Executable, String, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from controlplane import audit
-from controlplane.billing._sql import insert_for, table_of
+from controlplane.billing._sql import table_of
 from controlplane.billing.sync_queue import BillingSyncQueue
 from controlplane.clock import Clock, SystemClock
 from controlplane.db.models import StripeEvent, Tenant
 from controlplane.db.session import Database
+from controlplane.db.types import UTCDateTime
 from controlplane.settings import Settings, SettingsError
 
 log = structlog.get_logger(__name__)
@@ -185,18 +188,16 @@ class WebhookIngestor:
         async with self._write_gate, self._db.transaction() as session:
             # One round trip: the event row, with the tenant it concerns looked up in the same statement.
             stored = await session.execute(
-                insert_for(session, table_of(StripeEvent))
-                .values(
-                    id=event_id,
-                    type=event_type[:128],
-                    created=created,
-                    tenant_id=_tenant_of(trigger),
-                    received_at=now,
-                    processed_at=now,
-                    payload=_trimmed(obj, trigger),
-                )
-                .on_conflict_do_nothing(index_elements=["id"])
-                .returning(table_of(StripeEvent).c.tenant_id)
+                _event_insert(self._db.dialect),
+                {
+                    "id": event_id,
+                    "type": event_type[:128],
+                    "created": created,
+                    "sub": trigger.subscription_id if trigger else None,
+                    "ref": trigger.tenant_ref if trigger else None,
+                    "now": now,
+                    "payload": _trimmed(obj, trigger),
+                },
             )
             row = stored.first()
             if row is None:
@@ -231,17 +232,34 @@ class WebhookIngestor:
         return IngestResult(event_id, event_type, False, trigger.subscription_id)
 
 
-def _tenant_of(trigger: Trigger | None) -> ScalarSelect[str] | None:
-    """The tenant an event concerns, as a subquery: by subscription, else by the checkout's reference."""
-    if trigger is None:
-        return None
+@functools.cache
+def _event_insert(dialect: str) -> Executable:
+    """The event insert, built once per dialect: the row (nothing on a duplicate id), the tenant it
+    concerns looked up in the same statement (by subscription, else by the checkout's reference),
+    and that tenant id returned."""
+    events = table_of(StripeEvent)
+    c = events.c
     by_sub = (
-        select(Tenant.id).where(Tenant.stripe_subscription_id == trigger.subscription_id).scalar_subquery()
+        select(Tenant.id)
+        .where(Tenant.stripe_subscription_id == bindparam("sub", type_=String()))
+        .scalar_subquery()
     )
-    if trigger.tenant_ref is None:
-        return by_sub
-    by_ref = select(Tenant.id).where(Tenant.external_id == trigger.tenant_ref).scalar_subquery()
-    return select(func.coalesce(by_sub, by_ref)).scalar_subquery()
+    by_ref = select(Tenant.id).where(Tenant.external_id == bindparam("ref", type_=String())).scalar_subquery()
+    now = bindparam("now", type_=UTCDateTime())
+    insert = postgresql.insert(events) if dialect == "postgresql" else sqlite.insert(events)
+    return (
+        insert.values(
+            id=bindparam("id", type_=c.id.type),
+            type=bindparam("type", type_=c.type.type),
+            created=bindparam("created", type_=c.created.type),
+            tenant_id=func.coalesce(by_sub, by_ref),
+            received_at=now,
+            processed_at=now,
+            payload=bindparam("payload", type_=c.payload.type),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(c.tenant_id)
+    )
 
 
 def _trimmed(obj: Mapping[str, Any], trigger: Trigger | None) -> dict[str, Any]:
