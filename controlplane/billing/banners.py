@@ -87,27 +87,27 @@ async def sync_billing_banners(
     session: AsyncSession, tenant: Tenant, now: datetime, *, actor: str, reason: str
 ) -> None:
     """``payment_failed`` and ``grace_period_ending`` as the tenant's billing fields say now."""
-    await set_banner(
-        session,
-        tenant.id,
-        BannerKind.payment_failed,
-        active=entitlement.payment_failed(tenant),
-        now=now,
-        actor=actor,
-        reason=reason,
-    )
     ending = entitlement.grace_ending(tenant, now)
     key_ending = tenant.key_grace_until is not None and tenant.billing_status not in entitlement.IN_GRACE
-    await set_banner(
-        session,
-        tenant.id,
-        BannerKind.grace_period_ending,
-        active=ending,
-        now=now,
-        actor=actor,
-        reason=reason,
-        message=KEY_GRACE_ENDING if key_ending else BILLING_GRACE_ENDING,
-    )
+    wanted = {
+        BannerKind.payment_failed: (entitlement.payment_failed(tenant), None),
+        BannerKind.grace_period_ending: (ending, KEY_GRACE_ENDING if key_ending else BILLING_GRACE_ENDING),
+    }
+    shown = {
+        kind: active
+        for kind, active in (
+            await session.execute(
+                select(Banner.kind, Banner.active).where(
+                    Banner.tenant_id == tenant.id, Banner.kind.in_(list(wanted))
+                )
+            )
+        ).tuples()
+    }
+    for kind, (active, message) in wanted.items():
+        if active or shown.get(kind, False):  # (one read when nothing is up and nothing should be)
+            await set_banner(
+                session, tenant.id, kind, active=active, now=now, actor=actor, reason=reason, message=message
+            )
 
 
 async def _row(session: AsyncSession, tenant_id: str, kind: BannerKind) -> Banner | None:
