@@ -93,16 +93,10 @@ async def sync_billing_banners(
         BannerKind.payment_failed: (entitlement.payment_failed(tenant), None),
         BannerKind.grace_period_ending: (ending, KEY_GRACE_ENDING if key_ending else BILLING_GRACE_ENDING),
     }
-    shown = {
-        kind: active
-        for kind, active in (
-            await session.execute(
-                select(Banner.kind, Banner.active).where(
-                    Banner.tenant_id == tenant.id, Banner.kind.in_(list(wanted))
-                )
-            )
-        ).tuples()
-    }
+    rows = await session.execute(
+        select(Banner.kind, Banner.active).where(Banner.tenant_id == tenant.id, Banner.kind.in_(list(wanted)))
+    )
+    shown = {kind: active for kind, active in rows}
     for kind, (active, message) in wanted.items():
         if active or shown.get(kind, False):  # (one read when nothing is up and nothing should be)
             await set_banner(
