@@ -195,6 +195,10 @@ async def apply_subscription(
                 current=tenant.stripe_subscription_id,
             )
             return None
+    if tenant.stripe_subscription_id is None and status in entitlement.ENDED:
+        # A subscription that ended before it was ever linked says nothing about this tenant.
+        log.info("billing.ended_subscription_not_linked", subscription_id=sub.id, tenant_id=tenant.id)
+        return None
     before = snapshot(tenant)
     tenant.stripe_subscription_id = sub.id
     tenant.stripe_customer_id = sub.customer_id or tenant.stripe_customer_id

@@ -173,6 +173,21 @@ async def test_events_in_reverse_order_end_in_the_subscriptions_state(db) -> Non
         assert tenant.destroy_after == world.clock.now() - timedelta(days=2) + timedelta(days=7)
 
 
+async def test_an_ended_subscription_never_links_to_an_existing_tenant(db, tenant_factory) -> None:
+    existing = await tenant_factory(external_id="api-made", plan="pro")
+    async with billing_world(db) as world:
+        checkout = await _checkout(world, "api-made")
+        assert checkout.subscription_id is not None
+        world.fake.set_status(checkout.subscription_id, "canceled")
+        await world.post(checkout)
+        report = await world.sync()
+        assert report.dropped == 1
+        tenant = await world.tenant("api-made")
+        assert tenant is not None and tenant.id == existing.id
+        assert tenant.stripe_subscription_id is None and tenant.destroy_after is None
+        assert tenant.desired_power is DesiredPower.running and tenant.desired_rev == 1
+
+
 async def test_an_ended_subscription_of_an_unknown_tenant_creates_nobody(db) -> None:
     async with billing_world(db) as world:
         checkout = await _checkout(world, "gone-user")
