@@ -34,6 +34,13 @@ def _actor() -> str:
     return f"cli:{user}"
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
+
+
 def _money(cents: int | None, currency: str = "usd") -> str:
     if cents is None:
         return "?"
@@ -64,6 +71,7 @@ def migrate(
     from controlplane.billing.stripe_client import StripeClient
     from controlplane.db.session import Database
     from controlplane.errors import BadInput, ControlPlaneError
+    from controlplane.redaction import redact_text
 
     s = settings()
     try:
@@ -121,6 +129,13 @@ def migrate(
         except ControlPlaneError as exc:
             err_console.print(f"error: {exc}", markup=False)
             return exc.exit_code
+        except ExceptionGroup as group:  # a batch's task failed outside Stripe (the database ...)
+            first = _leaves(group)[0]
+            if isinstance(first, ControlPlaneError):
+                err_console.print(f"error: {first}", markup=False)
+                return first.exit_code
+            err_console.print(f"error: {type(first).__name__}: {redact_text(str(first))[:300]}", markup=False)
+            return 1
         except (OSError, ConnectionError) as exc:
             err_console.print(f"error: database: {type(exc).__name__}", markup=False)
             return 1
