@@ -16,8 +16,6 @@ again -- all in ONE short transaction, with no Stripe call on the request path.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import re
 from collections.abc import Mapping, Sequence
@@ -162,11 +160,6 @@ class WebhookIngestor:
         self._queue = queue or BillingSyncQueue()
         self._clock: Clock = clock or SystemClock()
         self._tolerance = tolerance
-        # SQLite has one writer at a time: queue this process's writers here instead of in SQLite's
-        # busy handler, whose sleeps (up to 100 ms each) would dominate the latency under load.
-        self._write_gate: asyncio.Lock | contextlib.nullcontext[None] = (
-            asyncio.Lock() if db.dialect == "sqlite" else contextlib.nullcontext()
-        )
 
     @classmethod
     def from_settings(cls, db: Database, settings: Settings) -> WebhookIngestor:
@@ -185,7 +178,7 @@ class WebhookIngestor:
             raise WebhookRejected("malformed", "event created or data.object missing")
         trigger = trigger_of(event_type, obj)
         now = self._clock.now()
-        async with self._write_gate, self._db.transaction() as session:
+        async with self._db.transaction() as session:
             # One round trip: the event row, with the tenant it concerns looked up in the same statement.
             stored = await session.execute(
                 _event_insert(self._db.dialect),
