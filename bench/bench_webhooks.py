@@ -111,6 +111,28 @@ async def _run(
     return elapsed, latencies, duplicates
 
 
+async def _baseline(label: str, base: str, db: Database) -> None:
+    """What the host gives anything right now: an HTTP round trip to the same server (a 404, no
+    database) and an empty write transaction from this process, one at a time, p50/p99 of 200."""
+    http: list[float] = []
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(200):
+            t0 = time.perf_counter()
+            await client.get("/baseline")
+            http.append((time.perf_counter() - t0) * 1000)
+    tx: list[float] = []
+    for _ in range(200):
+        t0 = time.perf_counter()
+        async with db.transaction() as session:
+            await session.execute(text("SELECT 1"))
+        tx.append((time.perf_counter() - t0) * 1000)
+    print(
+        f"webhooks {label:<10} host baseline: HTTP 404 p50 {_pct(http, 50):.1f} / p99 {_pct(http, 99):.1f} ms, "
+        f"empty write transaction p50 {_pct(tx, 50):.1f} / p99 {_pct(tx, 99):.1f} ms  (load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
+
+
 def _pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -142,6 +164,7 @@ async def bench_backend(
         warm = _deliveries(100, 1, subscriptions)  # connection pools, statement caches: not measured
         await _run(base, warm, concurrency[-1])
         stored_expected += len(warm)
+        await _baseline(label, base, db)
         for level in concurrency:
             for name, unique, copies in (("unique events", events, 1), ("5x duplicated", events // 5, 5)):
                 deliveries = _deliveries(unique, copies, subscriptions)
