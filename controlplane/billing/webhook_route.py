@@ -1,12 +1,15 @@
-"""The Stripe webhook as a FastAPI ``APIRouter``, for the dashboard API app to mount:
-``app.include_router(webhook_router(WebhookIngestor.from_settings(db, settings)))``.
+"""The Stripe webhook as a FastAPI ``APIRouter``, mounted by the API app
+(``controlplane/api/app.py: mounted_routers``): ``webhook_router()`` serves the ingestor the app keeps
+in ``app.state.stripe_webhook`` (``None`` when ``CP_STRIPE_WEBHOOK_SECRET`` is not set: 503
+``not_configured``); ``webhook_router(ingestor)`` serves that one (tests, other apps).
 
 ``POST /webhooks/stripe``: the raw body (at most 1 MiB, checked before reading all of it) and the
 ``Stripe-Signature`` header go to :meth:`WebhookIngestor.ingest`. Answers: 200 ``{"received": true,
 "duplicate": ...}`` once the event's transaction committed; 400 for a malformed, unsigned, forged or
 stale delivery (nothing stored); 413 for an oversized body; 503 if the database is unavailable (Stripe
 retries). Errors use the API's one shape ``{"error": {"code", "message", "field"}}``. The route is
-authenticated by the signature, not by a service token.
+authenticated by the signature, not by a service token, and not part of the dashboard's published
+OpenAPI contract (Stripe calls it, not the dashboard; ``include_in_schema=True`` to list it).
 """
 
 from __future__ import annotations
@@ -60,19 +63,27 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
 
 
 def webhook_router(
-    ingestor: WebhookIngestor, *, path: str = PATH, max_body: int = MAX_BODY_BYTES
+    ingestor: WebhookIngestor | None = None,
+    *,
+    path: str = PATH,
+    max_body: int = MAX_BODY_BYTES,
+    include_in_schema: bool = False,
 ) -> APIRouter:
-    """The router serving Stripe's deliveries at ``path``."""
+    """The router serving Stripe's deliveries at ``path`` (see the module docstring)."""
     router = APIRouter(tags=["billing"])
 
     @router.post(
         path,
         response_model=WebhookAck,
+        include_in_schema=include_in_schema,
         summary="Stripe webhook endpoint (signed by Stripe; no service token)",
         responses={
             400: {"model": ErrorBody, "description": "malformed, unsigned, forged or stale delivery"},
             413: {"model": ErrorBody, "description": "body larger than 1 MiB"},
-            503: {"model": ErrorBody, "description": "database unavailable; Stripe retries"},
+            503: {
+                "model": ErrorBody,
+                "description": "database unavailable or webhook not configured; Stripe retries",
+            },
         },
         openapi_extra={
             "requestBody": {
@@ -84,11 +95,19 @@ def webhook_router(
         },
     )
     async def stripe_webhook(request: Request) -> JSONResponse:
+        active = ingestor if ingestor is not None else getattr(request.app.state, "stripe_webhook", None)
+        if active is None:
+            return _error(
+                503,
+                "not_configured",
+                "CP_STRIPE_WEBHOOK_SECRET: not set; deliveries cannot be verified",
+                None,
+            )
         body = await _read_limited(request, max_body)
         if body is None:
             return _error(413, "too_large", f"body: larger than {max_body} bytes", "body")
         try:
-            result = await ingestor.ingest(body, request.headers.get("stripe-signature"))
+            result = await active.ingest(body, request.headers.get("stripe-signature"))
         except WebhookRejected as exc:
             field = "Stripe-Signature" if exc.code == "bad_signature" else "body"
             return _error(400, exc.code, f"{field}: {exc.message}", field)
