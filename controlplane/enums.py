@@ -89,6 +89,16 @@ class UsageService(str, enum.Enum):
     phone_minutes = "phone_minutes"
 
 
+class MigrationItemState(str, enum.Enum):
+    """Where one subscription stands in a plan migration (``controlplane plans migrate``)."""
+
+    planned = "planned"  # chosen for the migration, nothing sent to Stripe yet
+    switching = "switching"  # idempotency key stored; Stripe may or may not have switched the price
+    done = "done"  # Stripe switched and the tenant's plan changed
+    reversing = "reversing"  # --reverse: key stored, Stripe may or may not have switched back
+    reversed = "reversed"  # back on the old price and plan
+
+
 __all__ = [
     "BannerKind",
     "BillingStatus",
@@ -96,6 +106,7 @@ __all__ = [
     "KeyStatus",
     "KeyVerdict",
     "LifecycleState",
+    "MigrationItemState",
     "RoutingStrategy",
     "UsageService",
 ]

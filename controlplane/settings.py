@@ -208,7 +208,22 @@ class Settings(BaseSettings):
     )
     stripe_secret_key: SecretStr | None = Field(default=None, description="Stripe API key.")
     stripe_webhook_secret: SecretStr | None = Field(
-        default=None, description="Stripe webhook endpoint secret (whsec_...)."
+        default=None,
+        description="Stripe webhook endpoint secret (whsec_...); several, comma-separated, while "
+        "rotating (a delivery signed with any of them is accepted).",
+    )
+    stripe_api_base: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.stripe.com"),
+        description="Stripe API base URL; tests and the demo point it at the local fake.",
+    )
+    billing_grace_days: int = Field(
+        default=3, ge=0, le=60, description="Days a past_due subscription keeps its agent running."
+    )
+    mailer_webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="The operator's mailer: billing notices are POSTed here, signed."
+    )
+    mailer_webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key signing the notices sent to the mailer webhook."
     )
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
@@ -266,6 +281,15 @@ class Settings(BaseSettings):
                 raise ValueError("must be base64") from None
             if len(raw) < 32:
                 raise ValueError("must decode to at least 32 bytes")
+        return value
+
+    @field_validator("stripe_webhook_secret")
+    @classmethod
+    def _check_webhook_secrets(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for position, secret in enumerate(value.get_secret_value().split(","), start=1):
+                if not secret.strip().startswith("whsec_"):
+                    raise ValueError(f"secret number {position} must start with 'whsec_'")
         return value
 
     @field_validator("api_tokens", mode="before")
@@ -349,6 +373,12 @@ class Settings(BaseSettings):
         if self.platform_keys is None:
             return {}
         return parse_platform_keys(self.platform_keys.get_secret_value())
+
+    def stripe_webhook_secrets(self) -> list[str]:
+        """The webhook signing secrets in effect (CP_STRIPE_WEBHOOK_SECRET, comma-separated)."""
+        if self.stripe_webhook_secret is None:
+            return []
+        return [s.strip() for s in self.stripe_webhook_secret.get_secret_value().split(",") if s.strip()]
 
     def provider_base_url(self, provider: str) -> str | None:
         """The operator's base URL override for ``provider``, if any."""

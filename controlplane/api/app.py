@@ -27,6 +27,8 @@ from controlplane.api.errors import install_error_handlers
 from controlplane.api.limits import BodyLimit
 from controlplane.api.routes import channels, health, keys, model, status, usage
 from controlplane.api.telemetry import ApiMetrics, Telemetry
+from controlplane.billing.webhook import WebhookIngestor
+from controlplane.billing.webhook_route import webhook_router
 from controlplane.byok.service import KeyService
 from controlplane.byok.validate import KeyValidator
 from controlplane.dashboard.caps import ServiceCaps
@@ -68,8 +70,7 @@ def _version() -> str:
 
 def mounted_routers() -> list[APIRouter]:
     """Routers of other areas served by the same app, each with its own authentication."""
-    # Issue 12 (billing) adds its Stripe webhook router here.
-    return []
+    return [webhook_router()]  # Stripe's webhook: serves app.state.stripe_webhook
 
 
 def create_app(
@@ -124,6 +125,8 @@ def create_app(
     app.state.ctx = ctx
     app.state.metrics = metrics
     app.state.api_tokens = tuple(t.get_secret_value().encode() for t in settings.api_tokens)
+    secrets = settings.stripe_webhook_secrets()
+    app.state.stripe_webhook = WebhookIngestor(database, secrets) if secrets else None
     install_error_handlers(app)
     for router in DASHBOARD_ROUTERS:
         app.include_router(router, dependencies=[Depends(require_service_token)])

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from controlplane.billing.keygrace import USABLE_KEY_STATUSES, end_key_grace
 from controlplane.byok.catalog import get_spec
 from controlplane.byok.errors import (
     InvalidModelPreference,
@@ -258,6 +259,8 @@ class KeyService:
                 before=before,
                 after=_audit_view(row),
             )
+            if row.status in USABLE_KEY_STATUSES:  # a migrated user's key grace ends with their own key
+                await end_key_grace(session, tenant, now, actor=actor, reason=f"{spec.id} key saved")
             view = KeyView.of(row)
         log.info(
             "byok.key_saved",

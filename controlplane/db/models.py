@@ -24,6 +24,7 @@ from sqlalchemy import (
     Date,
     Enum,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     SmallInteger,
@@ -41,6 +42,7 @@ from controlplane.enums import (
     KeyStatus,
     KeyVerdict,
     LifecycleState,
+    MigrationItemState,
     RoutingStrategy,
     UsageService,
 )
@@ -120,6 +122,7 @@ class Tenant(Base):
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     billing_grace_until: Mapped[datetime | None]
     key_grace_until: Mapped[datetime | None]
+    key_grace_started_at: Mapped[datetime | None]  # key grace reminders count days from here
     # Retention: a stopped tenant whose resources are destroyed once this passes (cancel, delete).
     destroy_after: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -332,6 +335,101 @@ class StripeEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class BillingSyncItem(Base):
+    """One Stripe subscription to read again (the billing sync queue: subscription ids, not events).
+
+    A webhook marks the subscription; a job claims it with a lease, re-reads the subscription from
+    Stripe and makes the tenant follow it. Same shape as ``reconcile_queue``: marking a waiting
+    subscription is a no-op, marking a leased one sets ``requeue``. ``tenant_ref`` is the operator's
+    external id from a checkout (``client_reference_id``), kept until the tenant exists.
+    """
+
+    __tablename__ = "billing_sync_queue"
+
+    subscription_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(255))
+    tenant_ref: Mapped[str | None] = mapped_column(String(255))
+    last_event_id: Mapped[str | None] = mapped_column(String(255))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    run_after: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    requeue: Mapped[bool] = mapped_column(Boolean, default=False)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    enqueued_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BillingNotice(Base):
+    """A billing notice to one tenant (key grace reminder, grace expiry ...), recorded exactly once
+    (``dedupe_key`` is unique) and delivered to the operator's mailer webhook (an outbox: claimed
+    with a lease, retried with backoff until ``delivered_at`` is set)."""
+
+    __tablename__ = "billing_notices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deliver_after: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_billing_notices_outbox", "delivered_at", "deliver_after"),)
+
+
+class PlanMigration(Base):
+    """One plan migration (``controlplane plans migrate``): its map and who ran it. The id is
+    derived from the map, so running the same map again resumes it. ``lock_owner`` keeps two runs
+    of one migration from working at once."""
+
+    __tablename__ = "plan_migrations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mapping: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lock_owner: Mapped[str | None] = mapped_column(String(128))
+    lock_expires_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PlanMigrationItem(Base):
+    """Progress of one subscription in a plan migration: what it moved from and to, the Stripe
+    idempotency key in use (stored BEFORE the call, so a resumed run repeats the same request and
+    Stripe never charges twice) and where it stands."""
+
+    __tablename__ = "plan_migration_items"
+
+    migration_id: Mapped[str] = mapped_column(
+        ForeignKey("plan_migrations.id", ondelete="CASCADE"), primary_key=True
+    )
+    subscription_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), index=True)  # kept even if the tenant goes
+    from_plan: Mapped[str] = mapped_column(String(64))
+    to_plan: Mapped[str] = mapped_column(String(64))
+    from_price_id: Mapped[str | None] = mapped_column(String(255))
+    to_price_id: Mapped[str] = mapped_column(String(255))
+    from_amount: Mapped[int | None] = mapped_column(BigInteger)
+    to_amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    state: Mapped[MigrationItemState] = mapped_column(
+        _enum(MigrationItemState, "migration_item_state"), default=MigrationItemState.planned
+    )
+    round: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every change of direction
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    key_grace_started: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Banner(Base):
     """A dashboard banner for a tenant. Raised after several consecutive bad observations and
     cleared automatically once the cause is gone (``cleared_at`` set; the row is reused)."""
@@ -465,7 +563,9 @@ __all__ = [
     "Banner",
     "BannerKind",
     "Base",
+    "BillingNotice",
     "BillingStatus",
+    "BillingSyncItem",
     "Channel",
     "DesiredPower",
     "FlyResources",
@@ -473,6 +573,9 @@ __all__ = [
     "KeyStatus",
     "KeyVerdict",
     "LifecycleState",
+    "MigrationItemState",
+    "PlanMigration",
+    "PlanMigrationItem",
     "ProviderKey",
     "ReconcileItem",
     "RoutingStrategy",
