@@ -24,6 +24,7 @@ import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents_config import PlanCatalog, load_catalog
+from controlplane.billing.runner import BillingRunner
 from controlplane.clock import Clock, SystemClock
 from controlplane.db.queue import ReconcileQueue
 from controlplane.db.session import Database
@@ -55,6 +56,7 @@ class WorkerProcess:
     worker: Worker
     scheduler: Scheduler
     clock: Clock
+    billing: BillingRunner | None = None
     last_resync: ResyncReport | None = None
 
     @classmethod
@@ -74,6 +76,7 @@ class WorkerProcess:
         database: Database | None = None,
         on_handled: Callable[[Handled], None] | None = None,
         poll_seconds: float = 1.0,
+        stripe_transport: httpx.AsyncBaseTransport | None = None,
     ) -> AsyncIterator[WorkerProcess]:
         clock = clock or SystemClock()
         owner = owner or worker_id()
@@ -124,9 +127,16 @@ class WorkerProcess:
             scheduler=Scheduler(db, [], owner=owner, clock=clock),
             clock=clock,
         )
-        process.scheduler.jobs = process.jobs()
         try:
-            yield process
+            async with contextlib.AsyncExitStack() as stack:
+                if settings.stripe_secret_key is not None:  # billing runs where Stripe is configured
+                    process.billing = await stack.enter_async_context(
+                        BillingRunner.open(
+                            db, settings, catalog, clock=clock, owner=owner, stripe_transport=stripe_transport
+                        )
+                    )
+                process.scheduler.jobs = process.jobs()
+                yield process
         finally:
             await probes.aclose()
             await fly.aclose()
@@ -138,6 +148,8 @@ class WorkerProcess:
         hours = self.settings.full_resync_hours
         if hours > 0:
             jobs.append(Job("full_resync", hours * 3600, self._full_resync))
+        if self.billing is not None:
+            jobs += [Job(name, interval, run) for name, interval, run in self.billing.periodic()]
         return jobs
 
     async def _resync(self, _period: Any) -> None:
@@ -165,11 +177,27 @@ class WorkerProcess:
             ),
             asyncio.create_task(self._publish_stats(companions_stop), name="queue-stats"),
         ]
+        if self.billing is not None:
+            companions.append(asyncio.create_task(self._billing_sync(companions_stop), name="billing-sync"))
         try:
             await self.worker.run(stop, until_idle=until_idle, idle_horizon_seconds=idle_horizon_seconds)
         finally:
             companions_stop.set()
             await asyncio.gather(*companions, return_exceptions=True)
+
+    async def _billing_sync(self, stop: asyncio.Event) -> None:
+        """Subscriptions marked by webhooks, re-read from Stripe (each at most once at a time across
+        processes: the billing queue leases them); polls while idle."""
+        assert self.billing is not None
+        while not stop.is_set():
+            try:
+                report = await self.billing.sync_once()
+            except Exception as exc:  # Stripe or the database unreachable: try again shortly
+                log.warning("billing.sync_failed", error=f"{type(exc).__name__}")
+                report = None
+            if report is None or report.claimed == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.worker.poll_seconds)
 
     async def _publish_stats(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
