@@ -216,7 +216,7 @@ class Settings(BaseSettings):
         default=AnyHttpUrl("https://api.stripe.com"),
         description="Stripe API base URL; tests and the demo point it at the local fake.",
     )
-    billing_grace_days: int = Field(
+    billing_grace_days: float = Field(
         default=3, ge=0, le=60, description="Days a past_due subscription keeps its agent running."
     )
     mailer_webhook_url: AnyHttpUrl | None = Field(

@@ -20,13 +20,10 @@ fault is answered with a 500 instead (uvicorn's answer to a handler that raised)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
-import logging
 import random
-import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,6 +35,7 @@ import httpx
 from controlplane.billing.fake_stripe import objects
 from controlplane.billing.fake_stripe.forms import FormError, decode_form
 from controlplane.billing.fake_stripe.objects import JSONObject, error_body
+from controlplane.loopback import serve_asgi
 
 FaultKind = Literal["500", "502", "503", "429", "drop", "ambiguous"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("500", "502", "503", "429", "drop", "ambiguous")
@@ -263,32 +261,8 @@ class FakeStripe:
     @contextlib.asynccontextmanager
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Serve on loopback until the block exits; yields the base URL."""
-        import uvicorn
-
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                self.asgi, interface="asgi3", log_level=logging.WARNING, access_log=False, lifespan="off"
-            )
-        )
-        task = asyncio.create_task(server.serve(sockets=[sock]))
-        try:
-            while not server.started:
-                if task.done():
-                    task.result()
-                    raise RuntimeError("fake Stripe server exited during startup")
-                await asyncio.sleep(0.01)
-            yield f"http://{host}:{sock.getsockname()[1]}"
-        finally:
-            server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            sock.close()
+        async with serve_asgi(self.asgi, host, port) as url:
+            yield url
 
     # -- the handler --------------------------------------------------------------------------
     async def handle(
