@@ -35,7 +35,12 @@ async def serve_asgi(
     """Serve ``app`` until the block exits; yields the base URL (``http://127.0.0.1:PORT``)."""
     sock = bind(host, port)
     config = uvicorn.Config(
-        app, log_level=logging.WARNING, access_log=False, lifespan=lifespan, timeout_graceful_shutdown=1
+        app,
+        interface="asgi3",  # every app here is ASGI 3 (bound methods fool uvicorn's detection)
+        log_level=logging.WARNING,
+        access_log=False,
+        lifespan=lifespan,
+        timeout_graceful_shutdown=1,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -1,20 +1,29 @@
-"""``controlplane demo``: the real worker converging a real fleet, visibly, on the embedded default.
+"""``controlplane demo``: the real control plane converging a real fleet, visibly, on the embedded default.
 
-Everything here is the production path: SQLite with Alembic migrations, the vault, the key service
-(keys validated against a local stand-in for the providers), the entry points' desired-state
-functions, and the worker process of ``controlplane worker`` (:class:`workers.process.WorkerProcess`:
-queue, reconciler, resync) talking HTTP to the built-in Fly emulator on a loopback port, with
-realistic latencies sped up. What the demo adds is only the narration and the scenario:
+Everything here is the production path: SQLite with Alembic migrations, the vault, the dashboard API
+(`controlplane serve`'s app, on a loopback port, token-authenticated), the Stripe webhook with
+stripe-python's signature checks, billing's re-reads of subscriptions from a local fake of Stripe's
+API (Stripe's published fixtures), and the worker process of ``controlplane worker``
+(:class:`workers.process.WorkerProcess`: queue, reconciler, resync, billing jobs) talking HTTP to the
+built-in Fly emulator (Fly-like latencies, sped up). What the demo adds is only the narration, the
+stand-ins for what cannot run here (Stripe's servers, the LLM providers' key checks) and the
+scenario:
 
-1. about 30 tenants with keys and channels on the starter, pro and power plans converge;
+1. about 30 users check out (signed ``checkout.session.completed`` deliveries to the API's webhook);
+   billing creates their tenants; each saves a key and connects channels through the dashboard API;
+   the worker converges the fleet;
 2. one tenant changes plan: only its machine is updated;
-3. one tenant is cancelled: stopped with autostart off, then (retention shortened to seconds) its
-   machine, volume and app are destroyed;
-4. one machine is deleted behind the worker's back: the resync notices, the worker recreates it;
-5. the final fleet.
+3. one subscription's payment fails: ``payment_failed`` banner, billing grace (shortened to seconds),
+   the agent stopped with autostart off when it ends, and running again once the customer pays;
+4. one subscription is cancelled: stopped with autostart off, then (retention shortened to seconds)
+   its machine, volume and app are destroyed;
+5. one machine is deleted behind the worker's back: the resync notices, the worker recreates it;
+6. the final fleet.
 
 The emulated Fly is saved to ``fly-emulator.json`` beside the database, so running the demo again
-adopts the same fleet: its first convergence creates nothing.
+adopts the same fleet (the first convergence creates nothing; users who subscribed before do not
+check out again). Steps 3 and 4 subscribe a new user each run: Stripe's fake keeps no state between
+runs.
 """
 
 from __future__ import annotations
@@ -24,10 +33,10 @@ import secrets
 import string
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -35,59 +44,58 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy import func, select
 
-from controlplane.byok.service import KeyService
+from controlplane.api.app import create_app
+from controlplane.billing.deliveries import (
+    DEMO_API_KEY,
+    WebhookDelivery,
+    cancellation_delivery,
+    checkout_delivery,
+    payment_failed_delivery,
+    payment_recovered_delivery,
+)
+from controlplane.billing.fake_stripe.fake import FakeStripe
+from controlplane.billing.webhook_route import PATH as WEBHOOK_PATH
 from controlplane.byok.validate import KeyValidator
 from controlplane.db import migrate
-from controlplane.db.models import AuditLog, Channel, FlyResources, ProviderKey, Tenant, utcnow
+from controlplane.db.models import AuditLog, FlyResources, Tenant
 from controlplane.db.session import Database
-from controlplane.desired import change_plan, create_tenant, desired_state_changed, request_deletion
+from controlplane.desired import change_plan
 from controlplane.devkeys import ensure_vault_keys
-from controlplane.enums import RoutingStrategy
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
-from controlplane.secrets_store import channel_secret_name, put_secret
-from controlplane.settings import Settings
-from controlplane.vault import Vault
+from controlplane.loopback import serve_asgi
+from controlplane.settings import Settings, load_settings
 from workers.handler import Handled
 from workers.process import WorkerProcess
 
 ACTOR = "cli:demo"
-SPEED = 8.0  # emulated seconds per real second: realistic Fly latencies, a shorter wait
+SPEED = 8.0  # emulated seconds per real second: Fly-like latencies, a shorter wait
 SNAPSHOT_FILE = "fly-emulator.json"
-PLANS = ("starter", "pro", "power")
-REGIONS = ("iad", "ams", "fra", "sjc")
-PROVIDER_SETS = (("openai",), ("anthropic",), ("anthropic", "google"), ("anthropic", "groq", "openai"))
 FLEET_SIZE = 30
+GRACE_SECONDS = 6.0  # the demo's billing grace (production: CP_BILLING_GRACE_DAYS, default 3 days)
+RETENTION_SECONDS = 6.0  # the demo's retention (production: CP_TENANT_RETENTION_DAYS, default 7)
+PROVIDER_SETS = (("openai",), ("anthropic",), ("anthropic", "google"), ("anthropic", "groq", "openai"))
 
 
 @dataclass(frozen=True)
-class DemoTenant:
+class DemoUser:
     external_id: str
-    plan: str
-    region: str
+    plan_index: int  # position in the plan catalog (starter, pro, power in the default one)
     providers: tuple[str, ...]
-    channels: tuple[tuple[str, tuple[str, ...]], ...]
-    strategy: RoutingStrategy
+    telegram_id: str
+    discord: bool
 
 
-def demo_fleet(size: int = FLEET_SIZE) -> list[DemoTenant]:
-    strategies = tuple(RoutingStrategy)
-    fleet = []
-    for n in range(1, size + 1):
-        plan = PLANS[n % 3]
-        channels: tuple[tuple[str, tuple[str, ...]], ...] = (("telegram", (str(100000000 + n),)),)
-        if n % 3 and n % 2:  # some always-on tenants add Discord (starter, PLANS[0], sleeps)
-            channels += (("discord", ()),)
-        fleet.append(
-            DemoTenant(
-                f"user{n:02d}@example.com",
-                plan,
-                REGIONS[n % len(REGIONS)],
-                PROVIDER_SETS[n % len(PROVIDER_SETS)],
-                channels,
-                strategies[n % len(strategies)],
-            )
+def demo_fleet(size: int = FLEET_SIZE) -> list[DemoUser]:
+    return [
+        DemoUser(
+            f"user{n:02d}@example.com",
+            n % 3,
+            PROVIDER_SETS[n % len(PROVIDER_SETS)],
+            str(100000000 + n),
+            discord=bool(n % 3 and n % 2),  # some always-on tenants add Discord
         )
-    return fleet
+        for n in range(1, size + 1)
+    ]
 
 
 # -- stand-ins for what cannot run here (made at run time; never real credentials) --------------
@@ -101,10 +109,14 @@ FAKE_KEYS: dict[str, Callable[[], str]] = {
     "google": lambda: "AIza" + _rand(35),
     "groq": lambda: "gsk_" + _rand(52),
 }
-FAKE_CHANNEL_TOKENS: dict[str, Callable[[], str]] = {
-    "telegram": lambda: f"{secrets.randbelow(10**9):09d}:" + _rand(35),
-    "discord": lambda: _rand(24) + "." + _rand(6) + "." + _rand(27),
-}
+
+
+def fake_telegram_token() -> str:
+    return f"{secrets.randbelow(10**9):09d}:" + _rand(35)
+
+
+def fake_discord_token() -> str:
+    return _rand(24) + "." + _rand(6) + "." + _rand(27)
 
 
 def fake_provider_transport() -> httpx.MockTransport:
@@ -126,75 +138,94 @@ def fake_provider_transport() -> httpx.MockTransport:
     return httpx.MockTransport(answer)
 
 
-# -- desired state, through the entry points' functions -----------------------------------------
-async def ensure_tenant(
-    db: Database, keys: KeyService, vault: Vault, catalog: object, demo: DemoTenant
-) -> str:
-    """Create the demo tenant (or find it), save its keys and channels; returns its id."""
-    from agents_config import PlanCatalog
+# -- the running control plane, as the demo drives it ---------------------------------------------
+@dataclass
+class Stage:
+    console: Console
+    db: Database
+    process: WorkerProcess
+    emulator: FlyEmulator
+    fly_url: str
+    fly_token: str
+    api: httpx.AsyncClient  # the dashboard API, with a service token
+    stripe_url: str
+    webhook_secret: str
+    handled: list[Handled] = field(default_factory=list)
 
-    assert isinstance(catalog, PlanCatalog)
-    async with db.transaction() as s:
-        tenant = await s.scalar(select(Tenant).where(Tenant.external_id == demo.external_id))
-        if tenant is None:
-            tenant = await create_tenant(
-                s,
-                catalog,
-                external_id=demo.external_id,
-                plan=demo.plan,
-                region=demo.region,
-                actor=ACTOR,
-                reason="demo tenant",
+    async def deliver(self, delivery: WebhookDelivery) -> None:
+        response = await self.api.post(WEBHOOK_PATH, content=delivery.body, headers=delivery.headers)
+        response.raise_for_status()
+
+    async def tenant(self, external_id: str) -> Tenant | None:
+        async with self.db.read() as s:
+            row = await s.scalar(select(Tenant).where(Tenant.external_id == external_id))
+            if row is not None:
+                s.expunge(row)
+            return row
+
+    async def tenant_by_id(self, tenant_id: str) -> Tenant | None:
+        async with self.db.read() as s:
+            row = await s.get(Tenant, tenant_id)
+            if row is not None:
+                s.expunge(row)
+            return row
+
+    async def fly(self, tenant_id: str) -> FlyResources | None:
+        async with self.db.read() as s:
+            row = await s.get(FlyResources, tenant_id)
+            if row is not None:
+                s.expunge(row)
+            return row
+
+    async def until(self, what: Callable[[], Awaitable[bool]], timeout: float = 60.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await what():
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
+    async def subscribe(self, user: DemoUser) -> str:
+        """Checkout (a signed webhook), then a key and channels through the dashboard API."""
+        plans = list(self.process.catalog.plans.values())
+        plan = plans[user.plan_index % len(plans)]
+        await self.deliver(
+            await checkout_delivery(
+                self.stripe_url,
+                webhook_secret=self.webhook_secret,
+                external_id=user.external_id,
+                price_id=plan.stripe_price_id,
+                email=user.external_id,
+                api_key=DEMO_API_KEY,
             )
-            tenant.routing_strategy = demo.strategy
-        tenant_id = tenant.id
-        have = set(
+        )
+
+        async def created() -> bool:
+            return await self.tenant(user.external_id) is not None
+
+        if not await self.until(created, 30):
+            raise RuntimeError(f"{user.external_id}: no tenant after the checkout")
+        base = f"/v1/tenants/{user.external_id}"
+        for provider in user.providers:
+            answer = await self.api.put(f"{base}/keys/{provider}", json={"key": FAKE_KEYS[provider]()})
+            answer.raise_for_status()
+        channel = {"bot_token": fake_telegram_token(), "allow_from": [user.telegram_id]}
+        (await self.api.put(f"{base}/channels/telegram", json=channel)).raise_for_status()
+        if user.discord:
             (
-                await s.execute(select(ProviderKey.provider).where(ProviderKey.tenant_id == tenant_id))
-            ).scalars()
-        )
-    for provider in demo.providers:
-        if provider not in have:
-            await keys.save(tenant_id, provider, FAKE_KEYS[provider](), actor=ACTOR)
-    async with db.transaction() as s:
-        tenant = await s.get(Tenant, tenant_id)
+                await self.api.put(f"{base}/channels/discord", json={"bot_token": fake_discord_token()})
+            ).raise_for_status()
+        tenant = await self.tenant(user.external_id)
         assert tenant is not None
-        existing = set(
-            (await s.execute(select(Channel.kind).where(Channel.tenant_id == tenant_id))).scalars()
-        )
-        added = []
-        for kind, allow_from in demo.channels:
-            if kind in existing:
-                continue
-            secret = await put_secret(
-                s,
-                vault,
-                tenant_id=tenant_id,
-                name=channel_secret_name(kind),
-                plaintext=FAKE_CHANNEL_TOKENS[kind](),
-            )
-            s.add(
-                Channel(
-                    tenant_id=tenant_id,
-                    kind=kind,
-                    secret_id=secret.id,
-                    settings={"allow_from": list(allow_from)},
-                )
-            )
-            added.append(kind)
-        if added:
-            await desired_state_changed(
-                s,
-                tenant,
-                actor=ACTOR,
-                action="channels.connected",
-                reason="demo channels",
-                after={"channels": added},
-            )
-    return tenant_id
+        return tenant.id
+
+    async def banners(self, external_id: str) -> list[str]:
+        answer = await self.api.get(f"/v1/tenants/{external_id}/banners")
+        answer.raise_for_status()
+        return [b["kind"] for b in answer.json()["banners"]]
 
 
-# -- watching the fleet converge -----------------------------------------------------------------
+# -- watching the fleet ------------------------------------------------------------------------
 async def fleet_counts(db: Database) -> tuple[Counter[str], int]:
     """Tenants by lifecycle state, and how many have converged (observed_rev == desired_rev)."""
     async with db.read() as s:
@@ -212,89 +243,61 @@ async def fleet_counts(db: Database) -> tuple[Counter[str], int]:
     return states, converged
 
 
-def progress_table(
-    states: Counter[str], converged: int, handled: list[Handled], process: WorkerProcess, started: float
-) -> Table:
-    table = Table(title="the worker converging the fleet", title_justify="left")
-    for col in (
-        "pending",
-        "provisioning",
-        "running",
-        "sleeping",
-        "stopped",
-        "gone",
-        "converged",
-        "reconciles",
-        "Fly calls",
-        "elapsed",
-    ):
+STATES = ("pending", "provisioning", "running", "sleeping", "stopped", "gone")
+
+
+def progress_table(states: Counter[str], converged: int, stage: Stage, started: float) -> Table:
+    table = Table(title="the control plane at work", title_justify="left")
+    for col in (*STATES, "converged", "reconciles", "Fly calls", "elapsed"):
         table.add_column(col, justify="right")
     table.add_row(
-        *(
-            str(states.get(s, 0))
-            for s in ("pending", "provisioning", "running", "sleeping", "stopped", "gone")
-        ),
+        *(str(states.get(s, 0)) for s in STATES),
         str(converged),
-        str(len(handled)),
-        str(process.fly_calls.total()),
+        str(len(stage.handled)),
+        str(stage.process.fly_calls.total()),
         f"{time.monotonic() - started:.1f}s",
     )
     return table
 
 
-async def wait_until(
-    db: Database,
-    console: Console,
-    process: WorkerProcess,
-    handled: list[Handled],
-    done: Callable[[Counter[str], int], bool],
-    *,
-    timeout: float = 90.0,
-) -> bool:
+async def watch(stage: Stage, done: Callable[[Counter[str], int], bool], *, timeout: float = 90.0) -> bool:
+    """A live table of the fleet until ``done(states, converged)`` (or ``timeout`` seconds)."""
     started = time.monotonic()
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
+    with Live(console=stage.console, refresh_per_second=4, transient=False) as live:
         while time.monotonic() - started < timeout:
-            states, converged = await fleet_counts(db)
-            live.update(progress_table(states, converged, handled, process, started))
+            states, converged = await fleet_counts(stage.db)
+            live.update(progress_table(states, converged, stage, started))
             if done(states, converged):
                 return True
             await asyncio.sleep(0.25)
     return False
 
 
-async def fly_resources(db: Database, tenant_id: str) -> FlyResources | None:
-    async with db.read() as s:
-        row = await s.get(FlyResources, tenant_id)
-        if row is not None:
-            s.expunge(row)
-        return row
+def count_calls(process: WorkerProcess, endpoint: str) -> int:
+    return sum(
+        n
+        for (e, status), n in process.fly_calls.snapshot().items()
+        if e == endpoint and status.startswith("2")
+    )
 
 
 def creates(process: WorkerProcess) -> int:
-    return sum(
-        n
-        for (endpoint, status), n in process.fly_calls.snapshot().items()
-        if endpoint == "POST /v1/apps/{app}/machines" and status.startswith("2")
-    )
+    return count_calls(process, "POST /v1/apps/{app}/machines")
 
 
 def updates(process: WorkerProcess) -> int:
-    return sum(
-        n
-        for (endpoint, status), n in process.fly_calls.snapshot().items()
-        if endpoint == "POST /v1/apps/{app}/machines/{machine}" and status.startswith("2")
-    )
+    return count_calls(process, "POST /v1/apps/{app}/machines/{machine}")
 
 
 def final_table(rows: list[tuple[Tenant, FlyResources | None]]) -> Table:
     table = Table(title="the fleet", title_justify="left")
-    for col in ("tenant", "plan", "region", "state", "app", "machine", "volume", "rev", "config"):
+    for col in ("tenant", "plan", "billing", "state", "app", "machine", "volume", "rev", "config"):
         table.add_column(col)
     for tenant, fly in rows:
         table.add_row(
             tenant.external_id,
             tenant.plan,
-            tenant.region,
+            tenant.billing_status.value,
             tenant.lifecycle_state.value,
             (fly.app_name or "-")[:20] if fly else "-",
             (fly.machine_id or "-") if fly else "-",
@@ -315,6 +318,167 @@ def print_settings(console: Console, settings: Settings) -> None:
     console.print(table)
 
 
+# -- the scenario --------------------------------------------------------------------------------
+async def converge_fleet(stage: Stage) -> tuple[bool, list[str]]:
+    stage.console.rule("[bold]3. users check out; they save keys and connect channels (dashboard API)")
+    ids, new = [], 0
+    for user in demo_fleet():
+        existing = await stage.tenant(user.external_id)
+        if existing is not None:
+            ids.append(existing.id)
+            continue
+        ids.append(await stage.subscribe(user))
+        new += 1
+    stage.console.print(
+        f"{len(ids)} users: {new} checked out now (signed Stripe webhooks; subscriptions re-read from "
+        f"Stripe by billing), {len(ids) - new} already subscribed; keys validated and encrypted"
+    )
+    stage.console.rule("[bold]4. the worker converges the fleet")
+
+    def converged(states: Counter[str], count: int) -> bool:
+        return count >= len(ids) and not states.get("provisioning") and not states.get("pending")
+
+    ok = await watch(stage, converged)
+    stage.console.print(
+        f"machines created in this convergence: {creates(stage.process)} "
+        "(0 when the demo runs again: everything is adopted)"
+    )
+    return ok, ids
+
+
+async def plan_change(stage: Stage, tenant_id: str) -> bool:
+    stage.console.rule("[bold]5. a plan change: only that tenant's machine is updated")
+    before = updates(stage.process)
+    async with stage.db.transaction() as s:
+        tenant = await s.get(Tenant, tenant_id)
+        assert tenant is not None
+        plans = list(stage.process.catalog.plans)
+        new_plan = plans[(plans.index(tenant.plan) + 1) % len(plans)]
+        stage.console.print(f"{tenant.external_id}: plan {tenant.plan} → {new_plan}")
+        await change_plan(s, stage.process.catalog, tenant, new_plan, actor=ACTOR, reason="demo: plan change")
+
+    async def applied() -> bool:
+        fly, tenant = await stage.fly(tenant_id), await stage.tenant_by_id(tenant_id)
+        return bool(fly and tenant and fly.observed_rev == tenant.desired_rev)
+
+    ok = await stage.until(applied)
+    stage.console.print(f"machine updates: {updates(stage.process) - before} (the other machines untouched)")
+    return ok
+
+
+async def payment_failure(stage: Stage) -> bool:
+    stage.console.rule("[bold]6. a payment fails: banner, billing grace, stopped, paid, running again")
+    user = DemoUser(f"late-payer-{secrets.token_hex(3)}@example.com", 1, ("anthropic",), "555000111", False)
+    tenant_id = await stage.subscribe(user)
+
+    async def running() -> bool:
+        t = await stage.tenant(user.external_id)
+        return t is not None and t.lifecycle_state.value == "running"
+
+    ok = await stage.until(running)
+    tenant = await stage.tenant(user.external_id)
+    assert tenant is not None and tenant.stripe_subscription_id
+    sub = tenant.stripe_subscription_id
+    await stage.deliver(
+        await payment_failed_delivery(
+            stage.stripe_url, webhook_secret=stage.webhook_secret, subscription_id=sub
+        )
+    )
+
+    async def banner_up() -> bool:
+        return "payment_failed" in await stage.banners(user.external_id)
+
+    ok = await stage.until(banner_up) and ok
+    stage.console.print(
+        f"{user.external_id}: invoice.payment_failed → banner {await stage.banners(user.external_id)}, "
+        f"agent still running during the grace ({GRACE_SECONDS:g} s here)"
+    )
+
+    async def stopped() -> bool:
+        t = await stage.tenant(user.external_id)
+        return t is not None and t.lifecycle_state.value == "stopped"
+
+    ok = await stage.until(stopped) and ok
+    fly = await stage.fly(tenant_id)
+    autostart = (
+        [s.get("autostart") for s in stage.emulator.machines[fly.machine_id].config.get("services", [])]
+        if fly and fly.machine_id
+        else []
+    )
+    stage.console.print(f"grace over: agent stopped, Fly autostart {autostart} (nothing can wake it)")
+    await stage.deliver(
+        await payment_recovered_delivery(
+            stage.stripe_url, webhook_secret=stage.webhook_secret, subscription_id=sub
+        )
+    )
+
+    async def recovered() -> bool:
+        return await running() and "payment_failed" not in await stage.banners(user.external_id)
+
+    ok = await stage.until(recovered) and ok
+    stage.console.print(f"invoice.paid → running again, banners now {await stage.banners(user.external_id)}")
+    return ok
+
+
+async def cancellation(stage: Stage) -> bool:
+    stage.console.rule("[bold]7. a cancellation: stopped (autostart off), then destroyed after the retention")
+    user = DemoUser(f"leaving-{secrets.token_hex(3)}@example.com", 1, ("anthropic",), "555000222", False)
+    tenant_id = await stage.subscribe(user)
+
+    async def running() -> bool:
+        t = await stage.tenant(user.external_id)
+        return t is not None and t.lifecycle_state.value == "running"
+
+    ok = await stage.until(running)
+    fly = await stage.fly(tenant_id)
+    app = fly.app_name if fly else None
+    tenant = await stage.tenant(user.external_id)
+    assert tenant is not None and tenant.stripe_subscription_id
+    await stage.deliver(
+        await cancellation_delivery(
+            stage.stripe_url,
+            webhook_secret=stage.webhook_secret,
+            subscription_id=tenant.stripe_subscription_id,
+        )
+    )
+    stage.console.print(
+        f"{user.external_id}: customer.subscription.deleted → stopped; destroyed after "
+        f"{RETENTION_SECONDS:g} s here"
+    )
+
+    async def gone() -> bool:
+        t = await stage.tenant(user.external_id)
+        return t is not None and t.lifecycle_state.value == "gone" and app not in stage.emulator.apps
+
+    ok = await stage.until(gone) and ok
+    stage.console.print(f"app {app}: {'gone from Fly' if app not in stage.emulator.apps else 'STILL THERE'}")
+    return ok
+
+
+async def hand_deletion(stage: Stage, tenant_id: str) -> bool:
+    stage.console.rule("[bold]8. drift: a machine deleted behind the worker's back comes back")
+    lost = await stage.fly(tenant_id)
+    assert lost is not None and lost.machine_id and lost.app_name
+    async with httpx.AsyncClient(
+        base_url=stage.fly_url, headers={"authorization": f"Bearer {stage.fly_token}"}
+    ) as http:
+        await http.delete(f"/v1/apps/{lost.app_name}/machines/{lost.machine_id}", params={"force": "true"})
+    stage.console.print(f"deleted machine {lost.machine_id} of {lost.app_name} directly on Fly")
+
+    async def replaced() -> bool:
+        now = await stage.fly(tenant_id)
+        return bool(
+            now and now.machine_id and now.machine_id != lost.machine_id and now.observed_state == "started"
+        )
+
+    ok = await stage.until(replaced)
+    again = await stage.fly(tenant_id)
+    stage.console.print(
+        f"the resync noticed; the worker created machine {again.machine_id if again else '-'}"
+    )
+    return ok
+
+
 async def run_demo(console: Console, *, speed: float = SPEED) -> int:
     settings = ensure_vault_keys(console)
     console.rule("[bold]1. database and settings")
@@ -322,156 +486,82 @@ async def run_demo(console: Console, *, speed: float = SPEED) -> int:
     console.print(f"database migrated to revision {migrate.head_revision()}")
     print_settings(console, settings)
 
-    console.rule("[bold]2. the Fly emulator")
+    console.rule("[bold]2. Fly (emulated), Stripe (a local fake), the dashboard API, the worker")
     fly_token = "demo-" + secrets.token_hex(16)
+    api_token = "demo-api-" + secrets.token_hex(16)
+    webhook_secret = "whsec_" + secrets.token_hex(24)
     options = EmulatorOptions(
         latency=LatencyProfile.realistic(), seed=42, org=settings.fly_org, token=fly_token, clock_speed=speed
     )
     snapshot = Path(SNAPSHOT_FILE)
     emulator = FlyEmulator.load(snapshot, options) if snapshot.exists() else FlyEmulator(options)  # noqa: ASYNC240
     db = Database.from_url(settings.database_url)
+    stripe = FakeStripe()
     ok = True
     try:
-        async with emulator.serve() as base_url:
-            console.print(
-                f"Fly Machines API emulator at {base_url}/v1 (realistic latencies, ×{speed:g} speed)"
+        async with emulator.serve() as fly_url, stripe.serve() as stripe_url:
+            stripe.add_catalog_prices(
+                {p.id: (p.stripe_price_id, p.monthly_price_cents) for p in _catalog(settings).plans.values()}
             )
-            settings = settings.model_copy(
-                update={
-                    "fly_api_url": base_url,
+            settings = load_settings(
+                **{
+                    "fly_api_url": fly_url,
                     "fly_api_token": fly_token,
-                    "gateway_url_template": base_url + "/gateway/{app}",
+                    "gateway_url_template": fly_url + "/gateway/{app}",
                     "resync_interval_seconds": 2.0,
                     "full_resync_hours": 0.0,
                     "worker_metrics_port": 0,
                     "worker_concurrency": 16,
                     "reconcile_wait_seconds": 10.0,
+                    "stripe_secret_key": DEMO_API_KEY,
+                    "stripe_api_base": stripe_url,
+                    "stripe_webhook_secret": webhook_secret,
+                    "api_tokens": [api_token],
+                    "billing_grace_days": GRACE_SECONDS / 86400,
+                    "tenant_retention_days": RETENTION_SECONDS / 86400,
                 }
             )
+            app = create_app(
+                settings, db=db, validator=KeyValidator(settings, transport=fake_provider_transport())
+            )
             handled: list[Handled] = []
-            async with WorkerProcess.open(
-                settings, database=db, on_handled=handled.append, poll_seconds=0.25
-            ) as process:
-                console.rule("[bold]3. tenants, keys and channels (desired state only)")
-                validator = KeyValidator.from_settings(settings, transport=fake_provider_transport())
-                keys = KeyService(db, process.vault, validator)
-                fleet = demo_fleet()
-                ids = [await ensure_tenant(db, keys, process.vault, process.catalog, t) for t in fleet]
-                by_plan = Counter(t.plan for t in fleet)
+            async with (
+                serve_asgi(app) as api_url,
+                httpx.AsyncClient(base_url=api_url, headers={"authorization": f"Bearer {api_token}"}) as api,
+                WorkerProcess.open(
+                    settings, database=db, on_handled=handled.append, poll_seconds=0.25
+                ) as process,
+            ):
                 console.print(
-                    f"{len(ids)} tenants ({', '.join(f'{n} {p}' for p, n in sorted(by_plan.items()))}), "
-                    "keys validated and encrypted, channels connected"
+                    f"Fly Machines API emulator at {fly_url}/v1 (Fly-like latencies, ×{speed:g}); "
+                    f"Stripe (fake, published fixtures) at {stripe_url}; dashboard API at {api_url}"
                 )
-
-                console.rule("[bold]4. the worker converges the fleet")
+                stage = Stage(
+                    console,
+                    db,
+                    process,
+                    emulator,
+                    fly_url,
+                    fly_token,
+                    api,
+                    stripe_url,
+                    webhook_secret,
+                    handled,
+                )
                 stop = asyncio.Event()
                 runner = asyncio.create_task(process.run(stop))
                 try:
-                    reached = await wait_until(
-                        db,
-                        console,
-                        process,
-                        handled,
-                        lambda states, converged: (
-                            converged >= len(ids)
-                            and states.get("provisioning", 0) == 0
-                            and states.get("pending", 0) == 0
-                        ),
-                    )
-                    ok &= reached
-                    console.print(
-                        f"machines created in this convergence: {creates(process)} "
-                        "(0 when the demo runs again: everything is adopted)"
-                    )
-
-                    console.rule("[bold]5. a plan change: only that tenant's machine is updated")
-                    moving = ids[1]
-                    before = updates(process)
-                    async with db.transaction() as s:
-                        tenant = await s.get(Tenant, moving)
-                        assert tenant is not None
-                        plans = list(process.catalog.plans)
-                        new_plan = plans[(plans.index(tenant.plan) + 1) % len(plans)]
-                        console.print(f"{tenant.external_id}: plan {tenant.plan} → {new_plan}")
-                        await change_plan(
-                            s, process.catalog, tenant, new_plan, actor=ACTOR, reason="demo: upgrade"
-                        )
-                    ok &= await wait_until(db, console, process, handled, lambda _s, c: c >= len(ids))
-                    console.print(
-                        f"machine updates: {updates(process) - before} (the other machines untouched)"
-                    )
-
-                    console.rule("[bold]6. a cancellation: stopped (autostart off), then destroyed")
-                    leaving = await ensure_tenant(
-                        db,
-                        keys,
-                        process.vault,
-                        process.catalog,
-                        DemoTenant(
-                            f"leaving-{secrets.token_hex(3)}@example.com",
-                            "pro",
-                            "iad",
-                            ("anthropic",),
-                            (),
-                            RoutingStrategy.balanced,
-                        ),
-                    )
-                    ok &= await wait_until(db, console, process, handled, lambda s, c: c >= len(ids) + 1)
-                    async with db.transaction() as s:
-                        tenant = await s.get(Tenant, leaving)
-                        assert tenant is not None
-                        await request_deletion(
-                            s,
-                            tenant,
-                            retention=timedelta(seconds=6),
-                            now=utcnow(),
-                            actor=ACTOR,
-                            reason="demo: subscription cancelled (retention shortened to 6 s)",
-                        )
-                    console.print(f"{tenant.external_id}: cancelled; resources destroyed after the retention")
-                    app = (await fly_resources(db, leaving) or FlyResources()).app_name
-
-                    def leaving_gone(states: Counter[str], _c: int) -> bool:
-                        return states.get("gone", 0) >= 1 and app not in emulator.apps
-
-                    ok &= await wait_until(db, console, process, handled, leaving_gone)
-                    console.print(
-                        f"app {app}: {'gone from Fly' if app not in emulator.apps else 'STILL THERE'}"
-                    )
-
-                    console.rule("[bold]7. drift: a machine deleted behind the worker's back comes back")
-                    victim = ids[2]
-                    lost = await fly_resources(db, victim)
-                    assert lost is not None and lost.machine_id and lost.app_name
-                    async with httpx.AsyncClient(
-                        base_url=base_url, headers={"authorization": f"Bearer {fly_token}"}
-                    ) as http:
-                        await http.delete(
-                            f"/v1/apps/{lost.app_name}/machines/{lost.machine_id}", params={"force": "true"}
-                        )
-                    console.print(f"deleted machine {lost.machine_id} of {lost.app_name} directly on Fly")
-
-                    async def replaced() -> bool:
-                        now = await fly_resources(db, victim)
-                        return bool(
-                            now and now.machine_id and now.machine_id != lost.machine_id and now.observed_rev
-                        )
-
-                    started = time.monotonic()
-                    while time.monotonic() - started < 60:
-                        if await replaced():
-                            break
-                        await asyncio.sleep(0.25)
-                    again = await fly_resources(db, victim)
-                    ok &= await replaced()
-                    console.print(
-                        f"the resync noticed; the worker created machine {again.machine_id if again else '-'}"
-                    )
+                    fleet_ok, ids = await converge_fleet(stage)
+                    ok &= fleet_ok
+                    ok &= await plan_change(stage, ids[1])
+                    ok &= await payment_failure(stage)
+                    ok &= await cancellation(stage)
+                    ok &= await hand_deletion(stage, ids[2])
                 finally:
                     stop.set()
                     await runner
 
-                console.rule("[bold]8. the fleet")
+                console.rule("[bold]9. the fleet")
                 async with db.read() as s:
                     rows = (
                         await s.execute(
@@ -480,7 +570,7 @@ async def run_demo(console: Console, *, speed: float = SPEED) -> int:
                             .order_by(Tenant.external_id)
                         )
                     ).all()
-                    console.print(final_table(list(rows)))
+                    console.print(final_table([(t, f) for t, f in rows]))
                     audit_rows = await s.scalar(select(func.count()).select_from(AuditLog))
                 outcomes = Counter(h.action for h in handled)
                 console.print(
@@ -491,13 +581,19 @@ async def run_demo(console: Console, *, speed: float = SPEED) -> int:
             console.print(f"emulated Fly saved to {snapshot}: the next run adopts this fleet")
     finally:
         await db.dispose()
-    running = sum(1 for t in emulator.machines.values() if t.state == "started")
+    running = sum(1 for m in emulator.machines.values() if m.state == "started")
     console.print(
         f"[bold green]demo complete: {running} agents running on the emulated Fly.[/]"
         if ok
         else "[bold red]demo finished with tenants not converged (see above).[/]"
     )
     return 0 if ok else 1
+
+
+def _catalog(settings: Settings) -> Any:
+    from agents_config import load_catalog
+
+    return load_catalog(settings.plan_catalog)
 
 
 __all__ = ["demo_fleet", "run_demo"]

@@ -8,7 +8,8 @@ recovery), and return the delivery Stripe would send for it, ready to POST to th
 
 * :func:`checkout_delivery`: customer + subscription created, ``checkout.session.completed``;
 * :func:`payment_failed_delivery`: the subscription goes ``past_due``, ``invoice.payment_failed``;
-* :func:`payment_recovered_delivery`: the invoice is paid, ``active`` again, ``invoice.paid``.
+* :func:`payment_recovered_delivery`: the invoice is paid, ``active`` again, ``invoice.paid``;
+* :func:`cancellation_delivery`: the subscription ends, ``customer.subscription.deleted``.
 """
 
 from __future__ import annotations
@@ -157,8 +158,26 @@ async def payment_recovered_delivery(
     )
 
 
+async def cancellation_delivery(
+    fake_url: str,
+    *,
+    webhook_secret: str,
+    subscription_id: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> WebhookDelivery:
+    """The customer cancels: the subscription ends; ``customer.subscription.deleted``."""
+    state = await _set_status(fake_url, subscription_id, "canceled", transport)
+    return sign_delivery(
+        make_event("customer.subscription.deleted", state["subscription"]),
+        webhook_secret,
+        subscription_id=subscription_id,
+        customer_id=state["subscription"]["customer"],
+    )
+
+
 __all__ = [
     "DEMO_API_KEY",
+    "cancellation_delivery",
     "WebhookDelivery",
     "checkout_delivery",
     "make_event",

@@ -67,55 +67,61 @@ def test_demo_converges_the_fleet_then_adopts_it(demo_db: str, tmp_path: Path) -
     runner = CliRunner()
     first = runner.invoke(app, FAST, catch_exceptions=False)
     assert first.exit_code == 0, first.output
-    assert "demo complete: 30 agents running" in first.output
-    assert "machine updates: 1 (the other machines untouched)" in first.output
-    assert "gone from Fly" in first.output and "the resync noticed" in first.output
+    out = first.output
+    assert "demo complete: 31 agents running" in out and "30 users: 30 checked out now" in out
+    assert "machine updates: 1 (the other machines untouched)" in out
+    assert "invoice.payment_failed → banner" in out and "'payment_failed'" in out
+    assert "Fly autostart [False]" in out and "invoice.paid → running again, banners now []" in out
+    assert "gone from Fly" in out and "the resync noticed" in out
     assert (tmp_path / ".env").read_text().count("CP_VAULT_KEYS=") == 1
 
     states = sorted(s for (s,) in _rows(demo_db, "SELECT lifecycle_state FROM tenants"))
-    assert states == ["gone"] + ["running"] * 30
+    assert states == ["gone"] + ["running"] * 31
     live = _rows(
         demo_db,
         "SELECT f.app_name, f.volume_id, f.machine_id, f.observed_state, f.config_hash, f.secrets_version, "
         "t.desired_rev, f.observed_rev FROM fly_resources f JOIN tenants t ON t.id = f.tenant_id "
         "WHERE t.lifecycle_state = 'running'",
     )
-    assert len(live) == 30
+    assert len(live) == 31
     for app_name, volume_id, machine_id, state, config_hash, version, desired, observed in live:
         assert (
             app_name.startswith("oc-") and volume_id.startswith("vol_") and machine_id and state == "started"
         )
         assert config_hash.startswith("sha256:") and version >= 1 and desired == observed
     keys = _rows(demo_db, "SELECT status, last4, fingerprint FROM provider_keys")
-    assert len(keys) >= 30 and all(s == "usable" and len(l4) == 4 and len(fp) == 64 for s, l4, fp in keys)
+    assert len(keys) >= 31 and all(s == "usable" and len(l4) == 4 and len(fp) == 64 for s, l4, fp in keys)
     actions = {a for (a,) in _rows(demo_db, "SELECT DISTINCT action FROM audit_log")}
-    assert {
-        "tenant.created",
+    expected = {
+        "billing.event_received",
+        "billing.tenant_created",
         "byok.key_saved",
-        "channels.connected",
+        "channel.connected",
         "lifecycle",
         "plan.changed",
         "machine.created",
         "machine.updated",
         "machine.lost",
-        "tenant.delete",
+        "machine.autostart_off",
+        "banner.raised",
+        "banner.cleared",
         "app.destroyed",
-    } <= actions
+    }
+    assert expected <= actions, expected - actions
     assert _plaintext_hits(demo_db) == []
     snapshot = (tmp_path / "fly-emulator.json").read_text()
     assert [p.pattern for p in SECRET_PATTERNS if p.search(snapshot)] == []
 
     if not demo_db.startswith("sqlite"):
         return  # the second run (adoption) is the embedded default's story
-    machines_before = {
-        m for (m,) in _rows(demo_db, "SELECT machine_id FROM fly_resources WHERE machine_id IS NOT NULL")
-    }
+    query = "SELECT machine_id FROM fly_resources WHERE machine_id IS NOT NULL"
+    machines_before = {m for (m,) in _rows(demo_db, query)}
     second = runner.invoke(app, FAST, catch_exceptions=False)
     assert second.exit_code == 0, second.output
+    assert "30 users: 0 checked out now" in second.output
     assert "machines created in this convergence: 0" in second.output
-    machines_after = {
-        m for (m,) in _rows(demo_db, "SELECT machine_id FROM fly_resources WHERE machine_id IS NOT NULL")
-    }
+    machines_after = {m for (m,) in _rows(demo_db, query)}
     assert len(machines_before - machines_after) == 1  # only the machine the drift scenario deleted
-    assert len(_rows(demo_db, "SELECT id FROM tenants WHERE lifecycle_state = 'running'")) == 30
+    running = _rows(demo_db, "SELECT id FROM tenants WHERE lifecycle_state = 'running'")
+    assert len(running) == 32  # the second run's late payer subscribed anew
     assert (tmp_path / ".env").read_text().count("CP_VAULT_KEYS=") == 1
