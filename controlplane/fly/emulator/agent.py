@@ -20,7 +20,8 @@ gateway, by ``tests/conformance``):
 * gateway unreachable (booting, crash-looping): ``health`` and ``gateway usage-cost`` exit 1 with
   ``{ok: false, error: {type: "gateway_transport_error", ...}, gateway: {...}}``; ``channels status``
   exits 0 with ``configOnly: true``; ``models status`` still answers from the state dir (exit 0,
-  a ``[secrets]`` warning on stderr, the providers listed in ``missingProvidersInUse``).
+  a ``[secrets]`` warning on stderr).
+* a provider whose credential is unusable is also listed in ``auth.missingProvidersInUse``.
 * usage: ``gateway usage-cost --json`` (daily totals) and ``gateway call sessions.usage --params
   '{"range":"30d","agentScope":"all"}' --json`` (per provider and model: ``aggregates.byProvider``,
   ``aggregates.byModel``, ``aggregates.modelDaily``).
@@ -88,19 +89,6 @@ HEARTBEAT_PROMPT = (
     "Follow the heartbeat monitor scratch context when provided. Recurring tasks are automations; create "
     "or change their schedules with the automations tool, not heartbeat scratch. Do not infer or repeat "
     "old tasks from prior chats. If nothing needs attention, reply NO_REPLY."
-)
-TOTAL_KEYS = (
-    "input",
-    "output",
-    "cacheRead",
-    "cacheWrite",
-    "totalTokens",
-    "totalCost",
-    "inputCost",
-    "outputCost",
-    "cacheReadCost",
-    "cacheWriteCost",
-    "missingCostEntries",
 )
 
 
@@ -254,8 +242,9 @@ class AgentView:
                     "source": f"models.json: {self.agent_dir}/models.json",
                 }
             providers.append(entry)
-        if not up:  # secrets resolved locally: providers in use are reported missing (captured)
-            missing = sorted({*missing, *(p["provider"] for p in providers)})
+        # A provider whose only credential is unusable counts as missing (captured: billing -> listed).
+        unusable = self.unusable_profiles()
+        missing = sorted({*missing, *(str(p["profileId"]).removeprefix("inline-api-key:") for p in unusable)})
         return {
             "configPath": self.config_path,
             "agentDir": self.agent_dir,
@@ -277,7 +266,7 @@ class AgentView:
                 "modelRouteIssues": [],
                 "runtimeAuthRoutes": [],
                 "providers": providers,
-                "unusableProfiles": self.unusable_profiles(),
+                "unusableProfiles": unusable,
                 "oauth": {"warnAfterMs": 86_400_000, "profiles": [], "providers": []},
             },
         }
@@ -469,13 +458,23 @@ class AgentView:
     def health(self) -> dict[str, Any]:
         channels = self.channels()
         sessions_path = f"{self.agent_dir}/openclaw-agent.sqlite"
-        session_count = len(self._sessions())
+        recent: list[dict[str, Any]] = []
+        for (provider, model), group in self._sessions().items():
+            last = _ms(max(e.last_wall for e in group))
+            recent.append(
+                {
+                    "key": self._session_key(provider, model),
+                    "updatedAt": last,
+                    "age": _ms(self.now_wall) - last,
+                }
+            )
+        recent.sort(key=lambda item: -int(item["updatedAt"]))
         entries: dict[str, Any] = {}
         for channel in channels:
             account = {**self._account(channel), "lastProbeAt": None}
             entries[channel] = {**account, "accounts": {"default": account}}
         plugins = sorted({*BASE_PLUGINS, *self.providers(), *channels})
-        sessions = {"path": sessions_path, "count": session_count, "recent": []}
+        sessions = {"path": sessions_path, "count": len(recent), "recent": recent[:10]}
         return {
             "ok": True,
             "ts": _ms(self.now_wall),
@@ -499,7 +498,7 @@ class AgentView:
                         "target": "owner",
                         "ackMaxChars": 300,
                     },
-                    "sessions": dict(sessions),
+                    "sessions": {**sessions, "recent": list(recent[:10])},
                 }
             ],
             "sessions": sessions,
@@ -563,6 +562,10 @@ class AgentView:
             "cacheStatus": self._cache_status(),
         }
 
+    @staticmethod
+    def _session_key(provider: str, model: str) -> str:
+        return f"agent:{DEFAULT_AGENT}:emulated:{provider}/{model}"
+
     def _session(self, provider: str, model: str, entries: list[UsageEntry]) -> dict[str, Any]:
         session_id = f"emulated-{self.machine.id}-{provider}-{model}".replace("/", "-")
         first = min(e.first_wall for e in entries)
@@ -596,7 +599,7 @@ class AgentView:
             "dailyModelUsage": _model_daily(entries),
         }
         return {
-            "key": f"agent:{DEFAULT_AGENT}:emulated:{provider}/{model}",
+            "key": self._session_key(provider, model),
             "sessionId": session_id,
             "scope": "instance",
             "updatedAt": _ms(last),
@@ -770,8 +773,4 @@ def _aggregates(entries: list[UsageEntry], session_count: int) -> dict[str, Any]
     return aggregates
 
 
-def tokens_sum(totals: dict[str, Any]) -> int:
-    return sum(int(totals.get(key, 0)) for key in ("input", "output", "cacheRead", "cacheWrite"))
-
-
-__all__ = ["TOTAL_KEYS", "AgentView", "day_of", "mask", "read_openclaw_config"]
+__all__ = ["AgentView", "day_of", "mask", "read_openclaw_config"]

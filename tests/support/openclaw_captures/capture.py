@@ -20,9 +20,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agents_config.catalog import load_catalog
-from agents_config.openclaw_config import render_openclaw_config
-from agents_config.spec import ChannelSpec, TenantSpec
+from tests.support.agent_machines import agent_config, agent_spec
 from tests.support.byok_fakes import valid_key
 from tests.support.openclaw_gateway import (
     GATEWAY_TOKEN,
@@ -39,23 +37,8 @@ ROOT_ALIAS = "/tmp/openclaw-capture"
 PROBES = ("/healthz", "/startupz", "/readyz")
 
 
-def capture_spec() -> TenantSpec:
-    return TenantSpec(
-        tenant_id="01JCAPTURE000000000000001",
-        app_name="oc-capture-1",
-        plan="power",
-        byok_providers=("anthropic",),
-        channels=(ChannelSpec(kind="telegram", allow_from=("123456789",)),),
-        chosen_model="anthropic/claude-sonnet-4-6",
-        strategy="quality_first",
-        region="fra",
-        image="ghcr.io/openclaw/openclaw:2026.9.6",
-        desired_rev=1,
-    )
-
-
 def capture_config() -> dict[str, Any]:
-    return render_openclaw_config(capture_spec(), load_catalog()).config
+    return agent_config(agent_spec())
 
 
 def capture_secrets() -> dict[str, str]:
