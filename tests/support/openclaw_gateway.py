@@ -316,15 +316,17 @@ class ProbeResult:
     body: Any
 
 
-def point_at_upstream(config: dict[str, Any], upstream_url: str, workspace: Path) -> dict[str, Any]:
-    """The generated config, with the providers and Telegram sent to the loopback fake."""
+def point_at_upstream(config: dict[str, Any], upstream_url: str, root: Path) -> dict[str, Any]:
+    """The generated config, with the providers and Telegram sent to the loopback fake, and the
+    workspace and the daily log file (default: the shared /tmp/openclaw) kept under ``root``."""
     patched = json.loads(json.dumps(config))
     for provider in (patched.get("models") or {}).get("providers", {}).values():
         provider["baseUrl"] = upstream_url
     telegram = (patched.get("channels") or {}).get("telegram")
     if telegram is not None:
         telegram["apiRoot"] = upstream_url
-    patched.setdefault("agents", {}).setdefault("defaults", {})["workspace"] = str(workspace)
+    patched.setdefault("agents", {}).setdefault("defaults", {})["workspace"] = str(root / "workspace")
+    patched["logging"] = {"file": str(root / "openclaw.log")}
     return patched
 
 
@@ -350,15 +352,14 @@ class RealGateway:
         (root / "home").mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(exist_ok=True)
         self.state_dir.mkdir(exist_ok=True)
-        workspace = root / "workspace"
-        workspace.mkdir(exist_ok=True)
-        self.config = point_at_upstream(config, upstream.url, workspace)
+        (root / "workspace").mkdir(exist_ok=True)
+        self.config = point_at_upstream(config, upstream.url, root)
         self.config_path.write_text(json.dumps(self.config, indent=1))
         self.secrets = dict(secrets)
         self.env = {
             "PATH": "/usr/bin:/bin",
             "HOME": str(root / "home"),
-            "TMPDIR": str(root / "tmp"),  # OpenClaw's daily log file goes to the OS temp dir
+            "TMPDIR": str(root / "tmp"),
             "NO_COLOR": "1",
             "OPENCLAW_OFFLINE": "1",
             "OPENCLAW_STATE_DIR": str(self.state_dir),
