@@ -44,6 +44,7 @@ import binascii
 import datetime as dt
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from agents_config.providers import PROVIDERS
@@ -616,19 +617,22 @@ class AgentView:
 
 
 def read_openclaw_config(machine_config: dict[str, Any], path: str = DEFAULT_CONFIG_PATH) -> dict[str, Any]:
-    """The ``openclaw.json`` the machine boots with ({} when the config carries none)."""
+    """The ``openclaw.json`` the machine boots with ({} when the config carries none). Shared and
+    cached per content (every probe reads it): callers must not change it."""
     for item in machine_config.get("files") or []:
-        if not isinstance(item, dict) or item.get("guest_path") != path:
-            continue
-        raw = item.get("raw_value")
-        if not isinstance(raw, str):
-            return {}
-        try:
-            parsed = json.loads(base64.b64decode(raw, validate=True))
-        except (binascii.Error, ValueError):
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
+        if isinstance(item, dict) and item.get("guest_path") == path:
+            raw = item.get("raw_value")
+            return _decode_config(raw) if isinstance(raw, str) else {}
     return {}
+
+
+@lru_cache(maxsize=4096)
+def _decode_config(raw: str) -> dict[str, Any]:
+    try:
+        parsed = json.loads(base64.b64decode(raw, validate=True))
+    except (binascii.Error, ValueError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
 
 
 def _seconds(timeout_ms: int) -> str:

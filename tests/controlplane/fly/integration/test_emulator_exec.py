@@ -9,7 +9,14 @@ import json
 import pytest
 import structlog
 
-from controlplane.fly import CreateMachineRequest, FlyClient, FlyLeaseHeld, FlyWrongState
+from controlplane.fly import (
+    CreateMachineRequest,
+    FlyClient,
+    FlyLeaseHeld,
+    FlyWrongState,
+    create_app_idempotent,
+    create_machine_idempotent,
+)
 from controlplane.fly.emulator import FlyEmulator
 from tests.support.agent_machines import agent_machine_body, agent_secrets
 from tests.support.emulator import emulator
@@ -19,12 +26,12 @@ MODELS = ["openclaw", "models", "status", "--json"]
 
 
 async def _agent(fly: FlyClient, emu: FlyEmulator) -> str:
-    await fly.create_app_idempotent(APP)
+    await create_app_idempotent(fly, APP)
     written = await fly.set_secrets(APP, agent_secrets())
     request = CreateMachineRequest.model_validate(agent_machine_body())
     request.min_secrets_version = written.version
     emu.advance(emu.world.profile.secrets_visibility)
-    machine = await fly.create_machine_idempotent(APP, request, "tag-exec", lookup_first=False)
+    machine = await create_machine_idempotent(fly, APP, request, "tag-exec", lookup_first=False)
     # The emulated clock is nearly frozen (deterministic pacing): move it past the boot instead of waiting.
     profile = emu.world.profile
     emu.advance(profile.create + profile.start + profile.gateway_boot + profile.read_lag)
