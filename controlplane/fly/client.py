@@ -36,6 +36,7 @@ from controlplane.fly.models import (
     CreateAppRequest,
     CreateMachineRequest,
     CreateVolumeRequest,
+    ExecResult,
     Lease,
     Machine,
     MachineEvent,
@@ -594,6 +595,37 @@ class FlyClient:
             params=query(limit=max(1, min(limit, 50))),
         )
         return _parse_list(MachineEvent, response)
+
+    async def exec_machine(
+        self,
+        app: str,
+        machine_id: str,
+        command: Sequence[str],
+        *,
+        timeout: int = 30,
+        nonce: str | None = None,
+    ) -> ExecResult:
+        """Run ``command`` (argv, no shell) inside a started machine: ``POST .../exec``.
+
+        Fly answers 200 even when the command failed: check ``result.exit_code``. Refusals raise:
+        :class:`FlyWrongState` (412) when the machine is not started — exec never wakes a machine —
+        and :class:`FlyLeaseHeld` (409) while another client holds its lease (pass ``nonce`` when
+        the lease is ours). A machine action: paced at Fly's 1 req/s, burst 3 per machine; not
+        retried after it may have run (a command need not be idempotent)."""
+        if not command:
+            raise ValueError("exec needs a command (argv list)")
+        seconds = max(1, int(timeout))
+        response = await self.http.request(
+            "POST",
+            f"/apps/{seg(app)}/machines/{seg(machine_id)}/exec",
+            action="exec_machine",
+            scope=machine_id,
+            idempotent=False,
+            nonce=nonce,
+            json={"command": list(command), "timeout": seconds},
+            timeout=httpx.Timeout(seconds + 15.0, connect=10.0),  # the command's time plus a round trip
+        )
+        return _parse(ExecResult, response, _json(response) or {})
 
     # ---------------------------------------------------------------------------- metadata
     async def get_metadata(self, app: str, machine_id: str) -> dict[str, str]:

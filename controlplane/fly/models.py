@@ -314,6 +314,28 @@ class WaitResult(FlyModel):
     event_id: str | None = None
 
 
+class ExecResult(FlyModel):
+    """Answer of ``POST .../exec``. Fly answers 200 even when the command failed: read
+    ``exit_code``. The repr shows sizes, never the output (status commands print key previews)."""
+
+    exit_code: int = 0
+    exit_signal: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+    def __repr__(self) -> str:
+        return (
+            f"ExecResult(exit_code={self.exit_code}, exit_signal={self.exit_signal}, "
+            f"stdout=<{len(self.stdout)} chars>, stderr=<{len(self.stderr)} chars>)"
+        )
+
+    __str__ = __repr__
+
+
 class Lease(FlyModel):
     nonce: str
     expires_at: int | None = None

@@ -16,17 +16,32 @@ import httpx
 import structlog
 
 from controlplane.fly.emulator import machines as machine_ops
+from controlplane.fly.emulator.agent import TELEGRAM_UNAUTHORIZED, AgentView, day_of
+from controlplane.fly.emulator.agent_state import (
+    CREDENTIAL_REASONS,
+    ChannelFault,
+    CredentialFault,
+    CredentialReason,
+    UsageEntry,
+)
 from controlplane.fly.emulator.app import EmulatorApp
 from controlplane.fly.emulator.apps import settle_app
-from controlplane.fly.emulator.clock import EmulatorClock, rfc3339
+from controlplane.fly.emulator.clock import EmulatorClock
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.faults import FaultInjector, Injection
 from controlplane.fly.emulator.ids import IdFactory
 from controlplane.fly.emulator.options import EmulatorOptions
 from controlplane.fly.emulator.ratelimit import RateLimiter
 from controlplane.fly.emulator.server import serve
-from controlplane.fly.emulator.state import AppRecord, EmulatorState, MachineEvent, MachineRecord, PlannedStep
-from controlplane.fly.emulator.timeline import add_event, record_view, set_state, settle, touch
+from controlplane.fly.emulator.state import AppRecord, EmulatorState, MachineRecord, PlannedStep
+from controlplane.fly.emulator.timeline import (
+    add_event,
+    add_exit_event,
+    record_view,
+    set_state,
+    settle,
+    touch,
+)
 from controlplane.fly.emulator.transport import EmulatorTransport
 
 log = structlog.get_logger(__name__)
@@ -177,56 +192,140 @@ class FlyEmulator:
         restarts: int = 3,
         oom: bool = False,
         give_up: bool = False,
+        every: float | None = None,
     ) -> None:
-        """The gateway process keeps exiting: exit events with ``restarting=true``, probes fail (502),
-        checks critical. ``give_up=True`` ends it the way flyd does after max retries: ``stopped``."""
+        """The gateway process keeps exiting: ``restarts`` exit events with ``restarting=true`` now
+        (the restart count grows), probes fail (502), checks critical, the CLI cannot reach the gateway.
+        ``every``: the loop goes on by itself, one more exit per ``every`` emulated seconds, until the
+        restart policy's retries (``restart.max_retries``, Fly's default 10) are spent and flyd leaves
+        the machine ``stopped``. ``give_up=True`` ends it that way at once. :meth:`restore_gateway`
+        ends the loop."""
         machine = self.machine(machine_id)
         world = self.world
         health = machine.health
         health.crash_looping = True
         health.exit_code = exit_code
         health.oom_killed = oom
+        now = world.now()
         for _ in range(restarts):
             health.restart_count += 1
-            self._exit_event(machine, restarting=True)
+            add_exit_event(world, machine, now, restarting=True)
+        health.crash_every = every
+        health.next_crash_mono = now + every if every is not None else None
         if give_up:
-            self._exit_event(machine, restarting=False)
+            add_exit_event(world, machine, now, restarting=False)
             machine.plan = []
-            machine.state = "stopped"
-            machine.started_mono = None
+            health.next_crash_mono = None
+            set_state(world, machine, "stopped", now)
         touch(world, machine)
 
-    def _exit_event(self, machine: MachineRecord, *, restarting: bool) -> None:
-        world = self.world
-        wall = world.wall()
-        health = machine.health
-        machine.events.append(
-            MachineEvent(
-                id=world.ids.ulid(wall),
-                type="exit",
-                status="stopped" if not restarting else "started",
-                source="flyd",
-                timestamp=int(wall * 1000),
-                request={
-                    "exit_event": {
-                        "exit_code": health.exit_code,
-                        "guest_exit_code": health.exit_code,
-                        "oom_killed": health.oom_killed,
-                        "requested_stop": False,
-                        "restarting": restarting,
-                        "signal": 9 if health.oom_killed else -1,
-                        "exited_at": rfc3339(wall),
-                    },
-                    "restart_count": health.restart_count,
-                },
-            )
+    def restore_gateway(self, machine_id: str) -> None:
+        """The gateway stops crashing (the next restart boots fine). A machine flyd gave up on stays
+        ``stopped`` until someone starts it; the restart count is kept, like Fly's."""
+        health = self.machine(machine_id).health
+        health.crash_looping = False
+        health.crash_every = None
+        health.next_crash_mono = None
+
+    # --- the emulated OpenClaw agent (what `openclaw ... --json` exec'd in the machine reports) -------
+
+    def agent_view(self, machine_id: str) -> AgentView:
+        """The machine's emulated agent now (the source of its exec'd CLI answers and /readyz)."""
+        return AgentView.of(self.world, self.machine(machine_id))
+
+    def fail_credential(
+        self, machine_id: str, provider: str, reason: CredentialReason = "billing", *, persistent: bool = True
+    ) -> None:
+        """``provider`` refuses the agent's key for ``reason`` (``billing`` | ``auth`` |
+        ``auth_permanent`` | ``rate_limit``): ``openclaw models status --json`` lists the profile in
+        ``auth.unusableProfiles`` with OpenClaw's own kind, window and recovery hint. ``persistent``:
+        traffic keeps hitting the failure, so a new window follows each expired one (see
+        ``agent_state``); False: one failure, usable again after the first window."""
+        if reason not in CREDENTIAL_REASONS:
+            raise ValueError(f"unknown credential failure {reason!r}: expected one of {CREDENTIAL_REASONS}")
+        if not provider:
+            raise ValueError("provider must be a provider id such as 'anthropic'")
+        self.machine(machine_id).agent.credential_faults[provider] = CredentialFault(
+            provider=provider,
+            reason=reason,
+            since_wall=self.world.wall(),
+            persistent=persistent,
         )
+
+    def restore_credential(self, machine_id: str, provider: str | None = None) -> None:
+        """The provider accepts the key again (``None``: every provider). Cleared at once: whether
+        OpenClaw keeps a running disable window across a key change is not verified."""
+        faults = self.machine(machine_id).agent.credential_faults
+        if provider is None:
+            faults.clear()
+        else:
+            faults.pop(provider, None)
+
+    def fail_channel(self, machine_id: str, channel: str, *, error: str | None = None) -> None:
+        """A channel account fails its checks (e.g. its bot token was revoked): ``/readyz`` answers 503
+        with ``failing: [channel]`` and ``channels status`` / ``health`` show the account blocked
+        with ``lastError`` (default: what the real Telegram account reports for a refused token)."""
+        if not channel:
+            raise ValueError("channel must be a channel id such as 'telegram'")
+        self.machine(machine_id).agent.channel_faults[channel] = ChannelFault(
+            channel=channel, error=error or TELEGRAM_UNAUTHORIZED, since_wall=self.world.wall()
+        )
+
+    def restore_channel(self, machine_id: str, channel: str | None = None) -> None:
+        """The channel passes its checks again (``None``: every channel)."""
+        faults = self.machine(machine_id).agent.channel_faults
+        if channel is None:
+            faults.clear()
+        else:
+            faults.pop(channel, None)
+
+    def add_agent_usage(
+        self,
+        machine_id: str,
+        provider: str,
+        model: str,
+        *,
+        input_tokens: int,
+        output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        input_cost_usd: float = 0.0,
+        output_cost_usd: float = 0.0,
+        calls: int = 1,
+        priced: bool = True,
+        day: str | None = None,
+    ) -> None:
+        """The agent counted ``calls`` model calls of ``provider``/``model`` (UTC ``day``, default today
+        on the emulated clock): ``gateway usage-cost`` and ``sessions.usage`` grow by that much.
+        ``priced=False``: OpenClaw had no price for the model (``missingCostEntries``)."""
+        counts = (input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, calls)
+        if min(counts) < 0 or min(input_cost_usd, output_cost_usd) < 0:
+            raise ValueError("usage counts and costs cannot be negative")
+        wall = self.world.wall()
+        when = day or day_of(wall)
+        usage = self.machine(machine_id).agent.usage
+        entry = next(
+            (e for e in usage if (e.day, e.provider, e.model) == (when, provider, model)),
+            None,
+        )
+        if entry is None:
+            entry = UsageEntry(day=when, provider=provider, model=model, first_wall=wall, last_wall=wall)
+            usage.append(entry)
+        entry.input += input_tokens
+        entry.output += output_tokens
+        entry.cache_read += cache_read_tokens
+        entry.cache_write += cache_write_tokens
+        entry.input_cost += input_cost_usd
+        entry.output_cost += output_cost_usd
+        entry.calls += calls
+        entry.unpriced_calls += 0 if priced else calls
+        entry.last_wall = wall
 
     def fail_machine(self, machine_id: str) -> None:
         """Put a machine in ``failed`` (could not start); recover by start, update or destroy."""
         machine = self.machine(machine_id)
         machine.plan = []
-        self._exit_event(machine, restarting=False)
+        add_exit_event(self.world, machine, self.world.now(), restarting=False)
         set_state(self.world, machine, "failed", self.world.now())
 
     def launch_fail(self, machine_id: str) -> None:

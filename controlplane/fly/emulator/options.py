@@ -116,6 +116,7 @@ class EmulatorOptions:
     lease_owner: str = "emulator@fly.local"
     wait_requires_version_for_stopped: bool = True
     proxy_autostart: bool = True  # a probe through the proxy wakes a stopped machine with autostart
+    exec_respects_leases: bool = True  # exec refused (409) while another client holds the lease
 
     def profile(self) -> LatencyProfile:
         if isinstance(self.latency, LatencyProfile):

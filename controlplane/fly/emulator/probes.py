@@ -4,16 +4,20 @@ Routing: ``Host: <app>.fly.dev`` or path ``/gateway/<app>/<probe>``; header ``fl
 picks a machine. Answers follow the machine's state:
 
 * started and booted (``gateway_boot`` elapsed): 200 ``{"ok":true,"status":"live"}`` /
-  ``{"ok":true,"status":"started"}`` / ``{"ready":true}`` (readyz 503 ``{"ready":false}`` when the test
-  marked the gateway not ready);
+  ``{"ok":true,"status":"started"}`` / ``{"ready":true}``; readyz answers 503 ``{"ready":false}`` while a
+  configured channel fails its checks (``FlyEmulator.fail_channel``) or the test marked the gateway not
+  ready (``set_gateway_health``);
 * started but still booting: healthz 200, startupz 503 ``starting``, readyz 503;
 * starting / replacing / restarting: 503 ``{"ok":false,"status":"starting"}`` (readyz ``{"ready":false}``);
 * anything else (stopped, suspended, created, failed, destroyed, no machine) or a crash-looping gateway:
   502 plain text from the "proxy" — our stand-in for a refused connection. A stopped/suspended machine
   whose services have ``autostart`` is started by the proxy first, as Fly does (``proxy_autostart``).
 
-Details (``version``, ``uptimeMs``, ``failing``, ``pendingReason``) only for
-``Authorization: Bearer <OPENCLAW_GATEWAY_TOKEN>`` as visible to the machine's secrets version.
+Details only for ``Authorization: Bearer <OPENCLAW_GATEWAY_TOKEN>`` as visible to the machine's
+secrets version, with the key sets CAPTURED from the real 2026.9.6 gateway (remote callers; see
+``tests/support/openclaw_captures/remote_probes.json``): healthz never adds any; startupz adds
+``version`` and ``uptimeMs`` (``pendingReason`` while starting); readyz adds ``failing`` (the failing
+channel ids, e.g. ``["telegram"]``), ``uptimeMs`` and ``eventLoop``. The event-loop figures are emulated.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import re
 from typing import Any
 
 from controlplane.fly.emulator import machines as machine_ops
+from controlplane.fly.emulator.agent import AgentView
 from controlplane.fly.emulator.apps import gateway_token_mac
 from controlplane.fly.emulator.config import image_ref, services_autostart
 from controlplane.fly.emulator.context import World
@@ -111,14 +116,12 @@ def handle_probe(world: World, app_name: str, path: str, request: Request) -> Re
     started = machine.started_mono if machine.started_mono is not None else now
     booted = now >= started + world.profile.gateway_boot
     details = _authorized(world, machine, request)
+    uptime_ms = int(max(0.0, now - started) * 1000)
     extra: dict[str, Any] = {}
     if details:
-        extra = {
-            "version": image_ref(str(machine.config.get("image", "")))["tag"],
-            "uptimeMs": int(max(0.0, now - started) * 1000),
-        }
+        extra = {"version": image_ref(str(machine.config.get("image", "")))["tag"], "uptimeMs": uptime_ms}
     if probe == "healthz":
-        return Reply(200, {"ok": True, "status": "live", **extra})
+        return Reply(200, {"ok": True, "status": "live"})
     if probe == "startupz":
         if not booted:
             return Reply(
@@ -130,11 +133,18 @@ def handle_probe(world: World, app_name: str, path: str, request: Request) -> Re
                 },
             )
         return Reply(200, {"ok": True, "status": "started", **extra})
-    ready = booted and machine.health.ready
+    view = AgentView.of(world, machine)
+    agent_ready, failing = view.readiness()
+    ready = booted and agent_ready
     body: dict[str, Any] = {"ready": ready}
     if details:
-        failing = list(machine.health.failing) if booted else ["startup"]
-        body.update({"failing": failing if not ready else [], **extra})
+        body.update(
+            {
+                "failing": [] if ready else (failing if booted else ["startup"]),
+                "uptimeMs": uptime_ms,
+                "eventLoop": view.event_loop(),
+            }
+        )
     return Reply(200 if ready else 503, body)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from controlplane.fly.emulator import apps, leases, machines, orglist, volumes
+from controlplane.fly.emulator import exec as machine_exec
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import bad_request
 from controlplane.fly.emulator.http import Call, Reply, Router
@@ -175,6 +176,18 @@ def build_router(world: World) -> Router:
             ),
         )
 
+    async def exec_machine(call: Call) -> Reply:
+        return Reply(
+            200,
+            machine_exec.exec_machine(
+                world,
+                call.param("app_name"),
+                call.param("machine_id"),
+                call.request.json_object(),
+                nonce(call),
+            ),
+        )
+
     async def list_versions(call: Call) -> Reply:
         return Reply(200, machines.list_versions(world, call.param("app_name"), call.param("machine_id")))
 
@@ -192,6 +205,7 @@ def build_router(world: World) -> Router:
     router.add("GET", MACHINE + "/wait", "wait_machine", "machine", wait_machine)
     router.add("GET", MACHINE + "/events", "list_events", "machine", list_events)
     router.add("GET", MACHINE + "/versions", "list_versions", "machine", list_versions)
+    router.add("POST", MACHINE + "/exec", "exec_machine", "machine", exec_machine)  # action: 1/s, burst 3
 
     # --- leases ---
     async def acquire_lease(call: Call) -> Reply:

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from controlplane.fly.emulator.agent_state import AgentState
+
 TRANSIENT_STATES = frozenset(
     {
         "creating",
@@ -126,6 +128,8 @@ class GatewayHealth(BaseModel):
     restart_count: int = 0
     exit_code: int = 0
     oom_killed: bool = False
+    crash_every: float | None = None  # an ongoing crash loop: one more exit per this many seconds
+    next_crash_mono: float | None = None
 
 
 class ListView(BaseModel):
@@ -169,6 +173,7 @@ class MachineRecord(BaseModel):
     plan: list[PlannedStep] = Field(default_factory=list)
     versions: list[MachineVersion] = Field(default_factory=list)  # oldest first
     health: GatewayHealth = Field(default_factory=GatewayHealth)
+    agent: AgentState = Field(default_factory=AgentState)  # the emulated OpenClaw agent's own view
     list_views: list[ListView] = Field(default_factory=list)  # oldest first; empty = list shows it live
     migrated_versions: list[str] = Field(default_factory=list)  # versions left behind by a migration
     migrate_on_start: bool = False  # the next start moves the machine to another host

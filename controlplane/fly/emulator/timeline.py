@@ -1,6 +1,6 @@
-"""A machine's timeline: state changes, events, lazily applied planned transitions, and the
-eventually consistent list view (every change is captured and shown by the list endpoints only
-``list_consistency`` later, with the change's own ``updated_at``)."""
+"""A machine's timeline: state changes, events, lazily applied planned transitions, a crash-looping
+gateway's exits, and the eventually consistent list view (every change is captured and shown by the
+list endpoints only ``list_consistency`` later, with the change's own ``updated_at``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.state import ListView, MachineEvent, MachineRecord
 
 MAX_EVENTS_KEPT = 200
+DEFAULT_MAX_RESTARTS = 10  # Fly's on-failure policy without max_retries (reference §4.2)
 
 
 def add_event(
@@ -116,8 +117,78 @@ def listed(world: World, machine: MachineRecord) -> MachineRecord | None:
     )
 
 
+def add_exit_event(world: World, machine: MachineRecord, at_mono: float, *, restarting: bool) -> None:
+    """The gateway process exited on its own (Fly's exit event shape, reference §4.3)."""
+    health = machine.health
+    wall = world.clock.wall_at(at_mono)
+    add_event(
+        world,
+        machine,
+        "exit",
+        "started" if restarting else "stopped",
+        "flyd",
+        at_mono,
+        {
+            "exit_event": {
+                "exit_code": health.exit_code,
+                "guest_exit_code": health.exit_code,
+                "oom_killed": health.oom_killed,
+                "requested_stop": False,
+                "restarting": restarting,
+                "signal": 9 if health.oom_killed else -1,
+                "exited_at": rfc3339(wall),
+            },
+            "restart_count": health.restart_count,
+        },
+    )
+
+
+def max_restarts(config: dict[str, Any]) -> int | None:
+    """How often flyd restarts a crashing main process (None: forever)."""
+    restart = config.get("restart") or {}
+    policy = restart.get("policy") or "on-failure"
+    if policy == "no":
+        return 0
+    if policy == "always":
+        return None
+    retries = restart.get("max_retries")
+    return retries if isinstance(retries, int) and retries >= 0 else DEFAULT_MAX_RESTARTS
+
+
+def crash(world: World, machine: MachineRecord, at_mono: float) -> None:
+    """One more exit of a crash-looping gateway: flyd restarts it, or gives up (``stopped``) once the
+    restart policy's retries are spent."""
+    health = machine.health
+    limit = max_restarts(machine.config)
+    if limit is not None and health.restart_count >= limit:
+        add_exit_event(world, machine, at_mono, restarting=False)
+        machine.plan = []
+        health.next_crash_mono = None
+        set_state(world, machine, "stopped", at_mono)
+        return
+    health.restart_count += 1
+    add_exit_event(world, machine, at_mono, restarting=True)
+    machine.updated_mono = at_mono
+    machine.updated_wall = world.clock.wall_at(at_mono)
+    record_view(world, machine, at_mono)
+
+
+def _progress_crash_loop(world: World, machine: MachineRecord, now: float) -> None:
+    health = machine.health
+    while (
+        health.crash_looping
+        and health.crash_every is not None
+        and health.next_crash_mono is not None
+        and health.next_crash_mono <= now
+        and machine.state == "started"
+    ):
+        at = health.next_crash_mono
+        health.next_crash_mono = at + health.crash_every
+        crash(world, machine, at)
+
+
 def settle(world: World, machine: MachineRecord) -> None:
-    """Apply every planned transition that is due by now."""
+    """Apply every planned transition that is due by now, and a crash loop's exits."""
     now = world.now()
     while machine.plan and machine.plan[0].due_mono <= now:
         step = machine.plan.pop(0)
@@ -145,6 +216,7 @@ def settle(world: World, machine: MachineRecord) -> None:
                 step.due_mono,
                 request,
             )
+    _progress_crash_loop(world, machine, now)
     if (
         machine.state == "destroyed"
         and not machine.gone

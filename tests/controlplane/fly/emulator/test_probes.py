@@ -54,13 +54,18 @@ async def test_details_only_with_the_gateway_token_of_the_machine_version(emu: F
         assert anonymous.json() == {"ready": True}
         authed = await http.get(f"/gateway/{app}/readyz", headers={"Authorization": "Bearer gw-token"})
         body = authed.json()
-        assert body["ready"] is True and body["failing"] == [] and body["version"] == "2026.9.6"
-        assert isinstance(body["uptimeMs"], int)
+        # the real gateway's key set (tests/support/openclaw_captures/remote_probes.json)
+        assert set(body) == {"ready", "failing", "uptimeMs", "eventLoop"}
+        assert body["ready"] is True and body["failing"] == [] and isinstance(body["uptimeMs"], int)
+        started = await http.get(f"/gateway/{app}/startupz", headers={"Authorization": "Bearer gw-token"})
+        assert started.json()["version"] == "2026.9.6" and isinstance(started.json()["uptimeMs"], int)
+        live = await http.get(f"/gateway/{app}/healthz", headers={"Authorization": "Bearer gw-token"})
+        assert live.json() == {"ok": True, "status": "live"}  # healthz never adds details
         wrong = await http.get(f"/gateway/{app}/startupz", headers={"Authorization": "Bearer nope"})
         assert set(wrong.json()) == {"ok", "status"}
         # a rotated token only counts once the machine was updated to see it
         await _api.post(f"/v1/apps/{app}/secrets", json={"values": {"OPENCLAW_GATEWAY_TOKEN": "gw-2"}})
-        stale = await http.get(f"/gateway/{app}/healthz", headers={"Authorization": "Bearer gw-2"})
+        stale = await http.get(f"/gateway/{app}/startupz", headers={"Authorization": "Bearer gw-2"})
         assert "version" not in stale.json()
 
 

@@ -41,7 +41,7 @@ async def test_snapshot_round_trip(tmp_path: Path) -> None:
         assert (await api.get(f"/v1/apps/{app}/secrets")).json()["version"] == 1
         loaded.advance(100)  # the planned boot survived the round trip
         assert (await api.get(f"/v1/apps/{app}/machines/{machine['id']}")).json()["state"] == "started"
-        authed = await http.get(f"/gateway/{app}/healthz", headers={"Authorization": "Bearer tok-plain"})
+        authed = await http.get(f"/gateway/{app}/startupz", headers={"Authorization": "Bearer tok-plain"})
         assert authed.json()["version"] == "2026.9.6"  # token check works from the stored MAC
 
 
