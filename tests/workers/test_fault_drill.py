@@ -116,7 +116,7 @@ async def test_fault_drill_three_workers_one_killed_every_few_seconds(
             for slot in range(WORKERS):
                 procs.append(await start(slot))
             kills = 0
-            deadline = time.monotonic() + 240
+            deadline = time.monotonic() + 420  # converges in ~100 s on an idle machine; slower when shared
             done = 0
             while time.monotonic() < deadline:
                 await asyncio.sleep(3.0)
