@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from agents_config.providers import PROVIDER_IDS
+from controlplane.redaction import VAULT_KEY_ID
 
 ENV_PREFIX = "CP_"
 
@@ -54,8 +56,8 @@ def parse_key_ring(raw: str) -> list[tuple[str, bytes]]:
         key_id = key_id.strip()
         if not sep or not key_id:
             raise ValueError(f"entry {position} is not 'id:<base64>'")
-        if not key_id.replace("-", "").replace("_", "").isalnum() or len(key_id) > 32:
-            raise ValueError(f"entry {position}: key id must be 1-32 letters, digits, '-' or '_'")
+        if not re.fullmatch(VAULT_KEY_ID, key_id):
+            raise ValueError(f"entry {position}: key id must be 1-32 ASCII letters, digits, '-' or '_'")
         if key_id in seen:
             raise ValueError(f"entry {position}: key id {key_id!r} appears twice")
         try:

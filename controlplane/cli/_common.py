@@ -31,7 +31,7 @@ def settings() -> Settings:
     from controlplane.logging import configure_logging
 
     s = get_settings()
-    configure_logging(level=s.log_level, fmt=s.log_format)
+    configure_logging(level=s.log_level, fmt=s.log_format, sql_echo=s.database_echo)
     return s
 
 

@@ -43,6 +43,7 @@ from controlplane.fly.emulator.timeline import (
     touch,
 )
 from controlplane.fly.emulator.transport import EmulatorTransport
+from controlplane.private_files import write_private
 
 log = structlog.get_logger(__name__)
 
@@ -378,11 +379,12 @@ class FlyEmulator:
     # --- persistence --------------------------------------------------------------------------------
 
     def snapshot_to(self, path: str | Path) -> None:
-        """Write the whole world as JSON. Secret values are not in it (only digests and salted MACs)."""
+        """Write the whole world as JSON, private (0600) from creation and replaced atomically.
+        Secret values are not in it (only digests and salted MACs), tenant data is."""
         state = self.world.state
         state.saved_mono = self.clock.now()
         payload = {"format": SNAPSHOT_FORMAT, "state": state.model_dump(mode="json")}
-        Path(path).write_text(json.dumps(payload, indent=1, sort_keys=True))
+        write_private(path, json.dumps(payload, indent=1, sort_keys=True))
         log.info("fly_emulator.snapshot_saved", path=str(path), machines=len(state.machines))
 
     @classmethod
