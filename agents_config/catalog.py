@@ -11,7 +11,6 @@ Feature gates are NOT derived here: ask :class:`agents_config.gates.FeatureGates
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from agents_config.inputs import InputRefused, load_toml_file, parse_toml_bytes
 from agents_config.models import MODELS
 from agents_config.providers import PROVIDER_IDS
 
@@ -330,11 +330,12 @@ def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> PlanCat
 
 
 def parse_catalog_text(text: str, *, source: str = "<catalog>") -> PlanCatalog:
-    """Parse and validate catalog TOML text. Pure; raises :class:`CatalogError` (with the line)."""
+    """Parse and validate catalog TOML text within :mod:`agents_config.inputs`' limits. Pure;
+    raises :class:`CatalogError` (with the line)."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{source}: invalid TOML: {exc}") from None
+        data = parse_toml_bytes(text.encode("utf-8", "surrogatepass"), source)
+    except InputRefused as exc:
+        raise CatalogError(str(exc)) from None
     return parse_catalog(data, source=source)
 
 
@@ -349,10 +350,10 @@ def load_catalog(path: Path | None = None) -> PlanCatalog:
             source=f"agents_config/catalogs/{DEFAULT_CATALOG_RESOURCE}",
         )
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read the plan catalog: {exc.strerror or exc}") from None
-    return parse_catalog_text(text, source=str(path))
+        data = load_toml_file(path)
+    except InputRefused as exc:
+        raise CatalogError(str(exc)) from None
+    return parse_catalog(data, source=str(path))
 
 
 __all__ = [
