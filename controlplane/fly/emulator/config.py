@@ -59,9 +59,14 @@ _DURATION_FIELDS = ("interval", "timeout", "grace_period")
 
 
 @lru_cache(maxsize=1)
-def openapi_schemas() -> dict[str, Any]:
+def openapi_document() -> dict[str, Any]:
     text = resources.files("controlplane.fly.emulator").joinpath(SPEC_FILE).read_text()
-    schemas: dict[str, Any] = json.loads(text)["components"]["schemas"]
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def openapi_schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = openapi_document()["components"]["schemas"]
     return schemas
 
 
