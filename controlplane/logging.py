@@ -9,7 +9,7 @@ handler of their own (uvicorn's default configuration installs some) and propaga
 Bound SQL parameters never reach a log line, whatever the level: the engines hide them
 (``hide_parameters``), and the handler's :class:`NoBoundParameters` filter drops the records that
 carry them anyway (aiosqlite's DEBUG "executing" lines hold each statement's values; SQLAlchemy's
-DEBUG lines hold result rows). ``CP_DATABASE_ECHO`` logs statements (without parameters) at INFO
+DEBUG lines hold result rows; stripe-python's hold whole request and response bodies). ``CP_DATABASE_ECHO`` logs statements (without parameters) at INFO
 through the same handler (SQLAlchemy's own ``echo`` would add a handler that skips the redaction).
 """
 
@@ -50,8 +50,9 @@ LIBRARY_LOGGERS = (
     "libsql",
 )
 
-#: Loggers whose records below INFO carry bound values or result rows: never emitted.
-_VALUE_CARRYING_DEBUG = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.orm")
+#: Loggers whose records below INFO carry bound values, result rows or whole request and response
+#: bodies (stripe-python's DEBUG lines: customers' emails and addresses): never emitted.
+_VALUE_CARRYING_DEBUG = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.orm", "stripe")
 
 
 class NoBoundParameters(logging.Filter):
