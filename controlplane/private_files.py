@@ -94,6 +94,15 @@ def check_private(path: str | os.PathLike[str], what: str) -> None:
         )
 
 
+def restrict_umask() -> None:
+    """Narrow the process umask so that files created without an explicit mode are private too
+    (group and other bits masked; other bits kept). For files a library writes by itself, such as
+    the libSQL SDK's embedded replica (the synced database arrives through a temporary file and a
+    rename, beside a ``<db>-info`` file)."""
+    current = os.umask(0o077)
+    os.umask(current | 0o077)
+
+
 #: What SQLite (and libSQL) put beside a database file; SQLite gives them the database's mode.
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
@@ -127,5 +136,6 @@ __all__ = [
     "open_private",
     "others_can_access",
     "prepare_database_file",
+    "restrict_umask",
     "write_private",
 ]

@@ -145,3 +145,26 @@ def test_write_private_leaves_nothing_behind_when_the_write_fails(tmp_path: Path
     with pytest.raises(TypeError):
         write_private(target, 12345)  # type: ignore[arg-type]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_embedded_replica_narrows_the_umask_before_the_sdk_writes_its_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from controlplane.db import libsql_driver
+
+    seen: list[int] = []
+
+    def fake_connect(database: str, **kwargs: object) -> object:
+        current = os.umask(0)
+        os.umask(current)
+        seen.append(current)
+        raise RuntimeError("no server here")
+
+    monkeypatch.setattr(libsql_driver.libsql, "connect", fake_connect)
+    previous = os.umask(0o022)
+    try:
+        with pytest.raises(Exception, match="no server here|Failed|replica"):
+            asyncio.run(libsql_driver.connect(str(tmp_path / "replica.db"), sync_url="http://127.0.0.1:9"))
+    finally:
+        os.umask(previous)
+    assert seen == [0o077]
