@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import Annotated, Literal, cast
 
 import typer
+from pydantic import ValidationError
 
 from controlplane.errors import BadInput, ControlPlaneError
+from controlplane.limits import InputRefused
 from controlplane.private_files import check_private
+from controlplane.redaction import redact_text
 
 LatencyName = Literal["zero", "fast", "realistic"]
 LATENCIES = ("zero", "fast", "realistic")
@@ -132,7 +135,19 @@ def fly_emulator(
         clock_speed=clock_speed,
     )
     if snapshot is not None and snapshot.exists():
-        emulator = FlyEmulator.load(snapshot, options)
+        try:
+            emulator = FlyEmulator.load(snapshot, options)
+        except InputRefused as exc:
+            typer.secho(f"error: --snapshot: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+        except ValueError as exc:  # pydantic's messages quote the values: only count them
+            reason = (
+                f"not a valid emulator snapshot ({len(exc.errors())} problem(s))"
+                if isinstance(exc, ValidationError)
+                else str(exc)[:200]
+            )
+            typer.secho(f"error: --snapshot {snapshot}: {redact_text(reason)}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
     else:
         emulator = FlyEmulator(options)
     log.info(

@@ -43,11 +43,13 @@ from controlplane.fly.emulator.timeline import (
     touch,
 )
 from controlplane.fly.emulator.transport import EmulatorTransport
+from controlplane.limits import body_limits, load_json_file
 from controlplane.private_files import write_private
 
 log = structlog.get_logger(__name__)
 
 SNAPSHOT_FORMAT = 1
+SNAPSHOT_MAX_BYTES = 256 << 20  # a snapshot of thousands of machines fits; a runaway file does not
 
 
 class FlyEmulator:
@@ -389,7 +391,11 @@ class FlyEmulator:
 
     @classmethod
     def load(cls, path: str | Path, options: EmulatorOptions | None = None) -> FlyEmulator:
-        payload = json.loads(Path(path).read_text())
+        """The world saved by :meth:`snapshot_to`. A file that is not one raises ``ValueError``
+        (:class:`controlplane.limits.InputRefused` for size, encoding, depth or JSON syntax)."""
+        payload = load_json_file(path, body_limits(SNAPSHOT_MAX_BYTES), subject=str(path))
+        if not isinstance(payload, dict):
+            raise ValueError("not an emulator snapshot (expected a JSON object)")
         if payload.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(f"unsupported emulator snapshot format {payload.get('format')!r}")
         state = EmulatorState.model_validate(payload["state"])

@@ -124,3 +124,26 @@ def test_the_procfile_emulator_refuses_to_start_without_its_token(served: list[d
     assert _run(*argv[2:]).exit_code == 2 and served == []
     assert _run(*argv[2:], env={"FLY_EMULATOR_TOKEN": SECRET}).exit_code == 0
     assert served[0]["token"] == SECRET and served[0]["host"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\xff\xfe not utf-8",
+        b"[" * 100_000,
+        b'{"format": 1, "state": {"org": "test-org", "machines": {"m": ' + SECRET.encode() + b"}}}",
+        b'{"format": 1, "state": {"org": "test-org", "apps": "' + SECRET.encode() + b'"}}',
+        b'{"format": 99}',
+        b"[]",
+        b'{"format": 1, "state": {"org": "test-org", "saved_mono": ' + b"9" * 5000 + b"}}",
+    ],
+)
+def test_a_bad_snapshot_is_one_line_and_exit_2(
+    served: list[dict[str, Any]], tmp_path: Path, content: bytes
+) -> None:
+    snapshot = tmp_path / "snap.json"
+    snapshot.write_bytes(content)
+    result = _run("--snapshot", str(snapshot))
+    assert result.exit_code == 2, result.output
+    assert served == [] and "Traceback" not in result.output and SECRET not in result.output
+    assert "--snapshot" in result.output
