@@ -135,6 +135,9 @@ BAD_CONFIGS: list[tuple[str, Any]] = [
     ("services", [{"checks": {"a": 1}}]),
     ("services", [{"autostart": "yes"}]),
     ("services", [{"concurrency": {"hard_limit": "many"}}]),
+    ("services", [{"internal_port": 70000}]),
+    ("services", [{"internal_port": 3000, "ports": [{"port": -1}]}]),
+    ("checks", {"a": {"port": 0}}),
     ("mounts", {}),
     ("mounts", ["vol"]),
     ("mounts", [{"size_gb": "1"}]),
@@ -193,6 +196,7 @@ RAW_BODIES: list[tuple[str, str, bytes]] = [
     ("POST", "/v1/apps/a-1/machines", b'{"config":' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}"),
     ("POST", "/v1/apps/a-1/machines", b'{"lease_ttl": ' + b"9" * 5000 + b"}"),
     ("POST", "/v1/apps/a-1/machines", b'{"config": {"image": "\xff\xfe"}}'),
+    ("POST", "/v1/apps/a-1/machines", b'{"lease_ttl": 86400000, "config": {"image": "x"}}'),
     ("POST", "/v1/apps/a-1/machines", b'{"config": '),
     ("POST", "/v1/apps/a-1/machines", b"[]"),
     ("POST", "/v1/apps/a-1/machines", b'"config"'),
@@ -362,3 +366,38 @@ async def _run_sequence(
             url = path.replace("{m}", machine).replace("{v}", volume)
             answers.append(await http.request(method, url, params=params, headers=headers, content=raw))
     return answers
+
+
+NULLS: list[tuple[str, Any]] = [
+    ("checks", {"a": None}),
+    ("services", [None]),
+    ("services", [{"ports": [None], "checks": [None]}]),
+    ("mounts", [None]),
+    ("files", [None]),
+    ("guest", None),
+    ("restart", None),
+    ("stop_config", None),
+    ("metadata", {"a": None}),
+    ("env", None),
+]
+
+
+@pytest.mark.parametrize(("section", "value"), NULLS)
+def test_nulls_decode_like_go_never_a_500(section: str, value: Any) -> None:
+    async def go() -> list[httpx.Response]:
+        emu = _emulator()
+        async with emu.client() as http:
+            await http.post("/v1/apps", json={"app_name": "a-1", "org_slug": ORG})
+            body = machine_body()
+            body["config"][section] = value
+            created = await http.post("/v1/apps/a-1/machines", json=body)
+            answers = [created]
+            if created.status_code == 200:
+                machine = created.json()["id"]
+                answers.append(await http.get(f"/v1/apps/a-1/machines/{machine}"))
+                answers.append(await http.get("/gateway/a-1/readyz"))
+                answers.append(await http.get(f"/v1/orgs/{ORG}/machines"))
+            return answers
+
+    for answer in asyncio.run(go()):
+        assert answer.status_code < 500 or answer.status_code == 502, (answer.status_code, answer.text)
