@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from controlplane.url_redaction import redact_urls_in_text
+
 MASK = "[REDACTED]"
 
 #: Patterns of secret-shaped strings (provider keys, tokens, ciphertexts).
@@ -123,7 +125,7 @@ def redact_text(text: str) -> str:
             text = text.replace(value, MASK)
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(MASK, text)
-    return text
+    return redact_urls_in_text(text)
 
 
 def is_sensitive_key(key: str) -> bool:

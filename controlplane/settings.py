@@ -23,7 +23,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agents_config.inputs import InputRefused, Limits, decode_text, read_file
 from agents_config.providers import PROVIDER_IDS
+from controlplane.url_redaction import redact_url
 
 ENV_PREFIX = "CP_"
 
@@ -404,7 +406,8 @@ class Settings(BaseSettings):
 
                 view[env] = redact_database_url(value)
             else:
-                view[env] = str(value)
+                text = str(value)
+                view[env] = redact_url(text) if "://" in text else text
         return view
 
 
@@ -419,11 +422,30 @@ def _format_validation_error(exc: ValidationError) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
+#: The largest ``.env`` read (it holds a few dozen settings).
+_ENV_FILE_LIMITS = Limits(max_bytes=1 << 20)
+
+
+def _check_env_file(path: Path) -> None:
+    """Refuse an ``.env`` that is not UTF-8 text or is endless, before pydantic-settings reads it."""
+    if not path.exists():
+        return
+    try:
+        decode_text(read_file(path, _ENV_FILE_LIMITS), str(path))
+    except InputRefused as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build :class:`Settings` from the environment (and ``.env``), turning validation errors into
     one :class:`SettingsError` that names every bad variable and never echoes its value."""
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    if isinstance(env_file, (str, Path)):
+        _check_env_file(Path(env_file))
     try:
         return Settings(**overrides)
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{env_file}: not UTF-8 text (invalid byte at offset {exc.start})") from None
     except ValidationError as exc:
         raise SettingsError(_format_validation_error(exc)) from None
     except json.JSONDecodeError as exc:  # malformed complex value in the environment

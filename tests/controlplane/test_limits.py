@@ -160,6 +160,10 @@ def test_any_bytes_parse_or_refuse_cleanly(data: bytes) -> None:
         ("Anthropic", "a 9-character value starting 'An'"),
         ("a1b2c3d4e5f6a7b8c9d0", "a 20-character value starting 'a1'"),
         ("x" * 40, "a 40-character value starting 'xx'"),
+        ("openai/gpt-4.1-mini", "'openai/gpt-4.1-mini'"),
+        ("anthropic/claude-sonnet-4-20250514", "'anthropic/claude-sonnet-4-20250514'"),
+        ("3f2a9c1e-0b4d-4e5f-9a8b-7c6d5e4f3a2b", "a 36-character value starting '3f'"),
+        ("gsk_abcdefghijklmnopqrstuvwxyz", "a 30-character value starting 'gs'"),
     ],
 )
 def test_plain_names_are_quoted_anything_else_described(value: str, said: str) -> None:
