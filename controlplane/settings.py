@@ -417,9 +417,9 @@ def _format_validation_error(exc: ValidationError) -> str:
         loc = err.get("loc") or ()
         field = str(loc[0]) if loc else "?"
         env = f"{ENV_PREFIX}{field.upper()}"
-        msg = err.get("msg", "invalid")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         lines.append(f"{env}: {msg}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+    return "invalid configuration: " + "; ".join(lines)
 
 
 #: The largest ``.env`` read (it holds a few dozen settings).

@@ -37,7 +37,7 @@ from typing import Any
 import typer
 from typer._click import exceptions as click_exceptions
 
-from agents_config.inputs import InputRefused, describe_given
+from agents_config.inputs import InputRefused, describe_given, is_plain_name
 from controlplane.errors import ControlPlaneError
 from controlplane.redaction import redact_text
 
@@ -61,20 +61,22 @@ class Failure:
 def run(app: typer.Typer, args: Sequence[str] | None = None, *, prog_name: str = "controlplane") -> int:
     """Run ``app`` with ``args`` behind the boundary and return the exit code (never raises, except
     ``SystemExit`` codes a command chose, returned as codes too)."""
+    given = list(args) if args is not None else sys.argv[1:]
     try:
-        result = app(
-            args=list(args) if args is not None else None, prog_name=prog_name, standalone_mode=False
-        )
+        result = app(args=given, prog_name=prog_name, standalone_mode=False)
     except SystemExit as exc:
         return _system_exit_code(exc)
-    except BaseException as exc:
-        failure = classify(exc)
+    except BaseException as exc:  # the boundary: everything is reported, nothing escapes
+        try:
+            failure = classify(exc)
+        except Exception:  # a bug while describing the failure must not become a traceback either
+            failure = Failure(EXIT_UNAVAILABLE, f"unexpected {type(exc).__name__}", True)
         if failure.unexpected:
             where = write_debug_log(exc)
             pointer = f"; details in {where}" if where else ""
-            report(failure.line + pointer)
+            report(scrub(failure.line, given) + pointer)
         elif failure.line:
-            report(failure.line)
+            report(scrub(failure.line, given))
         return failure.exit_code
     return result if isinstance(result, int) and not isinstance(result, bool) else EXIT_OK
 
@@ -99,6 +101,29 @@ def one_line(text: str) -> str:
     """``text`` redacted, its lines joined with "; ", cut to a readable length."""
     flat = "; ".join(part.strip() for part in redact_text(str(text)).splitlines() if part.strip())
     return flat if len(flat) <= _MAX_LINE else flat[: _MAX_LINE - 1] + "…"
+
+
+def scrub(line: str, args: Sequence[str]) -> str:
+    """``line`` with every command-line value that is not plain (a plain name, an option name, a
+    number, an existing path) replaced by its description: a key pasted where a name or a number was
+    expected never comes back, whatever library wrote the message."""
+    for arg in sorted(args, key=len, reverse=True):
+        value = arg.partition("=")[2] if arg.startswith("--") and "=" in arg else arg
+        if len(value) < 4 or value not in line or _plain_arg(value):
+            continue
+        line = line.replace(value, f"<{describe_given(value)}>")
+    return line
+
+
+def _plain_arg(value: str) -> bool:
+    if is_plain_name(value) or (value.isdigit() and len(value) <= 12):
+        return True
+    if value.startswith("-") and is_plain_name(value.lstrip("-")):
+        return True  # an option name
+    try:
+        return os.path.exists(value)
+    except (OSError, ValueError):
+        return False
 
 
 # --- classification -------------------------------------------------------------------------------
@@ -228,6 +253,10 @@ def _reason(item: BaseException) -> str | None:
         return f"cannot connect ({item.strerror or name})"
     if name == "OperationalError" and "unable to open database file" in str(item):
         return "cannot open the database file"
+    if name in ("OperationalError", "ProgrammingError", "UndefinedTableError") and (
+        "no such table" in str(item) or ("does not exist" in str(item) and "relation" in str(item))
+    ):
+        return "the schema is missing or out of date (run `controlplane db upgrade`)"
     if name == "CannotConnectNowError":
         return "the server is starting or shutting down"
     return None
