@@ -17,8 +17,9 @@ import re
 
 MASK = "***"
 
-#: ``scheme://rest-of-url`` in free text, up to whitespace or a quote/bracket that usually ends it.
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]{1,30}://[^\s'\"<>`()\[\]{}]+(?<![.,:;!?])")
+#: ``scheme://rest-of-url`` in free text: up to whitespace, a quote or ``<>``, without the sentence's
+#: trailing punctuation or closing bracket.
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.\-]{1,30}://[^\s'\"<>]+(?<![.,:;!?)\]}`])")
 _PLAIN_QUERY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,39}")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
 

@@ -149,6 +149,9 @@ def classify(exc: BaseException) -> Failure:
         return Failure(exc.exit_code, str(exc))
     if isinstance(exc, (SettingsError, InputRefused, CatalogError, UnknownPlanError)):
         return Failure(EXIT_BAD_INPUT, str(exc))
+    by_name = _by_class_name(exc)
+    if by_name is not None:
+        return by_name
     migration = _migration_refusal(exc)
     if migration is not None:
         return Failure(EXIT_BAD_INPUT, migration)
@@ -159,6 +162,30 @@ def classify(exc: BaseException) -> Failure:
     return Failure(
         EXIT_UNAVAILABLE, f"unexpected {type(exc).__name__}" + (f": {first}" if first else ""), True
     )
+
+
+#: Expected failures of the layers below, by class name (imports stay lazy): exit code and subject.
+_BAD_INPUT_CLASSES = frozenset(
+    {
+        "FlyConfigError",
+        "UnknownProvider",
+        "KeyFormatRefused",
+        "InvalidModelPreference",
+        "KeyNotFound",
+        "TenantNotFound",
+    }
+)
+
+
+def _by_class_name(exc: BaseException) -> Failure | None:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & _BAD_INPUT_CLASSES:
+        return Failure(EXIT_BAD_INPUT, str(exc))
+    if "KeyRefused" in names:
+        return Failure(3, f"key (stdin): {exc}")
+    if "FlyError" in names:
+        return Failure(EXIT_UNAVAILABLE, f"Fly API: {exc}")
+    return None
 
 
 def _usage_line(exc: click_exceptions.UsageError) -> str:

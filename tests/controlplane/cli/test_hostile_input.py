@@ -372,3 +372,62 @@ def test_any_env_file_gives_exit_0_or_2_and_no_secret(content: bytes, secret: st
         result = invoke(["settings", "show"], env={"COLUMNS": "300"})
     assert result.code in (0, 2), result.output
     assert_clean(result, secret)
+
+
+# --- the boundary's table ------------------------------------------------------------------------
+
+
+def _chained(outer: BaseException, inner: BaseException) -> BaseException:
+    try:
+        try:
+            raise inner
+        except BaseException as exc:
+            raise outer from exc
+    except BaseException as caught:
+        return caught
+
+
+def _table() -> list[tuple[BaseException, int, str]]:
+    import socket
+
+    from agents_config.catalog import CatalogError
+    from controlplane.errors import BadInput, NotFound, Refused, Unavailable
+    from controlplane.fly import FlyConfigError
+    from controlplane.limits import InputRefused
+    from controlplane.settings import SettingsError
+
+    return [
+        (BadInput("--plan", "no"), 2, "--plan: no"),
+        (NotFound("EXTERNAL_ID", "no tenant with this id"), 2, "EXTERNAL_ID: no tenant"),
+        (Unavailable("Fly API", "503"), 1, "Fly API: 503"),
+        (Refused("--confirm", "say yes"), 3, "--confirm: say yes"),
+        (SettingsError("CP_X: bad"), 2, "CP_X: bad"),
+        (InputRefused("spec.json", "not UTF-8 text"), 2, "spec.json: not UTF-8 text"),
+        (CatalogError("plans.toml: plan 'x': bad"), 2, "plans.toml"),
+        (FlyConfigError("CP_FLY_API_TOKEN is not set"), 2, "CP_FLY_API_TOKEN"),
+        (_chained(RuntimeError("wrapped"), ConnectionRefusedError(111, "refused")), 1, "connection refused"),
+        (
+            _chained(RuntimeError("wrapped"), socket.gaierror(-2, "Name or service not known")),
+            1,
+            "host not found",
+        ),
+        (TimeoutError(), 1, "timed out"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (RuntimeError(f"oops {SECRET}"), 1, "unexpected RuntimeError"),
+    ]
+
+
+def test_each_failure_class_has_its_exit_code_and_one_line() -> None:
+    for exc, code, line in _table():
+        failure = boundary.classify(exc)
+        assert failure.exit_code == code, exc
+        assert line in failure.line, (exc, failure.line)
+        assert failure.unexpected == (type(exc) is RuntimeError and "wrapped" not in str(exc))
+        assert "\n" not in boundary.one_line(failure.line) and SECRET not in boundary.one_line(failure.line)
+
+
+def test_scrub_replaces_non_plain_command_line_values_only() -> None:
+    line = f"Invalid value for '--port': '{PLAIN_SECRET}' is not valid; No such command 'tenantz'; 8080"
+    scrubbed = boundary.scrub(line, ["serve", "--port", PLAIN_SECRET, "tenantz", "8080", f"--x={SECRET}"])
+    assert PLAIN_SECRET not in scrubbed and "<a 32-character value starting 'Zr'>" in scrubbed
+    assert "'tenantz'" in scrubbed and "8080" in scrubbed and "'--port'" in scrubbed
