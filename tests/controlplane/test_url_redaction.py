@@ -95,3 +95,10 @@ def test_no_credential_survives_in_text(
     shown = redact_urls_in_text(f"request to ({url}{end} failed")
     for secret in (user, password, value, fragment):
         assert secret not in shown.replace("host.example", "")
+
+
+def test_the_fly_client_repr_masks_its_url() -> None:
+    from controlplane.fly import FlyClient
+
+    client = FlyClient(token="fm2_" + "a" * 40, base_url="https://user:pw@fly.example/?key=abcdef")
+    assert "https://***@fly.example/?key=***" in repr(client) and "abcdef" not in repr(client)
