@@ -258,6 +258,11 @@ class Settings(BaseSettings):
     # --- logging ---------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: str = Field(default="auto", description="auto (JSON unless on a terminal), json or console.")
+    debug_log: Path | None = Field(
+        default=None,
+        description="File (created 0600) where a command writes the redacted traceback of an unexpected "
+        "failure; default $XDG_STATE_HOME/controlplane/debug.log (~/.local/state/...).",
+    )
 
     @field_validator("database_url")
     @classmethod

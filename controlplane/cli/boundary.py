@@ -308,6 +308,14 @@ def debug_log_path() -> Path:
     configured = os.environ.get("CP_DEBUG_LOG")
     if configured:
         return Path(configured)
+    try:  # set in .env: only when the settings load (the failure may be that they do not)
+        from controlplane.settings import get_settings
+
+        from_settings = get_settings().debug_log
+    except Exception:
+        from_settings = None
+    if from_settings is not None:
+        return from_settings
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "controlplane" / "debug.log"
 
