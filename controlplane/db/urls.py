@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from agents_config.inputs import name_or_given
+from agents_config.inputs import name_or_given, path_part
 from controlplane.url_redaction import redact_url
 
 #: The libSQL dialect's driver name (controlplane.db.libsql_dialect; not imported here so that
@@ -57,7 +57,7 @@ def _check_libsql(url: URL) -> None:
     unknown = sorted(set(url.query) - LIBSQL_OPTIONS)
     if unknown:
         raise ValueError(
-            f"unknown libSQL URL option(s) {', '.join(unknown)} (known: {', '.join(sorted(LIBSQL_OPTIONS))})"
+            f"unknown libSQL URL option(s) {', '.join(path_part(u) for u in unknown)} (known: {', '.join(sorted(LIBSQL_OPTIONS))})"
         )
     if url.username or url.password:
         raise ValueError("a libSQL URL takes its auth token as ?authToken=..., not user:password@")
