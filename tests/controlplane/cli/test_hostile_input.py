@@ -502,3 +502,53 @@ def test_plans_migrate_dry_run_with_any_map_file(
         )
     assert result.code in (0, 2), result.output
     assert_clean(result, secret)
+
+
+# --- every command, every typed option -----------------------------------------------------------
+
+
+def _commands() -> list[tuple[list[str], list[tuple[str, str]]]]:
+    """Each command's words and its options that take a typed (non-text) value: (flag, type name)."""
+    import typer.main
+
+    found: list[tuple[list[str], list[tuple[str, str]]]] = []
+
+    def walk(command: object, words: list[str]) -> None:
+        sub = getattr(command, "commands", None)
+        if sub:
+            for name, child in sorted(sub.items()):
+                walk(child, [*words, name])
+            return
+        typed = []
+        for param in getattr(command, "params", []):
+            flags = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+            kind = param.bare_type() if hasattr(param, "bare_type") else None
+            if flags and not getattr(param, "is_flag", False) and str(kind) in ("int", "float"):
+                typed.append((flags[0], str(kind)))
+        found.append((words, typed))
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+COMMANDS = _commands()
+
+
+def test_the_sweep_sees_every_command() -> None:
+    names = {" ".join(words) for words, _ in COMMANDS}
+    assert {"worker", "reconcile", "demo", "serve", "db upgrade", "keys rotate", "fly-emulator"} <= names
+    assert ("--port", "int") in dict((" ".join(w), t) for w, t in COMMANDS)["serve"]
+
+
+@pytest.mark.parametrize(("words", "typed"), COMMANDS, ids=[" ".join(w) for w, _ in COMMANDS])
+def test_every_command_refuses_pasted_values_in_one_line(
+    words: list[str], typed: list[tuple[str, str]]
+) -> None:
+    attempts = [[*words, "--no-such-option", PLAIN_SECRET], [*words, f"--{PLAIN_SECRET}"]]
+    attempts += [[*words, flag, PLAIN_SECRET] for flag, _ in typed]
+    attempts += [[*words, f"{flag}={SECRET}"] for flag, _ in typed]
+    for args in attempts:
+        result = invoke(args)
+        assert result.code == 2, (args, result.output)
+        assert result.stderr.startswith("error: ") and "try 'controlplane" in result.stderr
+        assert_clean(result, SECRET, PLAIN_SECRET)
