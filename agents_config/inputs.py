@@ -288,9 +288,13 @@ def describe_given(value: object) -> str:
     return f"a {len(value)}-character value starting {head!r}"
 
 
-#: What an echoable name looks like: lower-case words, at most two trailing digits (no key or token
-#: has this shape), and none of the prefixes keys start with.
-_PLAIN_NAME = re.compile(r"[a-z][a-z_.\-]{0,29}[0-9]{0,2}")
+#: What an echoable name looks like: lower case, digits and ``_.:/-`` separators (plan ids, provider
+#: ids, model refs such as ``anthropic/claude-sonnet-4-6``, field names). Keys and tokens are mixed
+#: case or long runs of letters and digits, so :func:`is_plain_name` also refuses a piece between
+#: separators longer than 24 characters or mixing letters and digits over 6 characters (a hex or
+#: UUID-like token), and the prefixes keys start with.
+_PLAIN_NAME = re.compile(r"[a-z0-9][a-z0-9_.:/\-]{0,63}")
+_NAME_PIECE = re.compile(r"[a-z0-9]+")
 _KEY_PREFIXES = (
     "sk-",
     "sk_",
@@ -308,12 +312,29 @@ _KEY_PREFIXES = (
 )
 
 
+def is_plain_name(value: object) -> bool:
+    """Whether ``value`` is a plain lower-case name, safe to print back (see :data:`_PLAIN_NAME`)."""
+    if not isinstance(value, str) or not _PLAIN_NAME.fullmatch(value) or value.startswith(_KEY_PREFIXES):
+        return False
+    for piece in _NAME_PIECE.findall(value):
+        mixed = not piece.isdigit() and not piece.isalpha()
+        if len(piece) > 24 or (mixed and len(piece) > 6):
+            return False
+    return True
+
+
 def name_or_given(value: object) -> str:
     """A value given where a name was expected, fit to print: quoted when it is a plain lower-case
     name (``'antropic'``), else only :func:`describe_given`."""
-    if isinstance(value, str) and _PLAIN_NAME.fullmatch(value) and not value.startswith(_KEY_PREFIXES):
-        return repr(value)
-    return describe_given(value)
+    return repr(value) if is_plain_name(value) else describe_given(value)
+
+
+def path_part(value: object) -> str:
+    """One part of a field path (``plans.<id>.<field>``) fit to print: the name itself when plain,
+    else ``<`` :func:`describe_given` ``>``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return str(value) if is_plain_name(value) else f"<{describe_given(value)}>"
 
 
 __all__ = [
@@ -329,7 +350,9 @@ __all__ = [
     "describe_given",
     "load_json_file",
     "load_toml_file",
+    "is_plain_name",
     "name_or_given",
+    "path_part",
     "parse_json_bytes",
     "parse_toml_bytes",
     "read_file",

@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from controlplane.url_redaction import redact_urls_in_text
+
 MASK = "[REDACTED]"
 
 #: The one alphabet of vault key ids, 1-32 ASCII letters, digits, '-' or '_': the settings
@@ -128,7 +130,7 @@ def redact_text(text: str) -> str:
             text = text.replace(value, MASK)
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(MASK, text)
-    return text
+    return redact_urls_in_text(text)
 
 
 def is_sensitive_key(key: str) -> bool:

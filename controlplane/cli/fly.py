@@ -70,7 +70,9 @@ def emulator_token(token_file: Path | None, from_env: str | None) -> str | None:
 
 
 def fly_emulator(
-    port: Annotated[int, typer.Option(help="TCP port to listen on (0 = any free port).")] = 4280,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="TCP port to listen on (0 = any free port).")
+    ] = 4280,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     latency: Annotated[
         str,
@@ -93,7 +95,7 @@ def fly_emulator(
     org: Annotated[str, typer.Option(help="The org slug the emulator serves.")] = "test-org",
     snapshot: Annotated[Path | None, typer.Option(help="Load from / save to this JSON snapshot.")] = None,
     rate_limits: Annotated[bool, typer.Option(help="Enforce Fly's rate limits (429).")] = True,
-    clock_speed: Annotated[float, typer.Option(help="Emulated seconds per real second.")] = 1.0,
+    clock_speed: Annotated[float, typer.Option(min=0.001, help="Emulated seconds per real second.")] = 1.0,
 ) -> None:
     """Run the Fly Machines API emulator (in memory) on a local port."""
     import structlog

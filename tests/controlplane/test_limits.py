@@ -160,7 +160,44 @@ def test_any_bytes_parse_or_refuse_cleanly(data: bytes) -> None:
         ("Anthropic", "a 9-character value starting 'An'"),
         ("a1b2c3d4e5f6a7b8c9d0", "a 20-character value starting 'a1'"),
         ("x" * 40, "a 40-character value starting 'xx'"),
+        ("openai/gpt-4.1-mini", "'openai/gpt-4.1-mini'"),
+        ("anthropic/claude-sonnet-4-20250514", "'anthropic/claude-sonnet-4-20250514'"),
+        ("3f2a9c1e-0b4d-4e5f-9a8b-7c6d5e4f3a2b", "a 36-character value starting '3f'"),
+        ("gsk_abcdefghijklmnopqrstuvwxyz", "a 30-character value starting 'gs'"),
     ],
 )
 def test_plain_names_are_quoted_anything_else_described(value: str, said: str) -> None:
     assert limits.name_or_given(value) == said
+
+
+def test_the_api_middleware_uses_the_same_limits() -> None:
+    import httpx
+
+    from controlplane.api.limits import BodyLimit
+
+    seen: list[bytes] = []
+
+    async def echo(scope: Any, receive: Any, send: Any) -> None:
+        message = await receive()
+        seen.append(message["body"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def go() -> list[tuple[int, str]]:
+        transport = httpx.ASGITransport(app=BodyLimit(echo, max_bytes=2048))
+        json_type = {"content-type": "application/json"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answers = [
+                await client.post("/", content=b'{"a": ' + b"9" * 60 + b"}", headers=json_type),
+                await client.post("/", content=b"[" * 40 + b"]" * 40, headers=json_type),
+                await client.post("/", content=b"x" * 3000),
+                await client.post("/", content=b"{}", headers={**json_type, "content-length": "2x"}),
+                await client.post("/", content=b'{"a": [1, 2]}', headers=json_type),
+            ]
+        return [(r.status_code, r.text) for r in answers]
+
+    answers = asyncio.run(go())
+    assert [status for status, _ in answers] == [413, 413, 413, 422, 200]
+    assert "holds a number longer than 40 digits" in answers[0][1]
+    assert "nested deeper than 32 levels" in answers[1][1]
+    assert seen == [b'{"a": [1, 2]}']
