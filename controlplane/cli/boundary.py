@@ -39,6 +39,7 @@ from typer._click import exceptions as click_exceptions
 
 from agents_config.inputs import InputRefused, describe_given, is_plain_name
 from controlplane.errors import ControlPlaneError
+from controlplane.private_files import append_private
 from controlplane.redaction import redact_text
 
 EXIT_OK = 0
@@ -329,9 +330,7 @@ def write_debug_log(exc: BaseException) -> Path | None:
     entry = f"--- {stamp} controlplane {_command_words()}\n{redact_text(text)}\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", encoding="utf-8") as handle:
-            handle.write(entry)
+        append_private(path, entry)
     except OSError:
         return None
     return path

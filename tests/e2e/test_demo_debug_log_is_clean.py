@@ -175,8 +175,8 @@ def test_a_demo_run_logged_at_debug_leaks_nothing(monkeypatch: pytest.MonkeyPatc
 
     out = logs.getvalue()
     lines = out.splitlines()
-    assert len(lines) > 500  # DEBUG really was on: this is the whole run
     records = [json.loads(line) for line in lines]
+    assert len(lines) > 200 and sum(r["level"] == "debug" for r in records) > 50  # DEBUG, the whole run
     loggers = {r.get("logger", "") for r in records}
     assert "fly_emulator.unexpected_error" in out and "controlplane.fly.emulator.app" in loggers
     forbidden = {
