@@ -166,3 +166,15 @@ def test_keys_generate_settings_and_vault_agree_on_key_ids(key_id: str) -> None:
     entry = CliRunner().invoke(app, ["keys", "generate", f"--id={key_id}"])
     assert entry.exit_code == 0, entry.output
     assert parse_key_ring(entry.output.strip())[0][0] == key_id
+
+
+async def test_debug_with_echo_on_every_backend_shows_statements_never_values(db: Database) -> None:
+    out = io.StringIO()
+    configure_logging(level="DEBUG", fmt="json", stream=out, sql_echo=True)
+    try:
+        async with db.read() as s:
+            assert (await s.execute(text("SELECT :p AS v"), {"p": PARAM})).scalar_one() == PARAM
+    finally:
+        configure_logging(level="INFO", fmt="json")
+    assert "SELECT" in out.getvalue() and "parameters hidden" in out.getvalue()
+    assert PARAM not in out.getvalue()
