@@ -296,6 +296,19 @@ PATHS = [
 QUERY_NAMES = ["ttl", "timeout", "state", "limit", "cursor", "force", "min_version", "instance_id", "summary"]
 
 
+def _pick_leaf(draw: st.DrawFn, value: Any) -> tuple[Any, Any]:
+    """(container, key) of a random position inside ``value`` (a dict or list), at any depth."""
+    container, key = (
+        value,
+        draw(st.sampled_from(sorted(value) if isinstance(value, dict) else range(len(value)))),
+    )
+    while isinstance(container[key], (dict, list)) and container[key] and draw(st.booleans()):
+        inner = container[key]
+        container = inner
+        key = draw(st.sampled_from(sorted(inner) if isinstance(inner, dict) else range(len(inner))))
+    return container, key
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, str], dict[str, str], bytes]:
     method = draw(st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]))
@@ -303,8 +316,13 @@ def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, str], dict[str, str],
     params = draw(
         st.dictionaries(st.sampled_from(QUERY_NAMES), st.text(max_size=12) | st.just("Infinity"), max_size=3)
     )
-    kind = draw(st.sampled_from(["machine", "json", "raw", "none"]))
-    if kind == "machine":
+    kind = draw(st.sampled_from(["machine", "leaf", "json", "raw", "none"]))
+    if kind == "leaf":  # one value deep inside a valid machine body replaced
+        body_value = machine_body()
+        container, key = _pick_leaf(draw, body_value)
+        container[key] = draw(JSON)
+        raw = json.dumps(body_value).encode()
+    elif kind == "machine":
         body_value = machine_body()
         body_value["config"]["image"] = IMAGE
         for name in draw(st.lists(st.sampled_from(CONFIG_FIELDS), max_size=3)):
