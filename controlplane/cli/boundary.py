@@ -46,7 +46,7 @@ EXIT_UNAVAILABLE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-_MAX_LINE = 400
+_MAX_LINE = 2000
 
 
 @dataclass(frozen=True)
@@ -74,9 +74,9 @@ def run(app: typer.Typer, args: Sequence[str] | None = None, *, prog_name: str =
         if failure.unexpected:
             where = write_debug_log(exc)
             pointer = f"; details in {where}" if where else ""
-            report(scrub(failure.line, given) + pointer)
+            report(failure.line, given, suffix=pointer)
         elif failure.line:
-            report(scrub(failure.line, given))
+            report(failure.line, given)
         return failure.exit_code
     return result if isinstance(result, int) and not isinstance(result, bool) else EXIT_OK
 
@@ -91,10 +91,11 @@ def _system_exit_code(exc: SystemExit) -> int:
     return EXIT_UNAVAILABLE
 
 
-def report(line: str) -> None:
-    """Print ``error: <line>`` on stderr: redacted, one line, bounded."""
-    text = one_line(line)
-    typer.secho(f"error: {text}", err=True, fg=typer.colors.RED)
+def report(line: str, args: Sequence[str] | None = None, *, suffix: str = "") -> None:
+    """Print ``error: <line>`` on stderr: redacted, one line, bounded, the command line's non-plain
+    values scrubbed (``args``, default ``sys.argv``). Commands that print their own refusal use it too."""
+    text = one_line(scrub(line, sys.argv[1:] if args is None else args))
+    typer.secho(f"error: {text}{suffix}", err=True, fg=typer.colors.RED)
 
 
 def one_line(text: str) -> str:

@@ -25,7 +25,9 @@ byok_app = typer.Typer(help="Bring your own key: check provider API keys.", no_a
 
 
 def _bad_input(field: str, message: str) -> typer.Exit:
-    typer.secho(f"error: {field}: {message}", err=True, fg=typer.colors.RED)
+    from controlplane.cli.boundary import report
+
+    report(f"{field}: {message}")
     return typer.Exit(2)
 
 

@@ -147,12 +147,16 @@ def test_an_unknown_field_shaped_like_a_key_is_not_echoed() -> None:
     spec = (EXAMPLES / sorted(p.name for p in EXAMPLES.glob("*.json"))[0]).read_text()
     with _workdir() as tmp:
         (tmp / "spec.json").write_text(spec.replace("{", f'{{"{PLAIN_SECRET}": 1, ', 1))
-        (tmp / "plans.toml").write_text(f'[catalog]\nname = "x"\n[plans.pro]\n{PLAIN_SECRET} = 1\n')
+        catalog = (EXAMPLES.parent / "catalogs" / "default.toml").read_text()
+        (tmp / "plans.toml").write_text(
+            catalog.replace("[plans.pro]\n", f"[plans.pro]\n{PLAIN_SECRET} = 1\n")
+        )
         spec_result = invoke(["agent-config", "render", "--spec", "spec.json"])
         catalog_result = invoke(["agent-config", "plans", "--catalog", "plans.toml"])
     for result in (spec_result, catalog_result):
         assert result.code == 2
         assert "a 32-character value starting 'Zr'" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
         assert_clean(result, PLAIN_SECRET)
 
 
@@ -169,6 +173,17 @@ def test_a_non_utf8_env_file_exits_2() -> None:
         result = invoke(["settings", "show"])
     assert result.code == 2 and result.stderr.startswith("error: .env: not UTF-8 text")
     assert_clean(result)
+
+
+def test_endless_catalogs_and_env_files_are_refused_after_the_limit() -> None:
+    result = invoke(["agent-config", "plans", "--catalog", "/dev/zero"])
+    assert result.code == 2 and "error: /dev/zero: larger than the limit" in result.stderr
+    with _workdir() as tmp:
+        (tmp / ".env").symlink_to("/dev/zero")
+        env_result = invoke(["settings", "show"])
+    assert env_result.code == 2 and "error: .env: larger than the limit" in env_result.stderr
+    assert_clean(result)
+    assert_clean(env_result)
 
 
 def test_a_database_port_out_of_range_is_refused() -> None:
