@@ -567,3 +567,26 @@ def test_every_command_refuses_pasted_values_in_one_line(
         assert result.code == 2, (args, result.output)
         assert result.stderr.startswith("error: ") and "try 'controlplane" in result.stderr
         assert_clean(result, SECRET, PLAIN_SECRET)
+
+
+def test_the_console_entry_point_runs_behind_the_boundary(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "CP_DEBUG_LOG": str(tmp_path / "debug.log"),
+        "CP_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
+    env.pop("CP_PLAN_CATALOG", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "controlplane", "agent-config", "render", "--spec", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "error: /dev/zero: larger than the limit of 1,048,576 bytes\n" and proc.stdout == ""
