@@ -135,6 +135,10 @@ def classify(exc: BaseException) -> Failure:
     from agents_config.catalog import CatalogError, UnknownPlanError
     from controlplane.settings import SettingsError
 
+    if isinstance(exc, BaseExceptionGroup):  # a task group's failures: reported by their first leaf,
+        leaves = [classify(leaf) for leaf in _leaves(exc)]  # a bug among them wins
+        if leaves:
+            return next((leaf for leaf in leaves if leaf.unexpected), leaves[0])
     if isinstance(exc, typer.Exit):
         return Failure(exc.exit_code, "")
     if isinstance(exc, click_exceptions.NoArgsIsHelpError):
@@ -187,6 +191,13 @@ def _by_class_name(exc: BaseException) -> Failure | None:
     if "FlyError" in names:
         return Failure(EXIT_UNAVAILABLE, f"Fly API: {exc}")
     return None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for item in group.exceptions:
+        leaves.extend(_leaves(item) if isinstance(item, BaseExceptionGroup) else [item])
+    return leaves
 
 
 def _usage_line(exc: click_exceptions.UsageError) -> str:

@@ -428,6 +428,7 @@ def _table() -> list[tuple[BaseException, int, str]]:
         ),
         (TimeoutError(), 1, "timed out"),
         (KeyboardInterrupt(), 130, "interrupted"),
+        (ExceptionGroup("tasks", [BadInput("--x", "no"), BadInput("--y", "no")]), 2, "--x: no"),
         (RuntimeError(f"oops {SECRET}"), 1, "unexpected RuntimeError"),
     ]
 
@@ -438,6 +439,7 @@ def test_each_failure_class_has_its_exit_code_and_one_line() -> None:
         assert failure.exit_code == code, exc
         assert line in failure.line, (exc, failure.line)
         assert failure.unexpected == (type(exc) is RuntimeError and "wrapped" not in str(exc))
+        assert failure.line.count("\n") == 0
         assert "\n" not in boundary.one_line(failure.line) and SECRET not in boundary.one_line(failure.line)
 
 
