@@ -453,13 +453,14 @@ def test_scrub_replaces_non_plain_command_line_values_only() -> None:
 # --- tenant commands against a real (SQLite) database ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture
+def migrated_url(fresh_database_url: str) -> str:
+    """A migrated database of each backend (one per test; hypothesis's examples share it)."""
     from controlplane.db import migrate
+    from controlplane.db.urls import normalise_database_url
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'cp.db'}"
-    migrate.upgrade(url.replace("sqlite://", "sqlite+aiosqlite://"))
-    return url
+    migrate.upgrade(normalise_database_url(fresh_database_url))
+    return fresh_database_url
 
 
 _word = st.text(max_size=30) | _secretish | st.sampled_from(["pro", "starter", "iad", "t1", "acme-2"])
@@ -479,7 +480,7 @@ _word = st.text(max_size=30) | _secretish | st.sampled_from(["pro", "starter", "
     reason=_word,
 )
 def test_tenant_commands_with_any_input(
-    migrated_sqlite: str, command: str, external_id: str, value: str, reason: str
+    migrated_url: str, command: str, external_id: str, value: str, reason: str
 ) -> None:
     args = {
         "create": ["tenant", "create", external_id, "--plan", value, "--region", "iad", "--reason", reason],
@@ -491,7 +492,7 @@ def test_tenant_commands_with_any_input(
         "set-key": ["tenant", "set-key", external_id, "--provider", f"x{value}"],  # never a known provider
         "reconcile": ["reconcile", external_id, "--reason", reason],  # a workers command, same boundary
     }[command]
-    env = {"CP_DATABASE_URL": migrated_sqlite, "CP_VAULT_KEYS": TEST_VAULT_KEYS}
+    env = {"CP_DATABASE_URL": migrated_url, "CP_VAULT_KEYS": TEST_VAULT_KEYS}
     with _workdir():
         result = invoke(args, stdin=SECRET, env=env)
     assert result.code in (0, 1, 2, 3) if command == "reconcile" else result.code in (0, 2, 3), result.output
@@ -509,13 +510,13 @@ def test_tenant_commands_with_any_input(
     secret=_secretish,
 )
 def test_plans_migrate_dry_run_with_any_map_file(
-    migrated_sqlite: str, content: bytes, suffix: str, secret: str
+    migrated_url: str, content: bytes, suffix: str, secret: str
 ) -> None:
     with _workdir() as tmp:
         (tmp / f"map{suffix}").write_bytes(content.replace(b"K", secret.encode()))
         result = invoke(
             ["plans", "migrate", "--map", f"map{suffix}", "--dry-run"],
-            env={"CP_DATABASE_URL": migrated_sqlite, "CP_VAULT_KEYS": TEST_VAULT_KEYS},
+            env={"CP_DATABASE_URL": migrated_url, "CP_VAULT_KEYS": TEST_VAULT_KEYS},
         )
     assert result.code in (0, 2), result.output
     assert_clean(result, secret)
@@ -592,3 +593,18 @@ def test_the_console_entry_point_runs_behind_the_boundary(tmp_path: Path) -> Non
     )
     assert proc.returncode == 2
     assert proc.stderr == "error: /dev/zero: larger than the limit of 1,048,576 bytes\n" and proc.stdout == ""
+
+
+def test_good_input_still_works_behind_the_boundary(migrated_url: str) -> None:
+    env = {"CP_DATABASE_URL": migrated_url, "CP_VAULT_KEYS": TEST_VAULT_KEYS}
+    created = invoke(
+        ["tenant", "create", "acme-2", "--plan", "pro", "--reason", f"asked by {SECRET}"], env=env
+    )
+    assert created.code == 0, created.output
+    again = invoke(["tenant", "create", "acme-2", "--plan", "pro"], env=env)
+    assert again.code == 3 and again.stderr.startswith(
+        "error: EXTERNAL_ID: a tenant with this id exists already"
+    )
+    shown = invoke(["tenant", "show", "acme-2", "--json"], env=env)
+    assert shown.code == 0 and '"acme-2"' in shown.stdout
+    assert_clean(shown, SECRET)
