@@ -35,7 +35,9 @@ def _read_key() -> ProviderKeyValue:
     stdin = sys.stdin
     if stdin.isatty():
         return ProviderKeyValue(typer.prompt("API key", hide_input=True, default="", show_default=False))
-    return ProviderKeyValue(stdin.read())
+    from controlplane.cli._common import read_stdin_bounded
+
+    return ProviderKeyValue(read_stdin_bounded("key"))
 
 
 @byok_app.command("check")

@@ -167,6 +167,17 @@ def test_a_pasted_key_as_provider_is_described_never_echoed() -> None:
         assert_clean(result, pasted)
 
 
+def test_endless_stdin_is_refused_after_the_limit() -> None:
+    flood = SECRET * 500  # 27,500 characters: a key is never this long
+    for args in (
+        ["byok", "check", "--provider", "anthropic"],
+        ["tenant", "set-key", "t1", "--provider", "anthropic"],
+    ):
+        result = invoke(args, stdin=flood)
+        assert result.code == 2 and "(stdin): longer than 16,384 characters" in result.stderr, result.output
+        assert_clean(result, SECRET)
+
+
 def test_a_non_utf8_env_file_exits_2() -> None:
     with _workdir() as tmp:
         (tmp / ".env").write_bytes(b"CP_LOG_LEVEL=\xff\n")
