@@ -27,6 +27,8 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import IO, Any
 
@@ -114,37 +116,38 @@ def _long_number(subject: str, limits: Limits) -> TooLarge:
     return TooLarge(subject, f"holds a number longer than {limits.max_number_digits} digits")
 
 
+#: A JSON string as the parser reads it, left to right (possessive: linear, never backtracks).
+_JSON_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_CHUNK = 4096
+
+
+@lru_cache(maxsize=16)
+def _digit_run(longer_than: int) -> re.Pattern[str]:
+    return re.compile(f"[0-9]{{{longer_than + 1}}}")
+
+
 def scan_json(text: str, subject: str, limits: Limits = DEFAULT_LIMITS) -> None:
     """Refuse JSON nested deeper than ``max_depth`` or holding a digit run longer than
-    ``max_number_digits`` (outside strings). Linear, no recursion; malformed JSON is left to the
-    parser."""
+    ``max_number_digits`` (outside strings). Linear and at C speed (regular expressions, no
+    recursion): strings are blanked the way the parser reads them, then digits and brackets are
+    counted. Malformed JSON is left to the parser (which stops at the first error, so nothing after
+    a stray quote can reach it)."""
+    bare = _JSON_STRING.sub('""', text)
+    if _digit_run(limits.max_number_digits).search(bare):
+        raise _long_number(subject, limits)
+    brackets = _NOT_BRACKET.sub("", bare)
+    if len(brackets) <= limits.max_depth:
+        return
     depth = 0
-    digits = 0
-    in_string = False
-    escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            continue
-        if "0" <= char <= "9":
-            digits += 1
-            if digits > limits.max_number_digits:
-                raise _long_number(subject, limits)
-            continue
-        digits = 0
-        if char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > limits.max_depth:
-                raise _deep(subject, limits)
-        elif char in "]}":
-            depth -= 1
+    for start in range(0, len(brackets), _CHUNK):  # C-speed per chunk, an early exit between chunks
+        levels = list(
+            accumulate(map(_BRACKET_STEP.__getitem__, brackets[start : start + _CHUNK]), initial=depth)
+        )
+        if max(levels) > limits.max_depth:
+            raise _deep(subject, limits)
+        depth = levels[-1]
 
 
 def scan_toml(text: str, subject: str, limits: Limits = DEFAULT_LIMITS) -> None:

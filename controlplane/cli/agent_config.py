@@ -25,7 +25,9 @@ _PLACEHOLDER_VOLUME = "vol_placeholder"
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    from controlplane.cli.boundary import report
+
+    report(message)
     return typer.Exit(code)
 
 

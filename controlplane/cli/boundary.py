@@ -47,7 +47,7 @@ EXIT_UNAVAILABLE = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
-_MAX_LINE = 400
+_MAX_LINE = 2000
 
 
 @dataclass(frozen=True)
@@ -75,9 +75,9 @@ def run(app: typer.Typer, args: Sequence[str] | None = None, *, prog_name: str =
         if failure.unexpected:
             where = write_debug_log(exc)
             pointer = f"; details in {where}" if where else ""
-            report(scrub(failure.line, given) + pointer)
+            report(failure.line, given, suffix=pointer)
         elif failure.line:
-            report(scrub(failure.line, given))
+            report(failure.line, given)
         return failure.exit_code
     return result if isinstance(result, int) and not isinstance(result, bool) else EXIT_OK
 
@@ -92,10 +92,11 @@ def _system_exit_code(exc: SystemExit) -> int:
     return EXIT_UNAVAILABLE
 
 
-def report(line: str) -> None:
-    """Print ``error: <line>`` on stderr: redacted, one line, bounded."""
-    text = one_line(line)
-    typer.secho(f"error: {text}", err=True, fg=typer.colors.RED)
+def report(line: str, args: Sequence[str] | None = None, *, suffix: str = "") -> None:
+    """Print ``error: <line>`` on stderr: redacted, one line, bounded, the command line's non-plain
+    values scrubbed (``args``, default ``sys.argv``). Commands that print their own refusal use it too."""
+    text = one_line(scrub(line, sys.argv[1:] if args is None else args))
+    typer.secho(f"error: {text}{suffix}", err=True, fg=typer.colors.RED)
 
 
 def one_line(text: str) -> str:
@@ -135,6 +136,10 @@ def classify(exc: BaseException) -> Failure:
     from agents_config.catalog import CatalogError, UnknownPlanError
     from controlplane.settings import SettingsError
 
+    if isinstance(exc, BaseExceptionGroup):  # a task group's failures: reported by their first leaf,
+        leaves = [classify(leaf) for leaf in _leaves(exc)]  # a bug among them wins
+        if leaves:
+            return next((leaf for leaf in leaves if leaf.unexpected), leaves[0])
     if isinstance(exc, typer.Exit):
         return Failure(exc.exit_code, "")
     if isinstance(exc, click_exceptions.NoArgsIsHelpError):
@@ -187,6 +192,13 @@ def _by_class_name(exc: BaseException) -> Failure | None:
     if "FlyError" in names:
         return Failure(EXIT_UNAVAILABLE, f"Fly API: {exc}")
     return None
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for item in group.exceptions:
+        leaves.extend(_leaves(item) if isinstance(item, BaseExceptionGroup) else [item])
+    return leaves
 
 
 def _usage_line(exc: click_exceptions.UsageError) -> str:

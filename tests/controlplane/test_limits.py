@@ -201,3 +201,66 @@ def test_the_api_middleware_uses_the_same_limits() -> None:
     assert "holds a number longer than 40 digits" in answers[0][1]
     assert "nested deeper than 32 levels" in answers[1][1]
     assert seen == [b'{"a": [1, 2]}']
+
+
+def _reference_scan(text: str, limits: Limits) -> str | None:
+    """The plain character-by-character scan the fast one must agree with."""
+    depth = digits = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if "0" <= char <= "9":
+            digits += 1
+            if digits > limits.max_number_digits:
+                return "number"
+            continue
+        digits = 0
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limits.max_depth:
+                return "depth"
+        elif char in "]}":
+            depth -= 1
+    return None
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.text(alphabet='ab"\\[]{}09 ', max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(alphabet='k"\\[{9', max_size=4), children, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=_json_values,
+    depth=st.integers(min_value=1, max_value=6),
+    digits=st.integers(min_value=1, max_value=25),
+)
+def test_the_fast_json_scan_agrees_with_a_plain_scan(value: object, depth: int, digits: int) -> None:
+    import json
+
+    text = json.dumps(value)
+    bounds = Limits(max_bytes=1 << 20, max_depth=depth, max_number_digits=digits)
+    expected = _reference_scan(text, bounds)
+    try:
+        limits.scan_json(text, "b", bounds)
+        got = None
+    except TooLarge as exc:
+        got = "number" if "number" in exc.reason else "depth"
+    assert (got is None) == (expected is None)

@@ -147,12 +147,16 @@ def test_an_unknown_field_shaped_like_a_key_is_not_echoed() -> None:
     spec = (EXAMPLES / sorted(p.name for p in EXAMPLES.glob("*.json"))[0]).read_text()
     with _workdir() as tmp:
         (tmp / "spec.json").write_text(spec.replace("{", f'{{"{PLAIN_SECRET}": 1, ', 1))
-        (tmp / "plans.toml").write_text(f'[catalog]\nname = "x"\n[plans.pro]\n{PLAIN_SECRET} = 1\n')
+        catalog = (EXAMPLES.parent / "catalogs" / "default.toml").read_text()
+        (tmp / "plans.toml").write_text(
+            catalog.replace("[plans.pro]\n", f"[plans.pro]\n{PLAIN_SECRET} = 1\n")
+        )
         spec_result = invoke(["agent-config", "render", "--spec", "spec.json"])
         catalog_result = invoke(["agent-config", "plans", "--catalog", "plans.toml"])
     for result in (spec_result, catalog_result):
         assert result.code == 2
         assert "a 32-character value starting 'Zr'" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1
         assert_clean(result, PLAIN_SECRET)
 
 
@@ -163,12 +167,34 @@ def test_a_pasted_key_as_provider_is_described_never_echoed() -> None:
         assert_clean(result, pasted)
 
 
+def test_endless_stdin_is_refused_after_the_limit() -> None:
+    flood = SECRET * 500  # 27,500 characters: a key is never this long
+    for args in (
+        ["byok", "check", "--provider", "anthropic"],
+        ["tenant", "set-key", "t1", "--provider", "anthropic"],
+    ):
+        result = invoke(args, stdin=flood)
+        assert result.code == 2 and "(stdin): longer than 16,384 characters" in result.stderr, result.output
+        assert_clean(result, SECRET)
+
+
 def test_a_non_utf8_env_file_exits_2() -> None:
     with _workdir() as tmp:
         (tmp / ".env").write_bytes(b"CP_LOG_LEVEL=\xff\n")
         result = invoke(["settings", "show"])
     assert result.code == 2 and result.stderr.startswith("error: .env: not UTF-8 text")
     assert_clean(result)
+
+
+def test_endless_catalogs_and_env_files_are_refused_after_the_limit() -> None:
+    result = invoke(["agent-config", "plans", "--catalog", "/dev/zero"])
+    assert result.code == 2 and "error: /dev/zero: larger than the limit" in result.stderr
+    with _workdir() as tmp:
+        (tmp / ".env").symlink_to("/dev/zero")
+        env_result = invoke(["settings", "show"])
+    assert env_result.code == 2 and "error: .env: larger than the limit" in env_result.stderr
+    assert_clean(result)
+    assert_clean(env_result)
 
 
 def test_a_database_port_out_of_range_is_refused() -> None:
@@ -413,6 +439,7 @@ def _table() -> list[tuple[BaseException, int, str]]:
         ),
         (TimeoutError(), 1, "timed out"),
         (KeyboardInterrupt(), 130, "interrupted"),
+        (ExceptionGroup("tasks", [BadInput("--x", "no"), BadInput("--y", "no")]), 2, "--x: no"),
         (RuntimeError(f"oops {SECRET}"), 1, "unexpected RuntimeError"),
     ]
 
@@ -423,6 +450,7 @@ def test_each_failure_class_has_its_exit_code_and_one_line() -> None:
         assert failure.exit_code == code, exc
         assert line in failure.line, (exc, failure.line)
         assert failure.unexpected == (type(exc) is RuntimeError and "wrapped" not in str(exc))
+        assert failure.line.count("\n") == 0
         assert "\n" not in boundary.one_line(failure.line) and SECRET not in boundary.one_line(failure.line)
 
 
@@ -436,13 +464,14 @@ def test_scrub_replaces_non_plain_command_line_values_only() -> None:
 # --- tenant commands against a real (SQLite) database ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture
+def migrated_url(fresh_database_url: str) -> str:
+    """A migrated database of each backend (one per test; hypothesis's examples share it)."""
     from controlplane.db import migrate
+    from controlplane.db.urls import normalise_database_url
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'cp.db'}"
-    migrate.upgrade(url.replace("sqlite://", "sqlite+aiosqlite://"))
-    return url
+    migrate.upgrade(normalise_database_url(fresh_database_url))
+    return fresh_database_url
 
 
 _word = st.text(max_size=30) | _secretish | st.sampled_from(["pro", "starter", "iad", "t1", "acme-2"])
@@ -462,7 +491,7 @@ _word = st.text(max_size=30) | _secretish | st.sampled_from(["pro", "starter", "
     reason=_word,
 )
 def test_tenant_commands_with_any_input(
-    migrated_sqlite: str, command: str, external_id: str, value: str, reason: str
+    migrated_url: str, command: str, external_id: str, value: str, reason: str
 ) -> None:
     args = {
         "create": ["tenant", "create", external_id, "--plan", value, "--region", "iad", "--reason", reason],
@@ -474,7 +503,7 @@ def test_tenant_commands_with_any_input(
         "set-key": ["tenant", "set-key", external_id, "--provider", f"x{value}"],  # never a known provider
         "reconcile": ["reconcile", external_id, "--reason", reason],  # a workers command, same boundary
     }[command]
-    env = {"CP_DATABASE_URL": migrated_sqlite, "CP_VAULT_KEYS": TEST_VAULT_KEYS}
+    env = {"CP_DATABASE_URL": migrated_url, "CP_VAULT_KEYS": TEST_VAULT_KEYS}
     with _workdir():
         result = invoke(args, stdin=SECRET, env=env)
     assert result.code in (0, 1, 2, 3) if command == "reconcile" else result.code in (0, 2, 3), result.output
@@ -492,13 +521,13 @@ def test_tenant_commands_with_any_input(
     secret=_secretish,
 )
 def test_plans_migrate_dry_run_with_any_map_file(
-    migrated_sqlite: str, content: bytes, suffix: str, secret: str
+    migrated_url: str, content: bytes, suffix: str, secret: str
 ) -> None:
     with _workdir() as tmp:
         (tmp / f"map{suffix}").write_bytes(content.replace(b"K", secret.encode()))
         result = invoke(
             ["plans", "migrate", "--map", f"map{suffix}", "--dry-run"],
-            env={"CP_DATABASE_URL": migrated_sqlite, "CP_VAULT_KEYS": TEST_VAULT_KEYS},
+            env={"CP_DATABASE_URL": migrated_url, "CP_VAULT_KEYS": TEST_VAULT_KEYS},
         )
     assert result.code in (0, 2), result.output
     assert_clean(result, secret)
@@ -552,3 +581,41 @@ def test_every_command_refuses_pasted_values_in_one_line(
         assert result.code == 2, (args, result.output)
         assert result.stderr.startswith("error: ") and "try 'controlplane" in result.stderr
         assert_clean(result, SECRET, PLAIN_SECRET)
+
+
+def test_the_console_entry_point_runs_behind_the_boundary(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "CP_DEBUG_LOG": str(tmp_path / "debug.log"),
+        "CP_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
+    env.pop("CP_PLAN_CATALOG", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "controlplane", "agent-config", "render", "--spec", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "error: /dev/zero: larger than the limit of 1,048,576 bytes\n" and proc.stdout == ""
+
+
+def test_good_input_still_works_behind_the_boundary(migrated_url: str) -> None:
+    env = {"CP_DATABASE_URL": migrated_url, "CP_VAULT_KEYS": TEST_VAULT_KEYS}
+    created = invoke(
+        ["tenant", "create", "acme-2", "--plan", "pro", "--reason", f"asked by {SECRET}"], env=env
+    )
+    assert created.code == 0, created.output
+    again = invoke(["tenant", "create", "acme-2", "--plan", "pro"], env=env)
+    assert again.code == 3 and again.stderr.startswith(
+        "error: EXTERNAL_ID: a tenant with this id exists already"
+    )
+    shown = invoke(["tenant", "show", "acme-2", "--json"], env=env)
+    assert shown.code == 0 and '"acme-2"' in shown.stdout
+    assert_clean(shown, SECRET)
