@@ -156,7 +156,7 @@ def test_every_key_id_the_settings_accept_is_matched_by_the_ciphertext_redactor(
         assert stored not in redact_text(context)
 
 
-@hsettings(max_examples=50, deadline=None)
+@hsettings(max_examples=20, deadline=None)
 @given(st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True))
 def test_keys_generate_settings_and_vault_agree_on_key_ids(key_id: str) -> None:
     from typer.testing import CliRunner
