@@ -11,7 +11,6 @@ Feature gates are NOT derived here: ask :class:`agents_config.gates.FeatureGates
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from agents_config.inputs import InputRefused, load_toml_file, name_or_given, parse_toml_bytes, path_part
 from agents_config.models import MODELS
 from agents_config.providers import PROVIDER_IDS
 
@@ -114,7 +114,7 @@ class ModelPolicy(_Strict):
         if value is not None:
             for p in value:
                 if p not in PROVIDER_IDS:
-                    raise ValueError(f"unknown provider {p!r}; known: {', '.join(PROVIDER_IDS)}")
+                    raise ValueError(f"unknown provider {name_or_given(p)}; known: {', '.join(PROVIDER_IDS)}")
             if len(set(value)) != len(value):
                 raise ValueError("lists a provider twice")
         return value
@@ -141,7 +141,9 @@ class ModelPolicy(_Strict):
         if self.allowed_models is not None and self.allowed_providers is not None:
             for ref in self.allowed_models:
                 if MODELS[ref].provider not in self.allowed_providers:
-                    raise ValueError(f"allowed_models: {ref!r} is from a provider not in allowed_providers")
+                    raise ValueError(
+                        f"allowed_models: {name_or_given(ref)} is from a provider not in allowed_providers"
+                    )
         if self.default_model is not None and not self.allows(self.default_model):
             raise ValueError("default_model: not among the allowed providers/models")
         return self
@@ -169,7 +171,9 @@ class ToolPolicy(_Strict):
 
 def _check_model_ref(ref: str) -> None:
     if ref not in MODELS:
-        raise ValueError(f"unknown model {ref!r} (expected 'provider/model' from agents_config.models)")
+        raise ValueError(
+            f"unknown model {name_or_given(ref)} (expected 'provider/model' from agents_config.models)"
+        )
 
 
 class Plan(_Strict):
@@ -203,7 +207,9 @@ class Plan(_Strict):
         if value is not None:
             for name in value:
                 if not _SKILL_NAME.match(name):
-                    raise ValueError(f"not a skill name: {name!r} (expected {_SKILL_NAME.pattern})")
+                    raise ValueError(
+                        f"not a skill name: {name_or_given(name)} (expected {_SKILL_NAME.pattern})"
+                    )
             if len(set(value)) != len(value):
                 raise ValueError("lists a skill twice")
         return value
@@ -254,7 +260,7 @@ class PlanCatalog(_Strict):
             return self.plans[plan_id]
         except KeyError:
             raise UnknownPlanError(
-                f"unknown plan {plan_id!r} in catalog {self.name!r}; known: {', '.join(self.plan_ids)}"
+                f"unknown plan {name_or_given(plan_id)} in catalog {self.name!r}; known: {', '.join(self.plan_ids)}"
             ) from None
 
 
@@ -287,8 +293,12 @@ def _describe(err: dict[str, Any]) -> str:
     return str(_MESSAGES.get(kind, err["msg"]))
 
 
+def _quoted(part: str) -> str:
+    return part if part.startswith("<") else repr(part)
+
+
 def _format_error(err: dict[str, Any]) -> str:
-    loc = [str(p) for p in err["loc"]]
+    loc = [path_part(p) for p in err["loc"]]
     message = _describe(err)
     # A model-level validator reports "field: message" for the field it checked.
     if err["type"] == "value_error" and ": " in message and " " not in message.split(": ", 1)[0]:
@@ -297,8 +307,8 @@ def _format_error(err: dict[str, Any]) -> str:
     if len(loc) >= 2 and loc[0] == "plans":
         plan, field = loc[1], ".".join(loc[2:])
         if field:
-            return f"plan {plan!r}: field {field!r}: {message}"
-        return f"plan {plan!r}: {message}"
+            return f"plan {_quoted(plan)}: field {_quoted(field)}: {message}"
+        return f"plan {_quoted(plan)}: {message}"
     if loc:
         return f"field {'.'.join(loc)!r}: {message}"
     return message
@@ -310,7 +320,9 @@ def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> PlanCat
     plans = data.get("plans")
     unknown = sorted(set(data) - {"catalog", "plans"})
     if unknown:
-        raise CatalogError(f"{source}: unknown top-level table(s): {', '.join(unknown)}")
+        raise CatalogError(
+            f"{source}: unknown top-level table(s): {', '.join(path_part(u) for u in unknown)}"
+        )
     if not isinstance(header, dict):
         raise CatalogError(f"{source}: [catalog] must be a table")
     if not isinstance(plans, dict):
@@ -318,9 +330,9 @@ def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> PlanCat
     shaped: dict[str, Any] = {}
     for plan_id, body in plans.items():
         if not isinstance(body, dict):
-            raise CatalogError(f"{source}: plan {plan_id!r}: must be a table")
+            raise CatalogError(f"{source}: plan {name_or_given(plan_id)}: must be a table")
         if "id" in body:
-            raise CatalogError(f"{source}: plan {plan_id!r}: field 'id': set by the table name")
+            raise CatalogError(f"{source}: plan {name_or_given(plan_id)}: field 'id': set by the table name")
         shaped[plan_id] = {"id": plan_id, **body}
     try:
         return PlanCatalog.model_validate({**header, "plans": shaped})
@@ -330,11 +342,12 @@ def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> PlanCat
 
 
 def parse_catalog_text(text: str, *, source: str = "<catalog>") -> PlanCatalog:
-    """Parse and validate catalog TOML text. Pure; raises :class:`CatalogError` (with the line)."""
+    """Parse and validate catalog TOML text within :mod:`agents_config.inputs`' limits. Pure;
+    raises :class:`CatalogError` (with the line)."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{source}: invalid TOML: {exc}") from None
+        data = parse_toml_bytes(text.encode("utf-8", "surrogatepass"), source)
+    except InputRefused as exc:
+        raise CatalogError(str(exc)) from None
     return parse_catalog(data, source=source)
 
 
@@ -349,10 +362,10 @@ def load_catalog(path: Path | None = None) -> PlanCatalog:
             source=f"agents_config/catalogs/{DEFAULT_CATALOG_RESOURCE}",
         )
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read the plan catalog: {exc.strerror or exc}") from None
-    return parse_catalog_text(text, source=str(path))
+        data = load_toml_file(path)
+    except InputRefused as exc:
+        raise CatalogError(str(exc)) from None
+    return parse_catalog(data, source=str(path))
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agents_config.inputs import name_or_given
 from agents_config.providers import PROVIDERS
 
 QUALITY_BASIC = 1
@@ -91,7 +92,7 @@ def get_model(ref: str) -> ModelInfo:
     try:
         return MODELS[ref]
     except KeyError:
-        raise KeyError(f"unknown model {ref!r}; known: {', '.join(MODEL_REFS)}") from None
+        raise KeyError(f"unknown model {name_or_given(ref)}; known: {', '.join(MODEL_REFS)}") from None
 
 
 def models_of(provider_id: str) -> tuple[ModelInfo, ...]:

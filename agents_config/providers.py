@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agents_config.inputs import name_or_given
+
 
 @dataclass(frozen=True, slots=True)
 class Provider:
@@ -95,7 +97,9 @@ def get_provider(provider_id: str) -> Provider:
     try:
         return PROVIDERS[provider_id]
     except KeyError:
-        raise KeyError(f"unknown provider {provider_id!r}; known: {', '.join(PROVIDER_IDS)}") from None
+        raise KeyError(
+            f"unknown provider {name_or_given(provider_id)}; known: {', '.join(PROVIDER_IDS)}"
+        ) from None
 
 
 __all__ = ["PROVIDERS", "PROVIDER_IDS", "Provider", "get_provider"]

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agents_config.inputs import name_or_given
 from agents_config.models import MODELS
 from agents_config.providers import PROVIDER_IDS
 
@@ -163,7 +164,7 @@ class TenantSpec(BaseModel):
         kinds = [c.kind for c in value]
         for kind in CHANNEL_KINDS:
             if kinds.count(kind) > 1:
-                raise ValueError(f"channel {kind!r} listed twice (one account per kind)")
+                raise ValueError(f"channel {name_or_given(kind)} listed twice (one account per kind)")
         return value
 
 

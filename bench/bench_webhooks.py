@@ -55,7 +55,15 @@ def serve(url: str, schema: str | None, port: int) -> None:
     db = Database(create_engine(url, pg_schema=schema, pool_size=10))
     app = FastAPI()
     app.include_router(webhook_router(WebhookIngestor(db, [SECRET])))
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
 
 
 def _free_port() -> int:

@@ -3,6 +3,14 @@
 Both structlog loggers and the standard library's (httpx, uvicorn, alembic ...) go through one
 handler whose last processors are :func:`redact_event` (secret values and secret shapes removed,
 also from rendered tracebacks) and the renderer.
+
+Every logger in the process ends there: the libraries' loggers (:data:`LIBRARY_LOGGERS`) lose any
+handler of their own (uvicorn's default configuration installs some) and propagate to the root.
+Bound SQL parameters never reach a log line, whatever the level: the engines hide them
+(``hide_parameters``), and the handler's :class:`NoBoundParameters` filter drops the records that
+carry them anyway (aiosqlite's DEBUG "executing" lines hold each statement's values; SQLAlchemy's
+DEBUG lines hold result rows; stripe-python's hold whole request and response bodies). ``CP_DATABASE_ECHO`` logs statements (without parameters) at INFO
+through the same handler (SQLAlchemy's own ``echo`` would add a handler that skips the redaction).
 """
 
 from __future__ import annotations
@@ -23,6 +31,48 @@ def redact_event(_logger: Any, _method: str, event_dict: MutableMapping[str, Any
     return redacted
 
 
+#: Library loggers routed through the root handler (their own handlers removed).
+LIBRARY_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "uvicorn.asgi",
+    "sqlalchemy",
+    "sqlalchemy.engine",
+    "sqlalchemy.engine.Engine",
+    "sqlalchemy.pool",
+    "aiosqlite",
+    "asyncpg",
+    "httpx",
+    "httpcore",
+    "alembic",
+    "stripe",
+    "libsql",
+)
+
+#: Loggers whose records below INFO carry bound values, result rows or whole request and response
+#: bodies (stripe-python's DEBUG lines: customers' emails and addresses): never emitted.
+_VALUE_CARRYING_DEBUG = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.orm", "stripe")
+
+
+class NoBoundParameters(logging.Filter):
+    """Drops the records that carry statement parameters or result rows (see the module docstring)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.INFO:
+            return True
+        name = record.name
+        return not any(name == p or name.startswith(p + ".") for p in _VALUE_CARRYING_DEBUG)
+
+
+def route_library_loggers() -> None:
+    """Every library logger propagates to the root handler and has no handler of its own."""
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+
+
 def _want_json(fmt: str, stream: TextIO) -> bool:
     if fmt == "json":
         return True
@@ -32,8 +82,12 @@ def _want_json(fmt: str, stream: TextIO) -> bool:
     return not (isatty and isatty())
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
-    """Configure structlog and the standard library logging for the whole process."""
+def configure_logging(
+    level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None, *, sql_echo: bool = False
+) -> None:
+    """Configure structlog and the standard library logging for the whole process.
+
+    ``sql_echo`` (``CP_DATABASE_ECHO``): SQL statements at INFO, their parameters hidden."""
     stream = stream or sys.stderr
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -67,12 +121,21 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     )
     handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
+    handler.addFilter(NoBoundParameters())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    route_library_loggers()
     # httpx logs every request URL at INFO; keep it at WARNING unless debugging.
     logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    set_sql_echo(sql_echo)
+
+
+def set_sql_echo(on: bool) -> None:
+    """SQL statements logged at INFO (parameters hidden by the engines) or not at all."""
+    logging.getLogger("sqlalchemy.engine").setLevel(logging.INFO if on else logging.WARNING)
 
 
 def configure_safe_default() -> None:
@@ -98,4 +161,13 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
 
 
-__all__ = ["configure_logging", "configure_safe_default", "get_logger", "redact_event"]
+__all__ = [
+    "LIBRARY_LOGGERS",
+    "NoBoundParameters",
+    "configure_logging",
+    "configure_safe_default",
+    "get_logger",
+    "redact_event",
+    "route_library_loggers",
+    "set_sql_echo",
+]

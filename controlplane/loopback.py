@@ -38,6 +38,7 @@ async def serve_asgi(
         app,
         interface="asgi3",  # every app here is ASGI 3 (bound methods fool uvicorn's detection)
         log_level=logging.WARNING,
+        log_config=None,  # uvicorn's own handlers would bypass the redaction (controlplane.logging)
         access_log=False,
         lifespan=lifespan,
         timeout_graceful_shutdown=1,

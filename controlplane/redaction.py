@@ -18,7 +18,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from controlplane.url_redaction import redact_urls_in_text
+
 MASK = "[REDACTED]"
+
+#: The one alphabet of vault key ids, 1-32 ASCII letters, digits, '-' or '_': the settings
+#: (CP_VAULT_KEYS), ``keys generate --id`` and the vault accept nothing else, and the ciphertext
+#: pattern below matches every id they accept.
+VAULT_KEY_ID = r"[A-Za-z0-9_\-]{1,32}"
 
 #: Patterns of secret-shaped strings (provider keys, tokens, ciphertexts).
 SECRET_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
@@ -35,7 +42,7 @@ SECRET_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
         r"\bfm[12][ra]?_[A-Za-z0-9_\-+/=]{10,}",  # Fly macaroon tokens
         r"FlyV1\s+[^\s\"',]+",  # Fly token header value
         r"(?i)\bbearer\s+[A-Za-z0-9_\-.=+/]{8,}",  # Authorization: Bearer <token>
-        r"\bv1:[A-Za-z0-9_\-]{1,32}:[A-Za-z0-9_\-]{32,}",  # vault ciphertexts
+        r"v1:" + VAULT_KEY_ID + r":[A-Za-z0-9_\-]{32,}",  # vault ciphertexts (any accepted key id)
         r"\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}(?:\.[A-Za-z0-9_\-]*)?",  # JWTs
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
         r"\bxox[abprs]-[A-Za-z0-9\-]{10,}",  # Slack tokens
@@ -123,7 +130,7 @@ def redact_text(text: str) -> str:
             text = text.replace(value, MASK)
     for pattern in SECRET_PATTERNS:
         text = pattern.sub(MASK, text)
-    return text
+    return redact_urls_in_text(text)
 
 
 def is_sensitive_key(key: str) -> bool:
@@ -156,6 +163,7 @@ def redact_value(value: Any, _depth: int = 0) -> Any:
 __all__ = [
     "MASK",
     "SECRET_PATTERNS",
+    "VAULT_KEY_ID",
     "forget_secret",
     "is_sensitive_key",
     "redact_text",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +24,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from agents_config.inputs import InputRefused, Limits, decode_text, read_file
 from agents_config.providers import PROVIDER_IDS
+from controlplane.redaction import VAULT_KEY_ID
+from controlplane.url_redaction import redact_url
 
 ENV_PREFIX = "CP_"
 
@@ -54,8 +58,8 @@ def parse_key_ring(raw: str) -> list[tuple[str, bytes]]:
         key_id = key_id.strip()
         if not sep or not key_id:
             raise ValueError(f"entry {position} is not 'id:<base64>'")
-        if not key_id.replace("-", "").replace("_", "").isalnum() or len(key_id) > 32:
-            raise ValueError(f"entry {position}: key id must be 1-32 letters, digits, '-' or '_'")
+        if not re.fullmatch(VAULT_KEY_ID, key_id):
+            raise ValueError(f"entry {position}: key id must be 1-32 ASCII letters, digits, '-' or '_'")
         if key_id in seen:
             raise ValueError(f"entry {position}: key id {key_id!r} appears twice")
         try:
@@ -256,6 +260,11 @@ class Settings(BaseSettings):
     # --- logging ---------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_format: str = Field(default="auto", description="auto (JSON unless on a terminal), json or console.")
+    debug_log: Path | None = Field(
+        default=None,
+        description="File (created 0600) where a command writes the redacted traceback of an unexpected "
+        "failure; default $XDG_STATE_HOME/controlplane/debug.log (~/.local/state/...).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -404,7 +413,8 @@ class Settings(BaseSettings):
 
                 view[env] = redact_database_url(value)
             else:
-                view[env] = str(value)
+                text = str(value)
+                view[env] = redact_url(text) if "://" in text else text
         return view
 
 
@@ -414,16 +424,35 @@ def _format_validation_error(exc: ValidationError) -> str:
         loc = err.get("loc") or ()
         field = str(loc[0]) if loc else "?"
         env = f"{ENV_PREFIX}{field.upper()}"
-        msg = err.get("msg", "invalid")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         lines.append(f"{env}: {msg}")
-    return "invalid configuration:\n  " + "\n  ".join(lines)
+    return "invalid configuration: " + "; ".join(lines)
+
+
+#: The largest ``.env`` read (it holds a few dozen settings).
+_ENV_FILE_LIMITS = Limits(max_bytes=1 << 20)
+
+
+def _check_env_file(path: Path) -> None:
+    """Refuse an ``.env`` that is not UTF-8 text or is endless, before pydantic-settings reads it."""
+    if not path.exists():
+        return
+    try:
+        decode_text(read_file(path, _ENV_FILE_LIMITS), str(path))
+    except InputRefused as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Build :class:`Settings` from the environment (and ``.env``), turning validation errors into
     one :class:`SettingsError` that names every bad variable and never echoes its value."""
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    if isinstance(env_file, (str, Path)):
+        _check_env_file(Path(env_file))
     try:
         return Settings(**overrides)
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{env_file}: not UTF-8 text (invalid byte at offset {exc.start})") from None
     except ValidationError as exc:
         raise SettingsError(_format_validation_error(exc)) from None
     except json.JSONDecodeError as exc:  # malformed complex value in the environment

@@ -31,6 +31,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from controlplane.redaction import VAULT_KEY_ID
+
 if TYPE_CHECKING:
     from controlplane.settings import Settings
 
@@ -80,12 +82,12 @@ class Vault:
             raise VaultError("the key ring is empty")
         self._keys: dict[str, bytes] = {}
         for key_id, material in keys:
+            if not valid_key_id(key_id):
+                raise VaultError("key ids must be 1-32 ASCII letters, digits, '-' or '_'")
             if len(material) != KEY_BYTES:
                 raise VaultError(f"key {key_id!r} must be {KEY_BYTES} bytes for AES-256")
             if key_id in self._keys:
                 raise VaultError(f"key id {key_id!r} appears twice in the key ring")
-            if ":" in key_id:
-                raise VaultError(f"key id {key_id!r} must not contain ':'")
             self._keys[key_id] = material
         self._aead = {kid: AESGCM(material) for kid, material in self._keys.items()}
         self.primary_key_id: str = keys[0][0]
@@ -187,6 +189,14 @@ class Vault:
         return plaintext[-4:] if len(plaintext) >= 12 else ""
 
 
+_KEY_ID = re.compile(VAULT_KEY_ID)
+
+
+def valid_key_id(key_id: str) -> bool:
+    """Whether ``key_id`` is in the one key-id alphabet (:data:`controlplane.redaction.VAULT_KEY_ID`)."""
+    return _KEY_ID.fullmatch(key_id) is not None
+
+
 def generate_key() -> bytes:
     """A fresh random AES-256 key."""
     return AESGCM.generate_key(bit_length=256)
@@ -197,6 +207,7 @@ def format_key_ring_entry(key_id: str, key: bytes) -> str:
 
 
 __all__ = [
+    "valid_key_id",
     "DecryptionFailed",
     "MalformedCiphertext",
     "UnknownKeyId",

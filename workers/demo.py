@@ -319,10 +319,10 @@ def print_settings(console: Console, settings: Settings) -> None:
 
 
 # -- the scenario --------------------------------------------------------------------------------
-async def converge_fleet(stage: Stage) -> tuple[bool, list[str]]:
+async def converge_fleet(stage: Stage, fleet_size: int = FLEET_SIZE) -> tuple[bool, list[str]]:
     stage.console.rule("[bold]3. users check out; they save keys and connect channels (dashboard API)")
     ids, new = [], 0
-    for user in demo_fleet():
+    for user in demo_fleet(fleet_size):
         existing = await stage.tenant(user.external_id)
         if existing is not None:
             ids.append(existing.id)
@@ -479,7 +479,8 @@ async def hand_deletion(stage: Stage, tenant_id: str) -> bool:
     return ok
 
 
-async def run_demo(console: Console, *, speed: float = SPEED) -> int:
+async def run_demo(console: Console, *, speed: float = SPEED, fleet_size: int = FLEET_SIZE) -> int:
+    """The walk-through; ``fleet_size`` (at least 3) shrinks the fleet for tests."""
     settings = ensure_vault_keys(console)
     console.rule("[bold]1. database and settings")
     migrate.upgrade(settings.database_url)
@@ -551,7 +552,7 @@ async def run_demo(console: Console, *, speed: float = SPEED) -> int:
                 stop = asyncio.Event()
                 runner = asyncio.create_task(process.run(stop))
                 try:
-                    fleet_ok, ids = await converge_fleet(stage)
+                    fleet_ok, ids = await converge_fleet(stage, fleet_size)
                     ok &= fleet_ok
                     ok &= await plan_change(stage, ids[1])
                     ok &= await payment_failure(stage)

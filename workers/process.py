@@ -29,7 +29,7 @@ from controlplane.clock import Clock, SystemClock
 from controlplane.db.queue import ReconcileQueue
 from controlplane.db.session import Database
 from controlplane.fly import FlyClient
-from controlplane.settings import Settings
+from controlplane.settings import Settings, SettingsError
 from controlplane.vault import Vault
 from workers.handler import Handled
 from workers.metrics import REGISTRY, CountingTransport
@@ -85,7 +85,7 @@ class WorkerProcess:
         )
         counting = CountingTransport(fly_transport or httpx.AsyncHTTPTransport(retries=0))
         if settings.fly_api_token is None:
-            raise ValueError("CP_FLY_API_TOKEN is not set: the worker needs a Fly org token")
+            raise SettingsError("CP_FLY_API_TOKEN is not set: the worker needs a Fly org token")
         fly = FlyClient(
             token=settings.fly_api_token,
             base_url=str(settings.fly_api_url),

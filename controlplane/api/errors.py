@@ -35,6 +35,7 @@ from controlplane.byok.errors import (
     UnknownProvider,
 )
 from controlplane.errors import BadInput, ControlPlaneError, NotFound, Unavailable
+from controlplane.limits import path_part
 from controlplane.redaction import redact_text
 from controlplane.settings import SettingsError
 from controlplane.vault import VaultError
@@ -120,8 +121,9 @@ def _field(loc: tuple[Any, ...]) -> str | None:
         if not parts:
             return "body" if where == "body" else None
     name = ""
-    for part in parts:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    for part in parts:  # a field name the caller made up (an unknown field) is described, never echoed
+        shown = path_part(part)
+        name += f"[{part}]" if isinstance(part, int) else (f".{shown}" if name else shown)
     return name or None
 
 

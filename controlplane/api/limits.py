@@ -5,7 +5,10 @@
 * ``Content-Length`` over ``CP_API_MAX_BODY_BYTES`` → 413 at once, nothing read;
 * a body without a length (chunked) is read until it passes the limit, then 413 (the rest is never
   read);
-* a JSON body nested deeper than :data:`MAX_JSON_DEPTH` → 413 before the JSON parser recurses.
+* a JSON body nested deeper than :data:`MAX_JSON_DEPTH`, or holding a number longer than
+  :data:`controlplane.limits.MAX_NUMBER_DIGITS` digits → 413 before the JSON parser recurses.
+
+The checks are :mod:`controlplane.limits`'s, shared with the Fly emulator and the CLI's files.
 
 The body read here is handed on unchanged to the application (the route reads it from memory).
 Rejections use the API's one error shape.
@@ -18,6 +21,16 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from controlplane.api.errors import error_response
+from controlplane.limits import (
+    InputRefused,
+    Limits,
+    TooLarge,
+    body_limits,
+    check_content_length,
+    check_json_body,
+    read_body,
+    scan_json,
+)
 from controlplane.redaction import redact_text
 
 Scope = MutableMapping[str, Any]
@@ -30,32 +43,16 @@ MAX_JSON_DEPTH = 32
 _METHODS_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether ``body`` nests arrays/objects deeper than ``limit`` (strings skipped, escapes
-    honoured; linear, no recursion). Malformed JSON is left to the parser."""
-    depth = 0
-    in_string = False
-    escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):  # ] }
-            depth -= 1
+    """Whether ``body`` nests arrays/objects deeper than ``limit`` (see :func:`controlplane.limits.scan_json`)."""
+    try:
+        scan_json(
+            body.decode("utf-8", "replace"),
+            "body",
+            Limits(max_bytes=len(body), max_depth=limit, max_number_digits=len(body) + 1),
+        )
+    except TooLarge:
+        return True
     return False
 
 
@@ -66,6 +63,7 @@ class BodyLimit:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
+        self.limits = body_limits(max_bytes, max_depth=max_depth)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,25 +84,17 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = {k.lower(): v for k, v in scope.get("headers", ())}
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            text = declared.decode("latin-1").strip()
-            if not text.isdigit() or len(text) > 19:
-                await self._refuse(scope, send, 422, "bad_input", "content-length: must be a number of bytes")
-                return
-            if int(text) > self.max_bytes:
-                await self._too_large(scope, send)
-                return
         try:
-            body = await self._read(receive)
-        except _TooLarge:
-            await self._too_large(scope, send)
+            check_content_length(headers.get(b"content-length"), self.max_bytes)
+            body = await read_body(receive, self.max_bytes)
+            content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+            if "json" in content_type:
+                check_json_body(body, self.limits)
+        except TooLarge as exc:
+            await self._refuse(scope, send, 413, "too_large", str(exc), exc.subject)
             return
-        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
-        if "json" in content_type and json_depth_exceeds(body, self.max_depth):
-            await self._refuse(
-                scope, send, 413, "too_large", f"body: nested deeper than {self.max_depth} levels", "body"
-            )
+        except InputRefused as exc:
+            await self._refuse(scope, send, 422, "bad_input", str(exc), exc.subject)
             return
 
         delivered = False
@@ -117,29 +107,6 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    async def _read(self, receive: Receive) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            if message["type"] != "http.request":
-                continue
-            chunk = message.get("body", b"") or b""
-            size += len(chunk)
-            if size > self.max_bytes:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        return b"".join(chunks)
-
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        await self._refuse(
-            scope, send, 413, "too_large", f"body: larger than the limit of {self.max_bytes:,} bytes", "body"
-        )
 
     async def _refuse(
         self, scope: Scope, send: Send, status: int, code: str, message: str, field: str | None = None

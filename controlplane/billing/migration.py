@@ -28,7 +28,6 @@ import asyncio
 import hashlib
 import json
 import re
-import tomllib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -59,6 +58,14 @@ from controlplane.db.models import Announcement, PlanMigration, PlanMigrationIte
 from controlplane.db.session import Database
 from controlplane.enums import BannerKind, DesiredPower, MigrationItemState
 from controlplane.errors import BadInput, Refused
+from controlplane.limits import (
+    InputRefused,
+    Limits,
+    name_or_given,
+    parse_json_bytes,
+    parse_toml_bytes,
+    read_file,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -89,19 +96,16 @@ class PlanMap:
 def load_plan_map(path: Path, catalog: PlanCatalog) -> PlanMap:
     """Read a map file (JSON object or TOML, optionally under a ``map`` key). Raises
     :class:`BadInput` naming ``--map`` and what is wrong."""
+    bounds = Limits(max_bytes=MAX_MAP_BYTES)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise BadInput("--map", f"cannot read {path.name}: {exc.strerror or type(exc).__name__}") from None
-    if len(raw) > MAX_MAP_BYTES:
-        raise BadInput("--map", f"{path.name} is larger than {MAX_MAP_BYTES} bytes")
-    try:
-        text = raw.decode("utf-8")
-        data: Any = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(
-            "--map", f"{path.name} is not valid {path.suffix.lstrip('.').upper() or 'TOML'}: {str(exc)[:120]}"
-        ) from None
+        raw = read_file(path, bounds, subject=path.name)
+        data: Any = (
+            parse_json_bytes(raw, path.name, bounds)
+            if path.suffix.lower() == ".json"
+            else parse_toml_bytes(raw, path.name, bounds)
+        )
+    except InputRefused as exc:
+        raise BadInput("--map", str(exc)) from None
     if isinstance(data, dict) and isinstance(data.get("map"), dict):
         data = data["map"]
     if not isinstance(data, dict) or not data:
@@ -110,17 +114,20 @@ def load_plan_map(path: Path, catalog: PlanCatalog) -> PlanMap:
     moves: dict[str, str] = {}
     for old, new in data.items():
         if not isinstance(new, str):
-            raise BadInput("--map", f"{path.name}: {str(old)[:40]!r}: the new plan must be a plan id string")
+            raise BadInput(
+                "--map", f"{path.name}: {name_or_given(old)}: the new plan must be a plan id string"
+            )
         if not pattern.match(old) or not pattern.match(new):
             raise BadInput(
-                "--map", f"{path.name}: {str(old)[:40]!r} -> {new[:40]!r}: not plan ids ({PLAN_ID_PATTERN})"
+                "--map",
+                f"{path.name}: {name_or_given(old)} -> {name_or_given(new)}: not plan ids ({PLAN_ID_PATTERN})",
             )
         if old == new:
-            raise BadInput("--map", f"{path.name}: {old!r} maps to itself")
+            raise BadInput("--map", f"{path.name}: {name_or_given(old)} maps to itself")
         if new not in catalog.plans:
             raise BadInput(
                 "--map",
-                f"{path.name}: new plan {new!r} is not in catalog {catalog.name!r} ({', '.join(catalog.plan_ids)})",
+                f"{path.name}: new plan {name_or_given(new)} is not in catalog {catalog.name!r} ({', '.join(catalog.plan_ids)})",
             )
         moves[old] = new
     return PlanMap(moves)

@@ -18,6 +18,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from agents_config.inputs import name_or_given
 from agents_config.providers import PROVIDER_IDS, get_provider
 from controlplane.byok.classifiers import CLASSIFIERS, ProviderClassifier
 from controlplane.byok.errors import UnknownProvider
@@ -215,7 +216,9 @@ def get_spec(provider_id: str) -> ProviderSpec:
     try:
         return CATALOG[provider_id]
     except KeyError:
-        raise UnknownProvider(f"unknown provider {provider_id!r}; known: {', '.join(PROVIDER_IDS)}") from None
+        raise UnknownProvider(
+            f"unknown provider {name_or_given(provider_id)}; known: {', '.join(PROVIDER_IDS)}"
+        ) from None
 
 
 __all__ = ["Auth", "CATALOG", "Probe", "ProbeKind", "ProviderSpec", "UnknownProvider", "get_spec"]

@@ -26,6 +26,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agents_config.inputs import name_or_given
 from controlplane.billing.keygrace import USABLE_KEY_STATUSES, end_key_grace
 from controlplane.byok.catalog import get_spec
 from controlplane.byok.errors import (
@@ -184,7 +185,7 @@ class KeyService:
         spec = get_spec(provider)
         async with self._db.transaction() as session:  # before calling the provider: cheap refusal
             if await session.get(Tenant, tenant_id) is None:
-                raise TenantNotFound(f"no tenant {tenant_id!r}")
+                raise TenantNotFound(f"no tenant {name_or_given(tenant_id)}")
         shape = check_format(spec.id, value)
         if not shape.accepted:
             raise KeyFormatRefused(spec.id, shape.reason or "the key was refused")
@@ -501,7 +502,9 @@ class KeyService:
             strategy = RoutingStrategy(strategy)
         except ValueError:
             known = ", ".join(s.value for s in RoutingStrategy)
-            raise InvalidModelPreference(f"strategy: unknown strategy {strategy!r}; known: {known}") from None
+            raise InvalidModelPreference(
+                f"strategy: unknown strategy {name_or_given(strategy)}; known: {known}"
+            ) from None
         if model is not None:
             model = model.strip()
             match = _MODEL_REF.match(model)
@@ -534,7 +537,7 @@ class KeyService:
 async def _lock_tenant(session: AsyncSession, tenant_id: str) -> Tenant:
     tenant = await session.scalar(select(Tenant).where(Tenant.id == tenant_id).with_for_update())
     if tenant is None:
-        raise TenantNotFound(f"no tenant {tenant_id!r}")
+        raise TenantNotFound(f"no tenant {name_or_given(tenant_id)}")
     return tenant
 
 

@@ -32,24 +32,10 @@ for _plugin in entry_points(group="controlplane.cli"):
 
 
 def main() -> None:
-    """Console-script entry: configuration errors exit 2 with a readable message; any other
-    unexpected error is logged through the redacting logger (never a raw traceback that could
-    carry a secret) and exits 1."""
-    from controlplane.errors import ControlPlaneError
-    from controlplane.redaction import redact_text
-    from controlplane.settings import SettingsError
+    """Console-script entry: every command runs behind the one error boundary
+    (:mod:`controlplane.cli.boundary`): expected failures print one line naming the field or the
+    resource and exit 2 (bad input), 1 (a dependency unreachable) or 3 (refused); anything else
+    prints one redacted line pointing at the debug log. Never a traceback."""
+    from controlplane.cli.boundary import run
 
-    try:
-        app()
-    except ControlPlaneError as exc:
-        typer.secho(f"error: {redact_text(str(exc))}", err=True, fg=typer.colors.RED)
-        sys.exit(exc.exit_code)
-    except SettingsError as exc:
-        typer.secho(f"error: {redact_text(str(exc))}", err=True, fg=typer.colors.RED)
-        sys.exit(2)
-    except Exception as exc:
-        import structlog
-
-        structlog.get_logger("controlplane.cli").error("command_failed", exc_info=True)
-        typer.secho(f"error: {type(exc).__name__}: {redact_text(str(exc))}", err=True, fg=typer.colors.RED)
-        sys.exit(1)
+    sys.exit(run(app))

@@ -31,7 +31,7 @@ def settings() -> Settings:
     from controlplane.logging import configure_logging
 
     s = get_settings()
-    configure_logging(level=s.log_level, fmt=s.log_format)
+    configure_logging(level=s.log_level, fmt=s.log_format, sql_echo=s.database_echo)
     return s
 
 
@@ -59,12 +59,28 @@ async def open_database(s: Settings) -> AsyncIterator[Database]:
         await db.dispose()
 
 
+#: The most characters read from standard input for one secret (keys and tokens are far shorter):
+#: ``< /dev/zero`` is refused after this many, not read until memory runs out.
+MAX_STDIN_SECRET_CHARS = 16_384
+
+
+def read_stdin_bounded(what: str, max_chars: int = MAX_STDIN_SECRET_CHARS) -> str:
+    """Standard input (not a terminal), at most ``max_chars`` characters; more is refused."""
+    try:
+        value = sys.stdin.read(max_chars + 1)
+    except UnicodeDecodeError:
+        raise BadInput(f"{what.lower()} (stdin)", "not UTF-8 text") from None
+    if len(value) > max_chars:
+        raise BadInput(f"{what.lower()} (stdin)", f"longer than {max_chars:,} characters")
+    return value
+
+
 def read_secret_from_stdin(what: str) -> str:
     """A secret read from standard input (a hidden prompt on a terminal), never from argv."""
     if sys.stdin.isatty():
         value = str(typer.prompt(what, hide_input=True, default="", show_default=False))
     else:
-        value = sys.stdin.read()
+        value = read_stdin_bounded(what)
     value = value.strip()
     if not value:
         raise BadInput(f"{what.lower()} (stdin)", "nothing was given on standard input")

@@ -7,7 +7,6 @@ Examples: ``agents_config/examples/*.json``. Bad input exits 2 with the field na
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +25,32 @@ _PLACEHOLDER_VOLUME = "vol_placeholder"
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    from controlplane.cli.boundary import report
+
+    report(message)
     return typer.Exit(code)
 
 
 def _format_validation(exc: ValidationError, source: str) -> str:
+    from controlplane.limits import path_part
+
     parts = []
-    for err in exc.errors(include_url=False):
-        field = ".".join(str(p) for p in err["loc"]) or "(spec)"
+    for err in exc.errors(include_url=False, include_input=False):
+        field = ".".join(path_part(p) for p in err["loc"]) or "(spec)"
         message = err["msg"].removeprefix("Value error, ")
         parts.append(f"field {field!r}: {message}")
     return f"{source}: " + "; ".join(parts)
 
 
 def _read_spec(path: Path) -> dict[str, Any]:
+    """The spec file's JSON object, read within :mod:`controlplane.limits` (size, UTF-8, depth,
+    number length checked before parsing)."""
+    from controlplane.limits import InputRefused, load_json_file
+
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise _fail(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise _fail(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        raw = load_json_file(path)
+    except InputRefused as exc:
+        raise _fail(str(exc)) from None
     if not isinstance(raw, dict):
         raise _fail(f"{path}: expected a JSON object")
     return raw

@@ -25,7 +25,9 @@ byok_app = typer.Typer(help="Bring your own key: check provider API keys.", no_a
 
 
 def _bad_input(field: str, message: str) -> typer.Exit:
-    typer.secho(f"error: {field}: {message}", err=True, fg=typer.colors.RED)
+    from controlplane.cli.boundary import report
+
+    report(f"{field}: {message}")
     return typer.Exit(2)
 
 
@@ -33,7 +35,9 @@ def _read_key() -> ProviderKeyValue:
     stdin = sys.stdin
     if stdin.isatty():
         return ProviderKeyValue(typer.prompt("API key", hide_input=True, default="", show_default=False))
-    return ProviderKeyValue(stdin.read())
+    from controlplane.cli._common import read_stdin_bounded
+
+    return ProviderKeyValue(read_stdin_bounded("key"))
 
 
 @byok_app.command("check")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import typer
 
 from controlplane.cli._common import console, settings
@@ -10,10 +12,28 @@ from controlplane.db.urls import redact_database_url
 
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 
+#: What ``--revision`` may be: ``head``/``heads``/``base``, a revision id (or a prefix of one), an
+#: optional ``branch@`` and a relative step (``-1``, ``head-1``, ``+2``). Anything else (a path, a
+#: pasted value) is refused before Alembic sees it.
+_REVISION = re.compile(r"(?:[A-Za-z0-9_]{1,64}@)?(?:[A-Za-z0-9_]{1,64})?(?:[+-][0-9]{1,4})?")
+
+
+def _checked_revision(revision: str) -> str:
+    from controlplane.errors import BadInput
+    from controlplane.limits import describe_given
+
+    if not revision or not _REVISION.fullmatch(revision):
+        raise BadInput(
+            "--revision",
+            f"not a revision ({describe_given(revision)}); expected head, base, a revision id or -1",
+        )
+    return revision
+
 
 @db_app.command("upgrade")
 def upgrade(revision: str = typer.Option("head", help="Target revision.")) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
+    revision = _checked_revision(revision)
     s = settings()
     migrate.upgrade(s.database_url, revision)
     console.print(f"database {redact_database_url(s.database_url)} is at revision {revision}")
@@ -22,6 +42,7 @@ def upgrade(revision: str = typer.Option("head", help="Target revision.")) -> No
 @db_app.command("downgrade")
 def downgrade(revision: str = typer.Option(..., help="Target revision ('base' = empty).")) -> None:
     """Revert migrations down to REVISION."""
+    revision = _checked_revision(revision)
     s = settings()
     migrate.downgrade(s.database_url, revision)
     console.print(f"database {redact_database_url(s.database_url)} downgraded to {revision}")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from controlplane.cli._common import console, run, settings
-from controlplane.vault import Vault, format_key_ring_entry, generate_key
+from controlplane.vault import Vault, format_key_ring_entry, generate_key, valid_key_id
 
 keys_app = typer.Typer(help="Vault key ring: generate keys, see usage, rotate.", no_args_is_help=True)
 
@@ -19,8 +17,8 @@ def generate(
     key_id: str = typer.Option("k1", "--id", help="Key id to prefix the key with."),
 ) -> None:
     """Print a new AES-256 key as a key-ring entry 'ID:<base64>' (to put in CP_VAULT_KEYS)."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", key_id):
-        raise typer.BadParameter("must be 1-32 letters, digits, '-' or '_'", param_hint="--id")
+    if not valid_key_id(key_id):
+        raise typer.BadParameter("must be 1-32 ASCII letters, digits, '-' or '_'", param_hint="--id")
     typer.echo(format_key_ring_entry(key_id, generate_key()))
 
 

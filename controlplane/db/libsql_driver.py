@@ -36,6 +36,7 @@ from typing import Any, Literal, TypeVar
 import libsql
 from pydantic import SecretStr
 
+from controlplane.private_files import restrict_umask
 from controlplane.redaction import register_secret
 
 T = TypeVar("T")
@@ -249,6 +250,9 @@ class AsyncConnection:
                 kwargs["sync_url"] = target.sync_url
                 if target.sync_interval:
                     kwargs["sync_interval"] = target.sync_interval
+                # The SDK writes the replica's files itself (a synced copy through a temporary
+                # file and a rename, the -info file): private through the umask.
+                restrict_umask()
             try:
                 conn = libsql.connect(target.database, **kwargs)
                 if target.kind == "replica":

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from controlplane.db.urls import is_libsql, is_sqlite, normalise_database_url, split_auth_token
+from controlplane.private_files import prepare_database_file
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -40,6 +41,17 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def local_database_file(url: str) -> str | None:
+    """The file a SQLite or local libSQL URL opens (None: in memory, remote, or PostgreSQL)."""
+    parsed = make_url(url)
+    if not (is_sqlite(url) or is_libsql(url)) or parsed.host:
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return database
+
+
 def create_engine(
     url: str,
     *,
@@ -50,14 +62,25 @@ def create_engine(
     """Create the async engine for ``url``.
 
     ``pg_schema`` pins PostgreSQL's ``search_path`` (tests isolate each test in its own schema).
+    ``echo`` (``CP_DATABASE_ECHO``) logs statements, never their parameters, through the redacting
+    handler (:func:`controlplane.logging.set_sql_echo`); SQLAlchemy's own ``echo`` is never used (it
+    adds a handler of its own that prints to stdout, past the redaction).
     """
     url = normalise_database_url(url)
+    if echo:
+        from controlplane.logging import set_sql_echo
+
+        set_sql_echo(True)
+    path = local_database_file(url)
+    if path is not None:
+        # Tenant data and ciphertexts: the file is created 0600 before SQLite opens it (its WAL,
+        # SHM and journal files then get the same mode); see controlplane/private_files.py.
+        prepare_database_file(path)
     if is_libsql(url):
-        return _create_libsql_engine(url, echo=echo, pool_size=pool_size)
+        return _create_libsql_engine(url, pool_size=pool_size)
     if is_sqlite(url):
         engine = create_async_engine(
             url,
-            echo=echo,
             hide_parameters=True,  # bound values (ciphertexts ...) never in error messages or logs
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
@@ -72,7 +95,6 @@ def create_engine(
         connect_args["server_settings"] = {"search_path": pg_schema}
     return create_async_engine(
         url,
-        echo=echo,
         hide_parameters=True,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -84,7 +106,7 @@ def create_engine(
     )
 
 
-def _create_libsql_engine(url: str, *, echo: bool, pool_size: int) -> AsyncEngine:
+def _create_libsql_engine(url: str, *, pool_size: int) -> AsyncEngine:
     import controlplane.db.libsql_dialect  # noqa: F401  (registers the dialect)
 
     # The token leaves the URL (an engine's URL shows up in reprs and errors) and reaches the
@@ -95,7 +117,7 @@ def _create_libsql_engine(url: str, *, echo: bool, pool_size: int) -> AsyncEngin
         connect_args["auth_token"] = SecretStr(token)
     # A remote database gets PostgreSQL's pool bounds; a local file keeps SQLite's defaults.
     pool_args = {"pool_size": pool_size, "max_overflow": pool_size} if make_url(url).host else {}
-    engine = create_async_engine(url, echo=echo, hide_parameters=True, connect_args=connect_args, **pool_args)
+    engine = create_async_engine(url, hide_parameters=True, connect_args=connect_args, **pool_args)
     event.listen(engine.sync_engine, "begin", _libsql_begin)
     return engine
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from agents_config.inputs import name_or_given, path_part
+from controlplane.url_redaction import redact_url
+
 #: The libSQL dialect's driver name (controlplane.db.libsql_dialect; not imported here so that
 #: reading settings never loads the libSQL SDK).
 LIBSQL_DRIVERNAME = "sqlite+libsql_async"
@@ -33,15 +36,17 @@ def normalise_database_url(raw: str) -> str:
     raw = raw.strip()
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ValueError(
             "is not a database URL (expected sqlite:///path, libsql://... or postgresql://...)"
         ) from None
     driver = _DRIVERS.get(url.drivername)
     if driver is None:
         raise ValueError(
-            f"unsupported database backend {url.drivername!r} (use sqlite, libsql or postgresql)"
+            f"unsupported database backend {name_or_given(url.drivername)} (use sqlite, libsql or postgresql)"
         )
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ValueError("the port must be a number from 1 to 65535")
     url = url.set(drivername=driver)
     if driver == LIBSQL_DRIVERNAME:
         _check_libsql(url)
@@ -52,7 +57,7 @@ def _check_libsql(url: URL) -> None:
     unknown = sorted(set(url.query) - LIBSQL_OPTIONS)
     if unknown:
         raise ValueError(
-            f"unknown libSQL URL option(s) {', '.join(unknown)} (known: {', '.join(sorted(LIBSQL_OPTIONS))})"
+            f"unknown libSQL URL option(s) {', '.join(path_part(u) for u in unknown)} (known: {', '.join(sorted(LIBSQL_OPTIONS))})"
         )
     if url.username or url.password:
         raise ValueError("a libSQL URL takes its auth token as ?authToken=..., not user:password@")
@@ -89,15 +94,9 @@ def split_auth_token(url: str) -> tuple[str, str | None]:
 
 
 def redact_database_url(url: str) -> str:
-    """The URL with its password and auth token replaced by ``***`` (for logs and ``settings show``)."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        return "(unparseable)"
-    if AUTH_TOKEN not in parsed.query:
-        return parsed.render_as_string(hide_password=True)
-    masked = parsed.update_query_dict({AUTH_TOKEN: "-masked-"}).render_as_string(hide_password=True)
-    return masked.replace(f"{AUTH_TOKEN}=-masked-", f"{AUTH_TOKEN}=***")
+    """The URL for logs and ``settings show``: :func:`controlplane.url_redaction.redact_url` (userinfo,
+    every query value, the fragment masked)."""
+    return redact_url(url)
 
 
 def is_libsql(url: str) -> bool:

@@ -211,7 +211,9 @@ class FlyClient:
         )
 
     def __repr__(self) -> str:
-        return f"FlyClient(base_url={self.http.base_url!r}, org={self.org!r}, auth={self.http.auth!r})"
+        from controlplane.url_redaction import redact_url
+
+        return f"FlyClient(base_url={redact_url(self.http.base_url)!r}, org={self.org!r}, auth={self.http.auth!r})"
 
     async def __aenter__(self) -> FlyClient:
         return self

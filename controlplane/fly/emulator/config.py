@@ -59,9 +59,14 @@ _DURATION_FIELDS = ("interval", "timeout", "grace_period")
 
 
 @lru_cache(maxsize=1)
-def openapi_schemas() -> dict[str, Any]:
+def openapi_document() -> dict[str, Any]:
     text = resources.files("controlplane.fly.emulator").joinpath(SPEC_FILE).read_text()
-    schemas: dict[str, Any] = json.loads(text)["components"]["schemas"]
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def openapi_schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = openapi_document()["components"]["schemas"]
     return schemas
 
 
@@ -77,19 +82,26 @@ def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _is_struct(schema: dict[str, Any]) -> bool:
+    return "properties" in _resolve(schema)
+
+
 def strip_unknown(value: Any, schema: dict[str, Any]) -> Any:
-    """Drop fields the schema does not know, recursively, as Fly's JSON decoding does."""
+    """Drop fields the schema does not know, recursively, as Fly's JSON decoding does; a ``null``
+    where a list or map holds structs decodes, as in Go, to an empty struct."""
     schema = _resolve(schema)
     if isinstance(value, dict):
         props = schema.get("properties")
         extra = schema.get("additionalProperties")
         if props is None:
             if isinstance(extra, dict):
-                return {k: strip_unknown(v, extra) for k, v in value.items()}
+                empty: dict[str, Any] | None = {} if _is_struct(extra) else None
+                return {k: strip_unknown(empty if v is None else v, extra) for k, v in value.items()}
             return value
         return {k: strip_unknown(v, props[k]) for k, v in value.items() if k in props}
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [strip_unknown(item, schema["items"]) for item in value]
+        item_empty: dict[str, Any] | None = {} if _is_struct(schema["items"]) else None
+        return [strip_unknown(item_empty if item is None else item, schema["items"]) for item in value]
     return value
 
 
@@ -106,6 +118,11 @@ def _encode_autostop(value: Any) -> bool | str:
 def _check_duration(where: str, value: Any) -> None:
     if value is not None and not isinstance(value, str):
         raise bad_request(f'invalid duration for {where}: expected a string like "15s", got {value!r}')
+
+
+def _check_port(where: str, value: Any) -> None:
+    if value is not None and not (isinstance(value, int) and 0 < value <= 65535):
+        raise bad_request(f"invalid {where}: must be a port number between 1 and 65535")
 
 
 def _validate_guest(guest: dict[str, Any]) -> None:
@@ -154,7 +171,13 @@ def normalize_config(raw: Any) -> dict[str, Any]:
             _check_duration(f"checks.{name}.{field_name}", check.get(field_name))
     stop_config = config.get("stop_config") or {}
     _check_duration("stop_config.timeout", stop_config.get("timeout"))
+    for name, check in (config.get("checks") or {}).items():
+        _check_port(f"checks.{name}.port", check.get("port"))
     for service in config.get("services") or []:
+        _check_port("services.internal_port", service.get("internal_port"))
+        for port in service.get("ports") or []:
+            for field_name in ("port", "start_port", "end_port"):
+                _check_port(f"services.ports.{field_name}", port.get(field_name))
         if "autostop" in service:
             service["autostop"] = _encode_autostop(service["autostop"])
         for check in service.get("checks") or []:

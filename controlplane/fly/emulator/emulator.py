@@ -43,10 +43,13 @@ from controlplane.fly.emulator.timeline import (
     touch,
 )
 from controlplane.fly.emulator.transport import EmulatorTransport
+from controlplane.limits import body_limits, load_json_file
+from controlplane.private_files import write_private
 
 log = structlog.get_logger(__name__)
 
 SNAPSHOT_FORMAT = 1
+SNAPSHOT_MAX_BYTES = 256 << 20  # a snapshot of thousands of machines fits; a runaway file does not
 
 
 class FlyEmulator:
@@ -378,16 +381,21 @@ class FlyEmulator:
     # --- persistence --------------------------------------------------------------------------------
 
     def snapshot_to(self, path: str | Path) -> None:
-        """Write the whole world as JSON. Secret values are not in it (only digests and salted MACs)."""
+        """Write the whole world as JSON, private (0600) from creation and replaced atomically.
+        Secret values are not in it (only digests and salted MACs), tenant data is."""
         state = self.world.state
         state.saved_mono = self.clock.now()
         payload = {"format": SNAPSHOT_FORMAT, "state": state.model_dump(mode="json")}
-        Path(path).write_text(json.dumps(payload, indent=1, sort_keys=True))
+        write_private(path, json.dumps(payload, indent=1, sort_keys=True))
         log.info("fly_emulator.snapshot_saved", path=str(path), machines=len(state.machines))
 
     @classmethod
     def load(cls, path: str | Path, options: EmulatorOptions | None = None) -> FlyEmulator:
-        payload = json.loads(Path(path).read_text())
+        """The world saved by :meth:`snapshot_to`. A file that is not one raises ``ValueError``
+        (:class:`controlplane.limits.InputRefused` for size, encoding, depth or JSON syntax)."""
+        payload = load_json_file(path, body_limits(SNAPSHOT_MAX_BYTES), subject=str(path))
+        if not isinstance(payload, dict):
+            raise ValueError("not an emulator snapshot (expected a JSON object)")
         if payload.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(f"unsupported emulator snapshot format {payload.get('format')!r}")
         state = EmulatorState.model_validate(payload["state"])

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from controlplane.fly.emulator.errors import bad_request
+from controlplane.fly.emulator.errors import ApiError, bad_request
+from controlplane.limits import (
+    InputRefused,
+    TooLarge,
+    body_limits,
+    check_content_length,
+    parse_json_body,
+    read_body,
+)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -44,14 +52,14 @@ class Request:
         return value is not None and value.lower() in ("true", "1", "yes", "")
 
     def json(self) -> Any:
-        """Parsed JSON body, None when empty. Invalid JSON -> 400."""
+        """Parsed JSON body, None when empty. Invalid JSON (syntax, not UTF-8, NaN/Infinity, nested
+        deeper than 32, a number longer than 40 digits) -> 400, without quoting the body."""
         if not self._json_parsed:
             self._json_parsed = True
-            if self.body.strip():
-                try:
-                    self._json = json.loads(self.body)
-                except ValueError as exc:
-                    raise bad_request("invalid JSON body") from exc
+            try:
+                self._json = parse_json_body(self.body, body_limits(max(len(self.body), 1)))
+            except InputRefused as exc:
+                raise bad_request(f"invalid JSON body: {exc.reason}") from None
         return self._json
 
     def json_object(self, *, required: bool = True) -> dict[str, Any]:
@@ -63,16 +71,8 @@ class Request:
         return body
 
 
-async def read_request(scope: Scope, receive: Receive) -> Request:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        elif message["type"] == "http.disconnect":
-            break
+def request_head(scope: Scope) -> Request:
+    """The request without its body (read later, after routing and authentication)."""
     query: dict[str, list[str]] = {}
     for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True):
         query.setdefault(key, []).append(value)
@@ -82,9 +82,21 @@ async def read_request(scope: Scope, receive: Receive) -> Request:
         path=scope["path"],
         query=query,
         headers=headers,
-        body=b"".join(chunks),
+        body=b"",
         inprocess=bool(scope.get(INPROCESS_SCOPE_KEY)),
     )
+
+
+async def read_request_body(request: Request, receive: Receive, max_bytes: int) -> None:
+    """Read the body into ``request``: a declared length over ``max_bytes`` is refused before one byte
+    is read, a streamed body once it passes the limit (413); a malformed length is a 400."""
+    try:
+        check_content_length(request.headers.get("content-length"), max_bytes)
+        request.body = await read_body(receive, max_bytes)
+    except TooLarge as exc:
+        raise ApiError(413, f"request body too large: {exc.reason}", "request_too_large") from None
+    except InputRefused as exc:
+        raise bad_request(f"invalid request: {exc}") from None
 
 
 @dataclass

@@ -30,7 +30,7 @@ from controlplane.fly.emulator.clock import rfc3339
 from controlplane.fly.emulator.config import image_ref, normalize_config, validate_region
 from controlplane.fly.emulator.context import World
 from controlplane.fly.emulator.errors import ApiError, bad_request, not_found, precondition
-from controlplane.fly.emulator.leases import DEFAULT_TTL, active_lease, require_nonce
+from controlplane.fly.emulator.leases import DEFAULT_TTL, MAX_TTL, active_lease, require_nonce
 from controlplane.fly.emulator.state import (
     LISTABLE_STATES,
     SETTLED_STATES,
@@ -202,8 +202,8 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
     )
     lease_ttl = body.get("lease_ttl")
     if lease_ttl is not None:
-        if not isinstance(lease_ttl, int) or lease_ttl <= 0:
-            raise bad_request("lease_ttl must be a positive integer")
+        if not isinstance(lease_ttl, int) or not 0 < lease_ttl <= MAX_TTL:
+            raise bad_request(f"lease_ttl must be between 1 and {MAX_TTL} seconds")
         machine.lease = Lease(
             nonce=world.ids.nonce(),
             owner=world.options.lease_owner,

@@ -117,6 +117,7 @@ class EmulatorOptions:
     wait_requires_version_for_stopped: bool = True
     proxy_autostart: bool = True  # a probe through the proxy wakes a stopped machine with autostart
     exec_respects_leases: bool = True  # exec refused (409) while another client holds the lease
+    max_body_bytes: int = 1 << 20  # larger request bodies: 413, never read whole
 
     def profile(self) -> LatencyProfile:
         if isinstance(self.latency, LatencyProfile):

@@ -20,4 +20,12 @@ async def serve(app: EmulatorApp, host: str = "127.0.0.1", port: int = 0) -> Asy
 
 def run_forever(app: EmulatorApp, host: str, port: int) -> None:
     """Blocking server for the CLI."""
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, lifespan="off")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        log_config=None,  # uvicorn's own handlers would bypass the redaction (controlplane.logging)
+        access_log=False,
+        lifespan="off",
+    )

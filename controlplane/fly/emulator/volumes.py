@@ -56,6 +56,19 @@ def get_volume(world: World, app_name: str, volume_id: str) -> VolumeRecord:
     return volume
 
 
+MAX_SNAPSHOT_RETENTION = 60  # days (Fly keeps snapshots 1 to 60 days)
+
+
+def _snapshot_retention(value: Any) -> int:
+    if value is None:
+        return 5
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_SNAPSHOT_RETENTION:
+        raise bad_request(
+            f"snapshot_retention must be a number of days between 1 and {MAX_SNAPSHOT_RETENTION}"
+        )
+    return value
+
+
 def create_volume(world: World, app_name: str, body: dict[str, Any]) -> dict[str, Any]:
     get_app(world, app_name)
     name = body.get("name")
@@ -86,7 +99,7 @@ def create_volume(world: World, app_name: str, body: dict[str, Any]) -> dict[str
         encrypted=bool(body.get("encrypted", True)),
         fstype=str(body.get("fstype") or "ext4"),
         auto_backup_enabled=bool(body.get("auto_backup_enabled", True)),
-        snapshot_retention=int(body.get("snapshot_retention") or 5),
+        snapshot_retention=_snapshot_retention(body.get("snapshot_retention")),
         created_wall=world.wall(),
     )
     world.state.volumes[volume.id] = volume

@@ -233,7 +233,9 @@ async def test_a_second_run_of_the_same_migration_is_refused_while_the_first_hol
         ("map.toml", "free = 3", "must be a plan id string"),
         ("map.toml", "[map]\n", "expected a table"),
         ("map.json", "[1, 2]", "expected a table"),
-        ("map.json", "{not json", "not valid JSON"),
+        ("map.json", "{not json", "map.json: invalid JSON at line 1"),
+        ("map.json", "[" * 1000, "map.json: nested deeper than"),
+        ("map.toml", "free = " + "9" * 5000, "map.toml: holds a number longer than"),
         ("map.toml", '"Free Plan" = "starter"', "not plan ids"),
     ],
 )

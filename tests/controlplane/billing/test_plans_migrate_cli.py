@@ -128,7 +128,7 @@ async def test_migrate_dry_run_fail_resume_reverse_and_refuse(
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--map", "missing.toml"], "--map: cannot read missing.toml"),
+        (["--map", "missing.toml"], "--map: missing.toml: cannot read: No such file"),
         (["--map", "bad.toml"], "--map: bad.toml: new plan 'gold' is not in catalog"),
         (["--map", "bad.toml", "--batch", "0"], "--batch"),
     ],
