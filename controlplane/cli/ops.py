@@ -73,6 +73,11 @@ def tail(
             typer.echo(json.dumps(row, separators=(",", ":")) if as_json else _audit_line(row))
 
     async def go() -> None:
+        stop = asyncio.Event()
+        if follow:  # before anything is printed: a reader that saw a line may stop us at once
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
         async with open_database(s) as db:
             async with db.read() as session:
                 tenant_id = (await find_tenant(session, tenant)).id if tenant is not None else None
@@ -81,10 +86,6 @@ def tail(
             emit(rows, stream=follow)
             if not follow:
                 return
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
             seen: dict[int, datetime] = {r["id"]: datetime.fromisoformat(r["at"]) for r in rows}
             while not stop.is_set():
                 newest = max(seen.values(), default=start)
