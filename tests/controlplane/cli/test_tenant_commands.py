@@ -77,6 +77,8 @@ async def test_create_show_plan_stop_start_delete_and_fleet(url: str) -> None:
         (("tenant", "set-plan", "nobody@example.com", "pro"), "EXTERNAL_ID"),
         (("tenant", "stop", "nobody@example.com", "--reason", "x"), "EXTERNAL_ID"),
         (("tenant", "set-key", "nobody@example.com", "--provider", "acme"), "--provider"),
+        (("tenant", "recreate", "nobody@example.com", "--reason", "x"), "EXTERNAL_ID"),
+        (("audit", "tail", "--tenant", "bad id with spaces"), "--tenant"),
     ],
 )
 async def test_bad_input_is_one_line_exit_2_and_changes_nothing(
