@@ -12,7 +12,9 @@ from tests.support.db import TEST_VAULT_KEYS
 
 def cli_env(url: str, **env: str) -> dict[str, str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
-    full_env.update({"CP_DATABASE_URL": url, "CP_VAULT_KEYS": TEST_VAULT_KEYS, "CP_LOG_FORMAT": "json", **env})
+    full_env.update(
+        {"CP_DATABASE_URL": url, "CP_VAULT_KEYS": TEST_VAULT_KEYS, "CP_LOG_FORMAT": "json", **env}
+    )
     return full_env
 
 
