@@ -7,6 +7,7 @@ The CLI runs as a subprocess (as operators run it); independent calls run concur
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import signal
 import sys
@@ -26,6 +27,7 @@ from controlplane.enums import BannerKind, LifecycleState
 from controlplane.fly.models import CreateVolumeRequest
 from controlplane.vault import Vault
 from tests.support.cli import cli, cli_env, one_error_line
+from tests.support.db import test_key as key_bytes
 from tests.support.emulator import IMAGE
 from tests.support.fleet import FLY_TOKEN, ORG, add_key, emulator, running_fleet, seed_tenant
 
@@ -305,3 +307,24 @@ async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation(
     deleted = [r for r in await audit_rows(db) if r.action.startswith("orphan.")]
     assert sorted(r.action for r in deleted) == ["orphan.app.deleted", "orphan.volume.deleted"]
     assert all(r.actor.startswith("cli:") and r.reason == "cleanup" for r in deleted)
+
+
+async def test_keys_rotate_and_status_as_json_with_an_audit_row(plane: tuple[str, Database]) -> None:
+    url, db = plane
+    old_ring = Vault([("k1", key_bytes(1))])  # every secret written under k1 only
+    await seed_tenant(db, old_ring, "k@x", providers=("anthropic", "openai"))
+    new_ring = ",".join(
+        f"{kid}:{base64.b64encode(k).decode()}" for kid, k in (("k3", key_bytes(3)), ("k1", key_bytes(1)))
+    )
+    code, out, err = await cli(url, "keys", "rotate", "--json", "--batch-size", "1", CP_VAULT_KEYS=new_ring)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["primary"] == "k3" and report["rewritten"] == 2 and report["remaining"] == 0
+    code, out, err = await cli(url, "keys", "status", "--json", CP_VAULT_KEYS=new_ring)
+    assert code == 0, err
+    assert json.loads(out) == [
+        {"key_id": "k1", "role": "decrypt-only", "secrets": 0},
+        {"key_id": "k3", "role": "primary", "secrets": 2},
+    ]
+    (row,) = await audit_rows(db, action="vault.rotated")
+    assert row.actor.startswith("cli:") and row.after is not None and row.after["rewritten"] == 2
