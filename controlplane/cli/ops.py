@@ -117,7 +117,8 @@ def orphans(
     reason: str | None = typer.Option(None, "--reason", help="Why (audit log); required with --delete."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Fly apps with our prefix and no tenant, volumes attached to nothing that no tenant records, and
+    """Fly apps with our prefix and no tenant, machines and unattached volumes in our apps that no
+    tenant records, and
     tenants whose recorded app/machine/volume is missing on Fly. A dry run unless --delete; missing
     resources are never deleted (`controlplane reconcile ID` recreates them)."""
     from controlplane.cli._confirm import typed_confirmation
@@ -167,6 +168,7 @@ def _print(report: Any) -> None:
     console.print(f"{report.apps_scanned} apps with our prefix scanned")
     for title, rows, cols in (
         ("Fly apps with no tenant", report.apps, ("app", "machines", "volumes", "tenant")),
+        ("machines no tenant records", report.machines, ("app", "machine_id", "state", "tenant")),
         (
             "volumes attached to nothing, recorded by no tenant",
             report.volumes,

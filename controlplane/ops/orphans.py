@@ -5,12 +5,15 @@ volumes) and then from the database (in that order, so an app a tenant is creati
 already recorded: the reconciler records the app name before it creates the app):
 
 * ``apps``: apps named with our prefix (``CP_FLY_APP_PREFIX``) that no live tenant records;
+* ``machines``: machines in a tenant's app other than the one it records (and not the one a create
+  in progress will adopt by its tag): made by hand, or created after the database backup that was
+  restored;
 * ``volumes``: volumes in our apps attached to no machine and not the volume a tenant records
   (left behind by a region move, a crashed create ...);
 * ``missing``: tenants whose recorded app, machine or volume Fly does not have (confirmed with a
   GET: listings are eventually consistent). These are never deleted; ``reconcile`` recreates them.
 
-Deleting (apps, volumes) is the only Fly change made outside the reconciler, and only of things no
+Deleting (apps, machines, volumes) is the only Fly change made outside the reconciler, and only of things no
 tenant owns; each deletion is audited with the operator's actor. Tenants being destroyed
 (``deprovisioning``, or a destroy recorded in ``pending_destroy``) are left alone.
 """
@@ -30,6 +33,7 @@ from controlplane.db.session import Database
 from controlplane.enums import LifecycleState
 from controlplane.fly import FlyClient
 from controlplane.fly.errors import FlyNotFound
+from controlplane.fly.idempotency import CREATE_TAG_KEY
 from controlplane.fly.models import Machine, Volume
 
 T = TypeVar("T")
@@ -41,18 +45,20 @@ SCAN_CONCURRENCY = 8
 @dataclass
 class OrphanReport:
     apps: list[dict[str, Any]] = field(default_factory=list)
+    machines: list[dict[str, Any]] = field(default_factory=list)
     volumes: list[dict[str, Any]] = field(default_factory=list)
     missing: list[dict[str, Any]] = field(default_factory=list)
     apps_scanned: int = 0
 
     @property
     def deletable(self) -> int:
-        return len(self.apps) + len(self.volumes)
+        return len(self.apps) + len(self.machines) + len(self.volumes)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "apps_scanned": self.apps_scanned,
             "orphan_apps": self.apps,
+            "orphan_machines": self.machines,
             "orphan_volumes": self.volumes,
             "missing": self.missing,
             "deletable": self.deletable,
@@ -64,6 +70,7 @@ class _Owner:
     external_id: str
     lifecycle: LifecycleState
     machine_id: str | None
+    machine_create_tag: str | None
     volume_id: str | None
     destroying: bool
 
@@ -87,6 +94,7 @@ async def _owners(db: Database) -> dict[str, _Owner]:
                     Tenant.external_id,
                     Tenant.lifecycle_state,
                     FlyResources.machine_id,
+                    FlyResources.machine_create_tag,
                     FlyResources.volume_id,
                     FlyResources.pending_destroy,
                 )
@@ -95,8 +103,8 @@ async def _owners(db: Database) -> dict[str, _Owner]:
             )
         ).all()
     return {
-        app: _Owner(ext, state, machine, volume, bool(pending) or state is LifecycleState.deprovisioning)
-        for app, ext, state, machine, volume, pending in rows
+        app: _Owner(ext, state, machine, tag, volume, bool(pending) or state is LifecycleState.deprovisioning)
+        for app, ext, state, machine, tag, volume, pending in rows
     }
 
 
@@ -131,6 +139,14 @@ async def scan(db: Database, fly: FlyClient, *, prefix: str) -> OrphanReport:
             continue
         if owner.destroying:
             continue
+        for m in live_machines:
+            if m.id == owner.machine_id or not m.host_ok:  # (a host that is down: nothing is certain)
+                continue
+            adopting = owner.machine_create_tag is not None
+            if not adopting or m.metadata.get(CREATE_TAG_KEY) != owner.machine_create_tag:
+                report.machines.append(
+                    {"app": app, "machine_id": m.id, "state": m.state, "tenant": owner.external_id}
+                )
         for v in live_volumes:
             if v.attached_machine_id is None and v.id != owner.volume_id:
                 report.volumes.append(
@@ -181,8 +197,8 @@ async def _missing(
 
 
 async def delete(db: Database, fly: FlyClient, report: OrphanReport, *, actor: str, reason: str) -> int:
-    """Delete the orphan apps (with everything in them) and orphan volumes; an audit row each.
-    Each app's owner is read again first: one recorded since the scan is skipped."""
+    """Delete the orphan apps (with everything in them), machines and volumes; an audit row each.
+    Owners are read again first: what a tenant recorded since the scan is skipped."""
     owners = await _owners(db)
     deleted = 0
     for item in report.apps:
@@ -192,6 +208,14 @@ async def delete(db: Database, fly: FlyClient, report: OrphanReport, *, actor: s
         await fly.delete_app(item["app"], force=True, missing_ok=True)
         async with db.transaction() as s:
             audit.record(s, actor=actor, action="orphan.app.deleted", reason=reason, after=item)
+        deleted += 1
+    for item in report.machines:
+        owner = owners.get(item["app"])
+        if owner is None or owner.destroying or owner.machine_id == item["machine_id"]:
+            continue
+        await fly.destroy_machine(item["app"], item["machine_id"], force=True, missing_ok=True)
+        async with db.transaction() as s:
+            audit.record(s, actor=actor, action="orphan.machine.deleted", reason=reason, after=item)
         deleted += 1
     for item in report.volumes:
         owner = owners.get(item["app"])

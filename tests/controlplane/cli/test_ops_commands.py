@@ -28,7 +28,7 @@ from controlplane.fly.models import CreateVolumeRequest
 from controlplane.vault import Vault
 from tests.support.cli import cli, cli_env, one_error_line
 from tests.support.db import test_key as key_bytes
-from tests.support.emulator import IMAGE
+from tests.support.emulator import IMAGE, machine_body
 from tests.support.fleet import FLY_TOKEN, ORG, add_key, emulator, running_fleet, seed_tenant
 
 
@@ -268,6 +268,9 @@ async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation(
         )
         assert stray.status_code < 300, stray.text
         stray_id = stray.json()["id"]
+        extra = await http.post(f"/v1/apps/{mine.app_name}/machines", json=machine_body(region="iad"))
+        assert extra.status_code < 300, extra.text
+        extra_id = extra.json()["id"]
         gone = await http.delete(f"/v1/apps/{theirs.app_name}/machines/{theirs.machine_id}?force=true")
         assert gone.status_code < 300
     emu.advance(60.0)
@@ -283,29 +286,36 @@ async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation(
         assert (c1, c2) == (0, 0), (e1, e2)
         report = json.loads(o1)
         assert [a["app"] for a in report["orphan_apps"]] == ["oc-stray"]
+        assert [(m["app"], m["machine_id"]) for m in report["orphan_machines"]] == [(mine.app_name, extra_id)]
         assert [(v["app"], v["volume_id"]) for v in report["orphan_volumes"]] == [(mine.app_name, stray_id)]
         assert report["missing"] == [
             {"tenant": "o2@x", "app": theirs.app_name, "resource": "machine", "id": theirs.machine_id}
         ]
-        assert report["deletable"] == 2 and report["deleted"] == 0 and report["apps_scanned"] == 3
+        assert report["deletable"] == 3 and report["deleted"] == 0 and report["apps_scanned"] == 3
         assert "oc-stray" in o2 and "dry run: nothing deleted" in o2
         assert c3 == 2 and one_error_line(e3, "--reason")
         assert c4 == 3 and "--confirm" in e4
         assert emu.state.apps["oc-stray"].delete_at_mono is None  # nothing deleted
         assert emu.state.volumes[stray_id].state != "destroyed"
+        assert emu.machines[extra_id].state != "destroyed"
 
         code, out, err = await cli(
-            url, "orphans", "--delete", "--reason", "cleanup", stdin="delete 2\n", **env
+            url, "orphans", "--delete", "--reason", "cleanup", stdin="delete 3\n", **env
         )
-        assert code == 0 and "deleted 2 orphan(s)" in out, err
+        assert code == 0 and "deleted 3 orphan(s)" in out, err
     emu.advance(60.0)
     assert "oc-stray" not in emu.state.apps or emu.state.apps["oc-stray"].delete_at_mono is not None
     assert emu.state.volumes[stray_id].state == "destroyed"
+    assert emu.machines[extra_id].state == "destroyed"
     assert "someone-else" in emu.state.apps  # not ours: never touched
     assert emu.machines[mine.machine_id].state == "started" and mine.volume_id in emu.state.volumes
     assert emu.state.volumes[mine.volume_id].state != "destroyed"
     deleted = [r for r in await audit_rows(db) if r.action.startswith("orphan.")]
-    assert sorted(r.action for r in deleted) == ["orphan.app.deleted", "orphan.volume.deleted"]
+    assert sorted(r.action for r in deleted) == [
+        "orphan.app.deleted",
+        "orphan.machine.deleted",
+        "orphan.volume.deleted",
+    ]
     assert all(r.actor.startswith("cli:") and r.reason == "cleanup" for r in deleted)
 
 
