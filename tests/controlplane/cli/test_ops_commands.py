@@ -248,7 +248,7 @@ async def test_audit_tail_filters_and_follows(plane: tuple[str, Database], vault
             await proc.wait()
 
 
-async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation(
+async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation_and_reconcile_repairs(
     plane: tuple[str, Database], vault: Vault
 ) -> None:
     url, db = plane
@@ -303,6 +303,22 @@ async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation(
             url, "orphans", "--delete", "--reason", "cleanup", stdin="delete 3\n", **env
         )
         assert code == 0 and "deleted 3 orphan(s)" in out, err
+
+        # The missing machine: `reconcile --wait` runs the reconcile in the CLI's process, at once.
+        wait_env = {
+            **env,
+            "CP_GATEWAY_URL_TEMPLATE": fly_url + "/gateway/{app}",
+            "CP_WORKER_METRICS_PORT": "0",
+        }
+        (c5, o5, e5), (c6, _, e6) = await asyncio.gather(
+            cli(url, "reconcile", "o2@x", "--wait", "--reason", "machine lost", **wait_env),
+            cli(url, "reconcile", "--reason", "no tenant named", **wait_env),
+        )
+        assert c5 == 0, e5
+        (run,) = json.loads(o5)["runs"]
+        assert run["action"] in ("finish", "requeue") and run["error"] is None
+        assert (await fly_of(db, lost)).machine_id not in (None, theirs.machine_id)
+        assert c6 == 2 and one_error_line(e6, "EXTERNAL_ID")
     emu.advance(60.0)
     assert "oc-stray" not in emu.state.apps or emu.state.apps["oc-stray"].delete_at_mono is not None
     assert emu.state.volumes[stray_id].state == "destroyed"
