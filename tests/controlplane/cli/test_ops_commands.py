@@ -2,7 +2,11 @@
 `tenant show`, `tenant recreate`, `audit tail`, `orphans`. Output, exit codes, --json that parses,
 --reason where something changes, refusals (exit 2 bad input, exit 3 safety check) changing nothing.
 
-The CLI runs as a subprocess (as operators run it); independent calls run concurrently."""
+The CLI runs as a subprocess (as operators run it); independent calls run concurrently. The views,
+the recreate and the audit reads run on every backend; the orphan scan (Fly listings, a trivial
+read of fly_resources) runs on PostgreSQL, and the keys commands' output on SQLite (the rotation
+itself is tested on every backend in tests/controlplane/test_rotation.py), to keep the suite's
+time down: each CLI call is a Python start-up."""
 
 from __future__ import annotations
 
@@ -248,6 +252,7 @@ async def test_audit_tail_filters_and_follows(plane: tuple[str, Database], vault
             await proc.wait()
 
 
+@pytest.mark.parametrize("fresh_database_url", ["postgresql"], indirect=True)
 async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation_and_reconcile_repairs(
     plane: tuple[str, Database], vault: Vault
 ) -> None:
@@ -335,6 +340,7 @@ async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation_and_recon
     assert all(r.actor.startswith("cli:") and r.reason == "cleanup" for r in deleted)
 
 
+@pytest.mark.parametrize("fresh_database_url", ["sqlite"], indirect=True)
 async def test_keys_rotate_and_status_as_json_with_an_audit_row(plane: tuple[str, Database]) -> None:
     url, db = plane
     old_ring = Vault([("k1", key_bytes(1))])  # every secret written under k1 only
