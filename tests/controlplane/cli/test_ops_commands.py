@@ -76,7 +76,7 @@ async def test_fleet_and_tenant_show_on_a_converged_fleet(plane: tuple[str, Data
     url, db = plane
     a = await seed_tenant(db, vault, "a@x", plan="pro", providers=(), channels=(("telegram", ("1001",)),))
     key = await add_key(db, vault, a, "anthropic")
-    await seed_tenant(db, vault, "b@x", plan="starter", region="ams")
+    b = await seed_tenant(db, vault, "b@x", plan="starter", region="ams")
     await seed_tenant(db, vault, "c@x", plan="retired-plan")  # not in the catalog: parked
     async with running_fleet(db, url, emulator()) as fleet:
         await fleet.converge()
@@ -89,6 +89,13 @@ async def test_fleet_and_tenant_show_on_a_converged_fleet(plane: tuple[str, Data
             now=utcnow(),
             actor="poller",
             reason="3 restarts",
+        )
+        # b: a change not applied yet, and reconciles failing over and over
+        await s.execute(update(Tenant).where(Tenant.id == b).values(desired_rev=Tenant.desired_rev + 1))
+        await s.execute(
+            update(ReconcileItem)
+            .where(ReconcileItem.tenant_id == b)
+            .values(attempts=4, last_error="FlyUnavailable: 503 from Fly")
         )
 
     (
@@ -108,10 +115,12 @@ async def test_fleet_and_tenant_show_on_a_converged_fleet(plane: tuple[str, Data
     assert view["by_plan"] == {"pro": 1, "retired-plan": 1, "starter": 1}
     assert view["by_region"] == {"ams": 1, "iad": 2}
     assert view["by_image"] == {IMAGE: 2} and view["by_banner"] == {"agent_crashlooping": 1}
-    assert view["parked_count"] == 1 and view["crashlooping"] == 1
+    assert view["parked_count"] == 1 and view["crashlooping"] == 1 and view["failing"] == 1
     attention = {row["external_id"]: row for row in view["attention"]}
-    assert set(attention) == {"a@x", "c@x"}
+    assert set(attention) == {"a@x", "b@x", "c@x"} and view["attention_total"] == 3
     assert "crash-looping" in attention["a@x"]["reasons"]
+    assert [r.split(":")[0] for r in attention["b@x"]["reasons"]] == ["drifting", "failing"]
+    assert "503 from Fly" in attention["b@x"]["reasons"][1]
     assert any(r.startswith("parked: ") and "retired-plan" in r for r in attention["c@x"]["reasons"])
     assert "needing attention" in fleet_text and "c@x" in fleet_text and "agent_crashlooping" in fleet_text
 
