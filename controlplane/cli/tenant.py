@@ -236,23 +236,42 @@ def show(
     external_id: str = typer.Argument(..., metavar="EXTERNAL_ID"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     audit_limit: int = typer.Option(15, "--audit", min=0, max=500, help="Recent audit rows to show."),
+    live: bool = typer.Option(False, "--live", help="Also read the machine and volume from Fly now."),
 ) -> None:
     """Desired vs observed side by side, drift, parked reason, banners, keys (masked), channels,
-    recent audit."""
+    recent audit; with --live, what Fly says right now (exit 1 if Fly could not be read)."""
     from controlplane.desired import find_tenant
-    from controlplane.ops.views import tenant_view
+    from controlplane.ops.views import live_view, tenant_view
 
     s = settings()
 
     async def go() -> dict[str, Any]:
-        async with open_database(s) as db, db.read() as session:
-            tenant = await find_tenant(session, external_id)
-            return await tenant_view(session, tenant, default_image=s.openclaw_image, audit_limit=audit_limit)
+        async with open_database(s) as db:
+            async with db.read() as session:
+                tenant = await find_tenant(session, external_id)
+                view = await tenant_view(
+                    session, tenant, default_image=s.openclaw_image, audit_limit=audit_limit
+                )
+        if live:
+            from controlplane.errors import BadInput
+            from controlplane.fly import FlyClient, FlyConfigError
+
+            try:
+                fly = FlyClient.from_settings(s)
+            except FlyConfigError as exc:
+                raise BadInput("CP_FLY_API_TOKEN", str(exc)) from None
+            async with fly:
+                observed = view["observed"]
+                view["live"] = await live_view(
+                    fly, observed["app"], observed["machine_id"], observed["volume_id"]
+                )
+        return view
 
     view = run(go())
+    failed = bool(view.get("live", {}).get("error"))
     if as_json:
         typer.echo(json.dumps(view, indent=2))
-        return
+        raise typer.Exit(1 if failed else 0)
     table = Table(title=f"{view['external_id']} ({view['lifecycle_state']})", title_justify="left")
     for col in ("desired", "", "observed", ""):
         table.add_column(col)
@@ -280,6 +299,12 @@ def show(
     for row in view["audit"]:
         audit.add_row(row["at"][:19], row["actor"], row["action"], (row["reason"] or "")[:80])
     console.print(audit)
+    if "live" in view:
+        now = view["live"]
+        console.print(f"Fly now: machine {now['machine'] or '-'}; volume {now['volume'] or '-'}")
+        if failed:
+            console.print(f"Fly could not be read: {now['error']}")
+            raise typer.Exit(1)
 
 
 def fleet(

@@ -229,4 +229,44 @@ async def tenant_view(
     }
 
 
-__all__ = ["FAILING_AFTER", "fleet_view", "tenant_view"]
+async def live_view(
+    fly: Any, app: str | None, machine_id: str | None, volume_id: str | None
+) -> dict[str, Any]:
+    """What Fly says right now about the recorded machine and volume (``tenant show --live``):
+    read-only calls; ``error`` instead of raising, so the recorded view is still printed."""
+    from controlplane.fly.errors import FlyError, FlyNotFound
+
+    live: dict[str, Any] = {"machine": None, "volume": None, "error": None}
+    if app is None:
+        return live
+    try:
+        if machine_id is not None:
+            try:
+                m = await fly.get_machine(app, machine_id)
+                live["machine"] = {
+                    "state": m.state,
+                    "image": m.config.image if m.config else None,
+                    "region": m.region,
+                    "instance_id": m.current_version,
+                    "host_status": m.host_status,
+                    "updated_at": m.updated_at,
+                    "checks": {c.name: c.status for c in m.checks if c.name},
+                }
+            except FlyNotFound:
+                live["machine"] = {"state": "not found"}
+        if volume_id is not None:
+            try:
+                v = await fly.get_volume(app, volume_id)
+                live["volume"] = {
+                    "state": v.state,
+                    "size_gb": v.size_gb,
+                    "attached_machine_id": v.attached_machine_id,
+                }
+            except FlyNotFound:
+                live["volume"] = {"state": "not found"}
+    except FlyError as exc:
+        live["error"] = f"{type(exc).__name__}: {exc}"
+    return live
+
+
+__all__ = ["FAILING_AFTER", "fleet_view", "live_view", "tenant_view"]

@@ -291,13 +291,18 @@ async def test_orphans_dry_run_then_delete_behind_a_typed_confirmation_and_recon
 
     async with emu.serve() as fly_url:
         env = {"CP_FLY_API_URL": fly_url, "CP_FLY_API_TOKEN": FLY_TOKEN, "CP_FLY_ORG": ORG}
-        (c1, o1, e1), (c2, o2, e2), (c3, _, e3), (c4, _, e4) = await asyncio.gather(
+        (c1, o1, e1), (c2, o2, e2), (c3, _, e3), (c4, _, e4), (c7, o7, e7) = await asyncio.gather(
             cli(url, "orphans", "--json", **env),
             cli(url, "orphans", **env),
             cli(url, "orphans", "--delete", **env),
             cli(url, "orphans", "--delete", "--reason", "cleanup", "--confirm", "delete 1", **env),
+            cli(url, "tenant", "show", "o2@x", "--json", "--live", **env),
         )
-        assert (c1, c2) == (0, 0), (e1, e2)
+        assert (c1, c2, c7) == (0, 0, 0), (e1, e2, e7)
+        shown = json.loads(o7)  # recorded: started; Fly now: destroyed, its volume free
+        assert shown["observed"]["machine_id"] == theirs.machine_id and shown["live"]["error"] is None
+        assert shown["live"]["machine"]["state"] in ("destroyed", "not found")
+        assert shown["live"]["volume"]["attached_machine_id"] is None
         report = json.loads(o1)
         assert [a["app"] for a in report["orphan_apps"]] == ["oc-stray"]
         assert [(m["app"], m["machine_id"]) for m in report["orphan_machines"]] == [(mine.app_name, extra_id)]
