@@ -6,7 +6,8 @@ The CLI runs as a subprocess (as operators run it); independent calls run concur
 the recreate and the audit reads run on every backend; the orphan scan (Fly listings, a trivial
 read of fly_resources) runs on PostgreSQL, and the keys commands' output on SQLite (the rotation
 itself is tested on every backend in tests/controlplane/test_rotation.py), to keep the suite's
-time down: each CLI call is a Python start-up."""
+time down: each CLI call is a Python start-up. The fleet view runs on SQLite and PostgreSQL (libSQL is
+SQLite's dialect; its driver has its own tests, and the audit and recreate tests run on it)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ async def audit_rows(db: Database, **where: Any) -> list[AuditLog]:
         return rows
 
 
+@pytest.mark.parametrize("fresh_database_url", ["sqlite", "postgresql"], indirect=True)
 async def test_fleet_and_tenant_show_on_a_converged_fleet(plane: tuple[str, Database], vault: Vault) -> None:
     url, db = plane
     a = await seed_tenant(db, vault, "a@x", plan="pro", providers=(), channels=(("telegram", ("1001",)),))
