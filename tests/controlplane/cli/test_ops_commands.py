@@ -2,12 +2,12 @@
 `tenant show`, `tenant recreate`, `audit tail`, `orphans`. Output, exit codes, --json that parses,
 --reason where something changes, refusals (exit 2 bad input, exit 3 safety check) changing nothing.
 
-The CLI runs as a subprocess (as operators run it); independent calls run concurrently. The views,
-the recreate and the audit reads run on every backend; the orphan scan (Fly listings, a trivial
-read of fly_resources) runs on PostgreSQL, and the keys commands' output on SQLite (the rotation
-itself is tested on every backend in tests/controlplane/test_rotation.py), to keep the suite's
-time down: each CLI call is a Python start-up. The fleet view runs on SQLite and PostgreSQL (libSQL is
-SQLite's dialect; its driver has its own tests, and the audit and recreate tests run on it)."""
+The CLI runs as a subprocess (as operators run it); independent calls run concurrently. Each CLI
+call is a Python start-up, so to keep the suite's time down: the recreate and the audit reads run on
+every backend; the fleet and tenant views on SQLite and PostgreSQL (libSQL is SQLite's dialect, its
+driver has its own tests); the orphan scan (Fly listings, a trivial read of fly_resources) on
+PostgreSQL; the keys commands' output on SQLite (the rotation itself runs on every backend in
+tests/controlplane/test_rotation.py)."""
 
 from __future__ import annotations
 
