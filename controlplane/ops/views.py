@@ -265,7 +265,9 @@ async def live_view(
             except FlyNotFound:
                 live["volume"] = {"state": "not found"}
     except FlyError as exc:
-        live["error"] = f"{type(exc).__name__}: {exc}"
+        from controlplane.redaction import redact_text
+
+        live["error"] = redact_text(f"{type(exc).__name__}: {exc}")
     return live
 
 
