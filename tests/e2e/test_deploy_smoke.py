@@ -101,6 +101,7 @@ async def test_procfile_serve_and_worker_provision_a_checkout_and_stop_on_sigter
             CP_STRIPE_WEBHOOK_SECRET=SECRET,
             CP_PLAN_CATALOG=str(CATALOG),
             CP_PLATFORM_KEYS=f"anthropic={fake_key('anthropic')}",
+            CP_WORKER_SHUTDOWN_SECONDS="5",  # a run still in flight gets 5 s, then its lease back
         )
         release = await start(commands["release"], env, tmp_path / "release.log")
         assert await asyncio.wait_for(release.wait(), 120) == 0, (tmp_path / "release.log").read_text()
