@@ -55,7 +55,7 @@ def tail(
 ) -> None:
     """The last rows of the audit log, oldest first, filtered; --follow keeps printing new ones."""
     from controlplane.desired import check_external_id, find_tenant
-    from controlplane.ops.audit_tail import AuditFilter, check_filter, newer, parse_since
+    from controlplane.ops.audit_tail import SETTLE, AuditFilter, check_filter, newer, parse_since
     from controlplane.ops.audit_tail import tail as read_tail
 
     check_filter(actor, "--actor")
@@ -87,16 +87,15 @@ def tail(
             if not follow:
                 return
             seen: dict[int, datetime] = {r["id"]: datetime.fromisoformat(r["at"]) for r in rows}
+            began = utcnow()  # nothing matched yet: polls look from here (less SETTLE), not the whole log
             while not stop.is_set():
-                newest = max(seen.values(), default=start)
+                newest = max(seen.values(), default=began)
                 async with db.read() as session:
                     fresh = await newer(session, where, newest_at=newest, seen=set(seen))
                 emit(fresh, stream=True)
                 for r in fresh:
                     seen[r["id"]] = datetime.fromisoformat(r["at"])
                 if seen:  # forget what no poll can return again
-                    from controlplane.ops.audit_tail import SETTLE
-
                     floor = max(seen.values()) - SETTLE
                     seen = {i: at for i, at in seen.items() if at >= floor}
                 try:
