@@ -257,6 +257,8 @@ class TenantReconciler:
         try:
             if decision.target is Target.stopped:
                 return self._then(decision, await self._stop(tenant, app, plan, decision))
+            if tenant.fly.pending_destroy and store.RECREATE in tenant.fly.pending_destroy:
+                return await self._recreate(tenant, app, dict(tenant.fly.pending_destroy[store.RECREATE]))
             return self._then(decision, await self._run(tenant, app, plan, decision))
         except _MoveRegion as move:
             return await self._move_region(tenant, app, move.error)
@@ -926,6 +928,32 @@ class TenantReconciler:
         await store.record_volume(self.db, tenant.id, None, None)
         await store.record_pending_destroy(self.db, tenant.id, None)
         await self._audit(tenant, "volume.destroyed", "destroyed", volume_id=volume_id)
+
+    async def _recreate(self, tenant: DesiredTenant, app: str, request: dict[str, Any]) -> Result:
+        """An operator's ``tenant recreate`` (controlplane/ops/recreate.py): the request recorded in
+        ``pending_destroy`` is phase one; destroy the machine (and the volume when asked), clear the
+        request once Fly confirms them gone, and look again at once to create them from desired state.
+        Each step is skipped when its resource is no longer the one recorded (a retried run)."""
+        machine_id, volume_id = request.get("machine"), request.get("volume")
+        why = "recreate requested by an operator"
+        if machine_id and tenant.fly.machine_id == machine_id:
+            try:
+                await self.fly.destroy_machine(app, machine_id, force=True, missing_ok=True)
+                await wait_for(self.fly, app, machine_id, "destroyed", timeout=self.config.wait_seconds)
+            except FlyNotFound:
+                pass
+            step = self._step("machine.destroyed", why, machine_id=machine_id)
+            await store.forget_machine(self.db, tenant.id, step=step)
+        if volume_id and tenant.fly.volume_id == volume_id:
+            await self.fly.delete_volume(app, volume_id, missing_ok=True)
+            if await self._get_volume(app, volume_id) is not None:
+                raise TransientError(f"volume {volume_id} is still there after its delete")
+            step = self._step(
+                "volume.destroyed", why + " with a fresh volume (its data is lost)", volume_id=volume_id
+            )
+            await store.record_volume(self.db, tenant.id, None, None, step=step)
+        await store.record_pending_destroy(self.db, tenant.id, None)
+        return Result.after(0.0, "recreate: destroyed; creating again from desired state")
 
     async def _destroy_app(self, tenant: DesiredTenant, app: str) -> bool:
         """Delete the app; ``True`` once Fly confirms it gone (GET 404)."""

@@ -7,7 +7,6 @@ import re
 import typer
 
 from controlplane.cli._common import console, settings
-from controlplane.db import migrate
 from controlplane.db.urls import redact_database_url
 
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
@@ -34,6 +33,8 @@ def _checked_revision(revision: str) -> str:
 def upgrade(revision: str = typer.Option("head", help="Target revision.")) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     revision = _checked_revision(revision)
+    from controlplane.db import migrate  # Alembic only when needed (a second off every other command)
+
     s = settings()
     migrate.upgrade(s.database_url, revision)
     console.print(f"database {redact_database_url(s.database_url)} is at revision {revision}")
@@ -43,6 +44,8 @@ def upgrade(revision: str = typer.Option("head", help="Target revision.")) -> No
 def downgrade(revision: str = typer.Option(..., help="Target revision ('base' = empty).")) -> None:
     """Revert migrations down to REVISION."""
     revision = _checked_revision(revision)
+    from controlplane.db import migrate  # Alembic only when needed (a second off every other command)
+
     s = settings()
     migrate.downgrade(s.database_url, revision)
     console.print(f"database {redact_database_url(s.database_url)} downgraded to {revision}")
@@ -51,6 +54,8 @@ def downgrade(revision: str = typer.Option(..., help="Target revision ('base' = 
 @db_app.command("check")
 def check() -> None:
     """Fail if the models and the migrations disagree (schema drift)."""
+    from controlplane.db import migrate  # Alembic only when needed (a second off every other command)
+
     s = settings()
     migrate.check(s.database_url)
     console.print("no drift between models and migrations")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,7 +25,7 @@ def generate(
 
 
 @keys_app.command("status")
-def status() -> None:
+def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """How many secrets each key protects; the primary key is marked."""
     from controlplane.db.session import Database
     from controlplane.rotation import count_by_key
@@ -39,32 +41,44 @@ def status() -> None:
             await db.dispose()
 
     counts = run(go())
+    rows = [
+        {
+            "key_id": kid,
+            "role": "primary"
+            if kid == vault.primary_key_id
+            else ("decrypt-only" if kid in vault.key_ids else "MISSING"),
+            "secrets": counts.get(kid, 0),
+        }
+        for kid in sorted(set(vault.key_ids) | set(counts))
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
     table = Table(title="Secrets per vault key")
     table.add_column("key id")
     table.add_column("role")
     table.add_column("secrets", justify="right")
-    for kid in sorted(set(vault.key_ids) | set(counts)):
-        role = (
-            "primary"
-            if kid == vault.primary_key_id
-            else ("decrypt-only" if kid in vault.key_ids else "MISSING")
-        )
-        table.add_row(kid, role, str(counts.get(kid, 0)))
+    for row in rows:
+        table.add_row(str(row["key_id"]), str(row["role"]), str(row["secrets"]))
     console.print(table)
 
 
 @keys_app.command("rotate")
 def rotate(
     batch_size: int = typer.Option(500, min=1, max=10_000, help="Rows per transaction."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (no progress bar)."),
 ) -> None:
-    """Re-encrypt every secret to the primary key (resumable; safe while API and workers run)."""
+    """Re-encrypt every secret to the primary key (resumable; safe while API and workers run).
+    Audited (``vault.rotated``, actor cli:<user>); exit 1 while secrets remain off the primary."""
+    from controlplane import audit
+    from controlplane.cli._common import cli_actor
     from controlplane.db.session import Database
     from controlplane.rotation import count_not_on_primary, rotate_to_primary
 
     s = settings()
     vault = Vault.from_settings(s)
 
-    async def go() -> int:
+    async def go() -> dict[str, object]:
         db = Database.from_url(s.database_url)
         try:
             todo = await count_not_on_primary(db, vault)
@@ -75,23 +89,37 @@ def rotate(
                 TimeElapsedColumn(),
                 console=console,
                 transient=False,
+                disable=as_json,
             ) as bar:
                 task = bar.add_task("rotate", total=todo, kid=vault.primary_key_id)
                 report = await rotate_to_primary(
                     db, vault, batch_size=batch_size, progress=lambda n: bar.advance(task, n)
                 )
-            console.print(
-                f"rewritten {report.rewritten}, skipped (changed concurrently) "
-                f"{report.skipped_concurrent}, failed {len(report.failed)}, "
-                f"still not on primary {report.remaining}"
-            )
-            for row_id in report.failed:
-                console.print(f"  could not decrypt secret row {row_id} (unknown key id or tampered)")
-            return 1 if report.remaining else 0
+            view: dict[str, object] = {
+                "primary": vault.primary_key_id,
+                "rewritten": report.rewritten,
+                "skipped_concurrent": report.skipped_concurrent,
+                "failed": list(report.failed),
+                "remaining": report.remaining,
+            }
+            async with db.transaction() as session:
+                audit.record(session, actor=cli_actor(), action="vault.rotated", after=view)
+            return view
         finally:
             await db.dispose()
 
-    raise typer.Exit(run(go()))
+    view = run(go())
+    if as_json:
+        typer.echo(json.dumps(view, indent=2))
+    else:
+        console.print(
+            f"rewritten {view['rewritten']}, skipped (changed concurrently) "
+            f"{view['skipped_concurrent']}, failed {len(view['failed'])}, "  # type: ignore[arg-type]
+            f"still not on primary {view['remaining']}"
+        )
+        for row_id in view["failed"]:  # type: ignore[attr-defined]
+            console.print(f"  could not decrypt secret row {row_id} (unknown key id or tampered)")
+    raise typer.Exit(1 if view["remaining"] else 0)
 
 
 def register(app: typer.Typer) -> None:

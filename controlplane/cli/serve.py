@@ -8,6 +8,8 @@ API's own JSON lines; uvicorn's are off.
 
 from __future__ import annotations
 
+import signal
+
 import typer
 
 from controlplane.settings import SettingsError
@@ -31,6 +33,10 @@ def serve(
         )
     s.key_ring()  # SettingsError naming CP_VAULT_KEYS when it is missing
     app = create_app(s)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handlers it
+    # found: with these, a graceful stop exits 0 (what process managers and the smoke test expect).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, server_header=False)
 
 

@@ -3,23 +3,22 @@
 Every command that changes something goes through :mod:`controlplane.desired` (desired state +
 audit row with actor ``cli:<user>`` + reconcile mark, one transaction); the workers do the rest.
 Bad input (unknown tenant or plan, malformed id, a key on the command line) is one line naming the
-field, exit code 2, and changes nothing. ``tenant stop|start|delete`` require ``--reason``.
+field, exit code 2, and changes nothing. ``tenant stop|start|recreate|delete`` require ``--reason``;
+they mark the tenant explicitly (due now, ahead of background work, past any backoff or parking:
+invariant 6).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from controlplane.cli._common import cli_actor, console, open_database, read_secret_from_stdin, run, settings
-from controlplane.db.models import AuditLog, Channel, FlyResources, ProviderKey, Tenant, utcnow
-from controlplane.db.queue import ReconcileStatus, reconcile_status
+from controlplane.db.models import utcnow
 from controlplane.enums import DesiredPower
 
 tenant_app = typer.Typer(help="Create, change, stop, start, delete and show tenants.", no_args_is_help=True)
@@ -190,123 +189,97 @@ def delete(
     console.print(f"{external_id}: stopped; resources destroyed {'now' if now else 'after ' + when}")
 
 
-# -- reading ------------------------------------------------------------------------------------
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+@tenant_app.command("recreate")
+def recreate(
+    external_id: str = typer.Argument(..., metavar="EXTERNAL_ID"),
+    reason: str = REASON,
+    fresh_volume: bool = typer.Option(
+        False, "--fresh-volume", help="Also destroy the volume and start from an empty one (DATA LOST)."
+    ),
+    confirm: str | None = typer.Option(
+        None, "--confirm", help="With --fresh-volume: the tenant's id, typed (else read from stdin)."
+    ),
+) -> None:
+    """Destroy the tenant's machine and create it again from desired state, KEEPING the volume (the
+    agent's state) unless --fresh-volume. Done by the workers, ahead of any backoff or parking."""
+    from controlplane.cli._confirm import typed_confirmation
+    from controlplane.desired import check_external_id, find_tenant
+    from controlplane.ops.recreate import request_recreate
 
+    check_external_id(external_id)
+    if fresh_volume:
+        typed_confirmation(external_id, "destroy the volume (the agent's data) and recreate", confirm)
+    s = settings()
 
-async def tenant_view(session: Any, tenant: Tenant, *, audit_limit: int = 15) -> dict[str, Any]:
-    """Desired vs observed, drift, reconcile state, keys (masked), channels and recent audit."""
-    fly = await session.get(FlyResources, tenant.id)
-    status: ReconcileStatus | None = await reconcile_status(session, tenant.id, now=utcnow())
-    keys = (
-        (await session.execute(select(ProviderKey).where(ProviderKey.tenant_id == tenant.id))).scalars().all()
-    )
-    channels = (await session.execute(select(Channel).where(Channel.tenant_id == tenant.id))).scalars().all()
-    audit_rows = (
-        (
-            await session.execute(
-                select(AuditLog)
-                .where(AuditLog.tenant_id == tenant.id)
-                .order_by(AuditLog.id.desc())
-                .limit(audit_limit)
+    async def go() -> dict[str, Any]:
+        async with open_database(s) as db, db.transaction() as session:
+            tenant = await find_tenant(session, external_id, for_update=True)
+            return await request_recreate(
+                session, tenant, fresh_volume=fresh_volume, actor=cli_actor(), reason=reason
             )
-        )
-        .scalars()
-        .all()
+
+    request = run(go())
+    console.print(
+        f"{external_id}: recreate requested (machine {request['machine']}"
+        + (f", volume {request['volume']} with it" if request["volume"] else "; volume kept")
+        + "); the workers pick it up first"
     )
-    observed_rev = fly.observed_rev if fly else 0
-    return {
-        "external_id": tenant.external_id,
-        "id": tenant.id,
-        "lifecycle_state": tenant.lifecycle_state.value,
-        "desired": {
-            "plan": tenant.plan,
-            "power": tenant.desired_power.value,
-            "billing_status": tenant.billing_status.value,
-            "region": tenant.region,
-            "image_pin": tenant.image_pin,
-            "model_preference": tenant.model_preference,
-            "routing_strategy": tenant.routing_strategy.value,
-            "desired_rev": tenant.desired_rev,
-            "destroy_after": _iso(tenant.destroy_after),
-            "billing_grace_until": _iso(tenant.billing_grace_until),
-            "key_grace_until": _iso(tenant.key_grace_until),
-        },
-        "observed": {
-            "app": fly.app_name if fly else None,
-            "machine_id": fly.machine_id if fly else None,
-            "volume_id": fly.volume_id if fly else None,
-            "volume_size_gb": fly.volume_size_gb if fly else None,
-            "machine_state": fly.observed_state if fly else None,
-            "observed_rev": observed_rev,
-            "config_hash": fly.config_hash if fly else None,
-            "image": fly.image_ref if fly else None,
-            "secrets_version": fly.secrets_version if fly else None,
-            "observed_at": _iso(fly.observed_at) if fly else None,
-            "pending_destroy": fly.pending_destroy if fly else None,
-        },
-        "drift": tenant.desired_rev != observed_rev,
-        "reconcile": None
-        if status is None
-        else {
-            "due_at": _iso(status.due_at),
-            "running_now": status.leased,
-            "attempts": status.attempts,
-            "parked_reason": status.parked_reason,
-            "last_error": status.last_error,
-            "last_outcome": status.last_outcome,
-            "last_run_at": _iso(status.last_run_at),
-            "reason": status.reason,
-        },
-        "keys": [
-            {
-                "provider": k.provider,
-                "last4": k.last4,
-                "status": k.status.value,
-                "verdict": k.verdict.value,
-                "last_checked_at": _iso(k.last_checked_at),
-            }
-            for k in sorted(keys, key=lambda k: k.provider)
-        ],
-        "channels": [{"kind": c.kind, "enabled": c.enabled} for c in sorted(channels, key=lambda c: c.kind)],
-        "audit": [
-            {"at": _iso(r.at), "actor": r.actor, "action": r.action, "reason": r.reason, "after": r.after}
-            for r in audit_rows
-        ],
-    }
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 @tenant_app.command("show")
 def show(
     external_id: str = typer.Argument(..., metavar="EXTERNAL_ID"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    audit_limit: int = typer.Option(15, "--audit", min=0, max=500, help="Recent audit rows to show."),
+    live: bool = typer.Option(False, "--live", help="Also read the machine and volume from Fly now."),
 ) -> None:
-    """Desired vs observed side by side, drift, parked reason, keys (masked), channels, recent audit."""
+    """Desired vs observed side by side, drift, parked reason, banners, keys (masked), channels,
+    recent audit; with --live, what Fly says right now (exit 1 if Fly could not be read)."""
     from controlplane.desired import find_tenant
+    from controlplane.ops.views import live_view, tenant_view
 
     s = settings()
 
     async def go() -> dict[str, Any]:
-        async with open_database(s) as db, db.read() as session:
-            return await tenant_view(session, await find_tenant(session, external_id))
+        async with open_database(s) as db:
+            async with db.read() as session:
+                tenant = await find_tenant(session, external_id)
+                view = await tenant_view(
+                    session, tenant, default_image=s.openclaw_image, audit_limit=audit_limit
+                )
+        if live:
+            from controlplane.errors import BadInput
+            from controlplane.fly import FlyClient, FlyConfigError
+
+            try:
+                fly = FlyClient.from_settings(s)
+            except FlyConfigError as exc:
+                raise BadInput("CP_FLY_API_TOKEN", str(exc)) from None
+            async with fly:
+                observed = view["observed"]
+                view["live"] = await live_view(
+                    fly, observed["app"], observed["machine_id"], observed["volume_id"]
+                )
+        return view
 
     view = run(go())
+    failed = bool(view.get("live", {}).get("error"))
     if as_json:
         typer.echo(json.dumps(view, indent=2))
-        return
+        raise typer.Exit(1 if failed else 0)
     table = Table(title=f"{view['external_id']} ({view['lifecycle_state']})", title_justify="left")
-    table.add_column("desired")
-    table.add_column("")
-    table.add_column("observed")
-    table.add_column("")
+    for col in ("desired", "", "observed", ""):
+        table.add_column(col)
     desired, observed = list(view["desired"].items()), list(view["observed"].items())
     for i in range(max(len(desired), len(observed))):
         d = desired[i] if i < len(desired) else ("", "")
         o = observed[i] if i < len(observed) else ("", "")
-        table.add_row(
-            d[0], str(d[1] if d[1] is not None else "-"), o[0], str(o[1] if o[1] is not None else "-")
-        )
+        table.add_row(d[0], _cell(d[1]) if d[0] else "", o[0], _cell(o[1]) if o[0] else "")
     console.print(table)
     reconcile = view["reconcile"] or {}
     console.print(
@@ -314,7 +287,11 @@ def show(
         f"at {reconcile.get('last_run_at') or '-'}   parked: {reconcile.get('parked_reason') or 'no'}"
         + (f"   last error: {reconcile['last_error']}" if reconcile.get("last_error") else "")
     )
-    keys = ", ".join(f"{k['provider']} …{k['last4']} ({k['status']})" for k in view["keys"]) or "none"
+    for banner in view["banners"]:
+        console.print(f"banner {banner['kind']}: {banner['message']}")
+    keys = (
+        ", ".join(f"{k['provider']} …{k['last4'] or '????'} ({k['status']})" for k in view["keys"]) or "none"
+    )
     console.print(f"keys: {keys}   channels: {', '.join(c['kind'] for c in view['channels']) or 'none'}")
     audit = Table(title="recent audit", title_justify="left")
     for col in ("at", "actor", "action", "reason"):
@@ -322,57 +299,27 @@ def show(
     for row in view["audit"]:
         audit.add_row(row["at"][:19], row["actor"], row["action"], (row["reason"] or "")[:80])
     console.print(audit)
+    if "live" in view:
+        now = view["live"]
+        console.print(f"Fly now: machine {now['machine'] or '-'}; volume {now['volume'] or '-'}")
+        if failed:
+            console.print(f"Fly could not be read: {now['error']}")
+            raise typer.Exit(1)
 
 
-async def fleet_view(session: Any) -> dict[str, Any]:
-    rows = (
-        await session.execute(
-            select(
-                Tenant.lifecycle_state,
-                Tenant.plan,
-                Tenant.region,
-                Tenant.desired_rev,
-                FlyResources.observed_rev,
-            ).outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
-        )
-    ).all()
-    by_state: Counter[str] = Counter()
-    by_plan: Counter[str] = Counter()
-    by_region: Counter[str] = Counter()
-    drifting = 0
-    for state, plan, region, desired_rev, observed_rev in rows:
-        by_state[state.value] += 1
-        by_plan[plan] += 1
-        by_region[region] += 1
-        if state.value != "gone" and desired_rev != (observed_rev or 0):
-            drifting += 1
-    from controlplane.db.models import ReconcileItem
+def fleet(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    limit: int = typer.Option(100, "--limit", min=0, max=100_000, help="Tenants needing attention to list."),
+) -> None:
+    """The fleet at a glance: tenants by lifecycle state, plan, region, image and banner; the tenants
+    needing attention (parked, drifting, crash-looping, failing, with banners)."""
+    from controlplane.ops.views import fleet_view
 
-    parked = (
-        await session.execute(
-            select(Tenant.external_id, ReconcileItem.parked_reason)
-            .join(ReconcileItem, ReconcileItem.tenant_id == Tenant.id)
-            .where(ReconcileItem.parked_reason.isnot(None))
-            .order_by(Tenant.external_id)
-        )
-    ).all()
-    return {
-        "tenants": len(rows),
-        "by_lifecycle_state": dict(sorted(by_state.items())),
-        "by_plan": dict(sorted(by_plan.items())),
-        "by_region": dict(sorted(by_region.items())),
-        "drifting": drifting,
-        "parked": [{"external_id": e, "reason": r} for e, r in parked],
-    }
-
-
-def fleet(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """The fleet at a glance: tenants by lifecycle state, plan and region; drifting and parked ones."""
     s = settings()
 
     async def go() -> dict[str, Any]:
         async with open_database(s) as db, db.read() as session:
-            return await fleet_view(session)
+            return await fleet_view(session, default_image=s.openclaw_image, attention_limit=limit)
 
     view = run(go())
     if as_json:
@@ -382,6 +329,9 @@ def fleet(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         ("lifecycle state", "by_lifecycle_state"),
         ("plan", "by_plan"),
         ("region", "by_region"),
+        ("image (running)", "by_image"),
+        ("image (desired)", "by_desired_image"),
+        ("active banner", "by_banner"),
     ):
         table = Table(title=f"tenants by {title}", title_justify="left")
         table.add_column(title)
@@ -389,9 +339,20 @@ def fleet(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         for name, count in view[key].items():
             table.add_row(name, str(count))
         console.print(table)
-    console.print(f"{view['tenants']} tenants; {view['drifting']} drifting; {len(view['parked'])} parked")
-    for row in view["parked"]:
-        console.print(f"  parked: {row['external_id']}: {row['reason']}")
+    console.print(
+        f"{view['tenants']} tenants; {view['drifting']} drifting; {view['parked_count']} parked; "
+        f"{view['crashlooping']} crash-looping; {view['failing']} failing; "
+        f"{view['attention_total']} need attention"
+    )
+    if view["attention"]:
+        table = Table(title="needing attention", title_justify="left")
+        for col in ("tenant", "state", "why"):
+            table.add_column(col)
+        for row in view["attention"]:
+            table.add_row(row["external_id"], row["lifecycle_state"], "; ".join(row["reasons"]))
+        console.print(table)
+        if view["attention_total"] > len(view["attention"]):
+            console.print(f"… and {view['attention_total'] - len(view['attention'])} more (--limit, --json)")
 
 
 def register(app: typer.Typer) -> None:

@@ -352,6 +352,35 @@ async def record_pending_destroy(
     await _write_fly(db, tenant_id, {"pending_destroy": dict(pending) if pending else None}, step=step)
 
 
+#: ``pending_destroy`` key of an operator's ``tenant recreate`` (see :func:`record_recreate_request`).
+RECREATE = "recreate"
+
+
+async def record_recreate_request(
+    session: AsyncSession, tenant_id: str, *, fresh_volume: bool
+) -> dict[str, Any]:
+    """Phase one of an operator's ``tenant recreate`` (invariant 3), in the caller's transaction: the
+    machine (and, with ``fresh_volume``, the volume) to destroy, recorded in ``pending_destroy`` as
+    ``{"recreate": {"machine": id, "volume": id | None}}``. The reconciler destroys them, clears the
+    record once Fly confirms them gone, and creates the machine again from desired state.
+    ``Refused`` when there is no machine, or a destroy is already under way."""
+    from controlplane.errors import Refused
+
+    fly = await session.scalar(
+        select(FlyResources).where(FlyResources.tenant_id == tenant_id).with_for_update()
+    )
+    if fly is None or fly.machine_id is None or fly.app_name is None:
+        raise Refused(
+            "EXTERNAL_ID", "the tenant has no machine to recreate (`reconcile` creates a missing one)"
+        )
+    if fly.pending_destroy and RECREATE not in fly.pending_destroy:
+        raise Refused("EXTERNAL_ID", f"a destroy is under way ({', '.join(sorted(fly.pending_destroy))})")
+    request = {"machine": fly.machine_id, "volume": fly.volume_id if fresh_volume else None}
+    fly.pending_destroy = {RECREATE: request}
+    fly.updated_at = utcnow()
+    return request
+
+
 # -- tenant row ----------------------------------------------------------------------------------
 async def transition(
     db: Database, tenant_id: str, new_state: LifecycleState, *, actor: str, reason: str
@@ -390,6 +419,7 @@ async def record_step(
 
 
 __all__ = [
+    "RECREATE",
     "ChannelState",
     "Lifecycle",
     "Step",
@@ -406,6 +436,7 @@ __all__ = [
     "record_machine_create_tag",
     "record_observed",
     "record_pending_destroy",
+    "record_recreate_request",
     "record_secrets",
     "record_step",
     "record_volume",

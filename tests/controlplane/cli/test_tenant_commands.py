@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,28 +13,8 @@ from sqlalchemy import func, select
 from controlplane.db import migrate
 from controlplane.db.models import AuditLog, ProviderKey, Tenant
 from controlplane.db.session import Database
-from tests.support.db import TEST_VAULT_KEYS
+from tests.support.cli import cli
 from tests.support.fleet import fake_key
-
-
-async def cli(url: str, *args: str, stdin: str | None = None, **env: str) -> tuple[int, str, str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CP_")}
-    full_env.update(
-        {"CP_DATABASE_URL": url, "CP_VAULT_KEYS": TEST_VAULT_KEYS, "CP_LOG_FORMAT": "json", **env}
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "controlplane",
-        *args,
-        env=full_env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(stdin.encode() if stdin is not None else None)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 @pytest.fixture
@@ -99,6 +77,8 @@ async def test_create_show_plan_stop_start_delete_and_fleet(url: str) -> None:
         (("tenant", "set-plan", "nobody@example.com", "pro"), "EXTERNAL_ID"),
         (("tenant", "stop", "nobody@example.com", "--reason", "x"), "EXTERNAL_ID"),
         (("tenant", "set-key", "nobody@example.com", "--provider", "acme"), "--provider"),
+        (("tenant", "recreate", "nobody@example.com", "--reason", "x"), "EXTERNAL_ID"),
+        (("audit", "tail", "--tenant", "bad id with spaces"), "--tenant"),
     ],
 )
 async def test_bad_input_is_one_line_exit_2_and_changes_nothing(
