@@ -82,13 +82,30 @@ def _want_json(fmt: str, stream: TextIO) -> bool:
     return not (isatty and isatty())
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (as logging's own last-resort
+    handler does), not the stream of the moment logging was configured: a runner that swaps and
+    closes stderr (Click's test runner, a daemon redirecting output) never leaves a dead stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(
     level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None, *, sql_echo: bool = False
 ) -> None:
     """Configure structlog and the standard library logging for the whole process.
 
     ``sql_echo`` (``CP_DATABASE_ECHO``): SQL statements at INFO, their parameters hidden."""
-    stream = stream or sys.stderr
+    chosen = stream or sys.stderr
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -96,7 +113,7 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Any
-    if _want_json(fmt, stream):
+    if _want_json(fmt, chosen):
         renderer = structlog.processors.JSONRenderer()
         tail: list[Any] = [structlog.processors.format_exc_info]
     else:
@@ -119,7 +136,7 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(formatter)
     handler.addFilter(NoBoundParameters())
     root = logging.getLogger()

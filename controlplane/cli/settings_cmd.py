@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
-from controlplane.cli._common import console, settings
+from controlplane.cli._common import settings
 
 settings_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 
@@ -16,10 +17,11 @@ def show() -> None:
     s = settings()
     table = Table(title="Settings in effect")
     table.add_column("variable")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")  # never cut a value short: wrap it
     for name, value in s.public_view().items():
         table.add_row(name, value)
-    console.print(table)
+    # A console made now reads the terminal's width (COLUMNS) as it is now, not at import.
+    Console(soft_wrap=True).print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -196,7 +196,9 @@ async def test_recreate_replaces_the_machine_keeps_the_volume_and_ignores_parkin
             url, "tenant", "recreate", "r@x", "--reason", "corrupt state", "--fresh-volume", stdin="r@x\n"
         )
         assert code == 0, err
-        await fleet.converge()
+        # A destroyed volume takes a few seconds to go; the reconciler looks again after them, so
+        # wait out any look-again due within 30 s (a loaded machine stretches the steps).
+        await fleet.converge(idle_horizon=30.0)
         fresh = await fly_of(db, tenant_id)
         assert fresh.volume_id not in (None, before.volume_id) and fresh.machine_id != after.machine_id
         assert fleet.emu.state.volumes[before.volume_id].state == "destroyed"

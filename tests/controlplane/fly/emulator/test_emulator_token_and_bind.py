@@ -104,7 +104,8 @@ def test_the_deploy_files_give_the_emulator_a_token_and_never_on_the_command_lin
     compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
     service = compose["services"]["fly-emulator"]
     assert "FLY_EMULATOR_TOKEN" in service["environment"]
-    assert "${FLY_EMULATOR_TOKEN:?" in service["environment"]["FLY_EMULATOR_TOKEN"]  # required
+    # required, and the same value the workers present (CP_FLY_API_TOKEN)
+    assert "${CP_FLY_API_TOKEN:?" in service["environment"]["FLY_EMULATOR_TOKEN"]
     assert all(str(p).startswith("127.0.0.1:") for p in service["ports"])
     assert "--token" not in service["command"]
     procfile = (ROOT / "deploy" / "Procfile").read_text()
