@@ -25,6 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents_config import PlanCatalog, load_catalog
 from controlplane.billing.runner import BillingRunner
+from controlplane.byok.service import KeyService
+from controlplane.byok.validate import KeyValidator
 from controlplane.clock import Clock, SystemClock
 from controlplane.db.queue import ReconcileQueue
 from controlplane.db.session import Database
@@ -32,6 +34,8 @@ from controlplane.fly import FlyClient
 from controlplane.settings import Settings
 from controlplane.vault import Vault
 from workers.handler import Handled
+from workers.health import HealthConfig, HealthSweeper
+from workers.jobs import Housekeeping
 from workers.metrics import REGISTRY, CountingTransport
 from workers.notify import listen_for_marks
 from workers.reconciler import ReconcilerConfig, TenantReconciler
@@ -58,6 +62,7 @@ class WorkerProcess:
     clock: Clock
     billing: BillingRunner | None = None
     last_resync: ResyncReport | None = None
+    housekeeping: Housekeeping | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -77,6 +82,7 @@ class WorkerProcess:
         on_handled: Callable[[Handled], None] | None = None,
         poll_seconds: float = 1.0,
         stripe_transport: httpx.AsyncBaseTransport | None = None,
+        provider_transport: httpx.AsyncBaseTransport | None = None,
     ) -> AsyncIterator[WorkerProcess]:
         clock = clock or SystemClock()
         owner = owner or worker_id()
@@ -127,6 +133,14 @@ class WorkerProcess:
             scheduler=Scheduler(db, [], owner=owner, clock=clock),
             clock=clock,
         )
+        keys = KeyService(db, vault, KeyValidator(settings, transport=provider_transport), clock=clock.now)
+        sweeper = HealthSweeper(
+            db, vault, fly, catalog, probes, HealthConfig.from_settings(settings), clock=clock
+        )
+        process.housekeeping = Housekeeping(
+            settings, db, vault, keys, queue, process.scheduler, sweeper, clock
+        )
+        sweeper.recheck = process.housekeeping.recheck
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if settings.stripe_secret_key is not None:  # billing runs where Stripe is configured
@@ -150,6 +164,8 @@ class WorkerProcess:
             jobs.append(Job("full_resync", hours * 3600, self._full_resync))
         if self.billing is not None:
             jobs += [Job(name, interval, run) for name, interval, run in self.billing.periodic()]
+        if self.housekeeping is not None:
+            jobs += self.housekeeping.jobs()
         return jobs
 
     async def _resync(self, _period: Any) -> None:
