@@ -309,6 +309,7 @@ class HealthSweeper:
                 )
             ).all()
             keys = (await s.scalars(select(ProviderKey))).all()
+            s.expunge_all()  # plain snapshots from here: nothing is written back through them
         targets: dict[str, _Target] = {}
         for tenant, fly in rows:
             try:
