@@ -13,13 +13,14 @@ period across every worker process (:mod:`workers.scheduler`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
 
 from controlplane import audit
 from controlplane.byok.errors import KeyNotFound
+from controlplane.byok.revalidate import revalidate_keys
 from controlplane.byok.service import KeyService
 from controlplane.clock import Clock
 from controlplane.db.queue import ReconcileQueue
@@ -34,25 +35,6 @@ from workers.scheduler import Job, Scheduler
 log = structlog.get_logger(__name__)
 
 DAY = 86400.0
-
-
-async def revalidate_due_keys(
-    keys: KeyService, *, now: datetime, limit: int, actor: str = ACTOR, tenant_id: str | None = None
-) -> dict[str, int]:
-    """Re-check the keys that are due (or every key of ``tenant_id``); counts by resulting status."""
-    if tenant_id is not None:
-        due = [(tenant_id, view.provider) for view in await keys.status(tenant_id)]
-    else:
-        due = await keys.due_for_check(now=now, limit=limit)
-    counts: dict[str, int] = {}
-    for tenant, provider in due:
-        try:
-            result = await keys.test_now(tenant, provider, actor=actor)
-        except KeyNotFound:  # deleted meanwhile
-            continue
-        status = result.key.status.value
-        counts[status] = counts.get(status, 0) + 1
-    return counts
 
 
 @dataclass
@@ -93,10 +75,13 @@ class Housekeeping:
         await self.sweeper.sweep()
 
     async def key_revalidation(self, _period: Any) -> None:
-        counts = await revalidate_due_keys(
-            self.keys, now=self.clock.now(), limit=self.settings.key_revalidation_batch
+        done = await revalidate_keys(
+            self.keys, now=self.clock.now(), limit=self.settings.key_revalidation_batch, actor=ACTOR
         )
-        if counts:
+        if done:
+            counts: dict[str, int] = {}
+            for item in done:
+                counts[item.status.value] = counts.get(item.status.value, 0) + 1
             log.info("keys.revalidated", **counts)
 
     async def reencrypt(self, _period: Any) -> None:
@@ -130,4 +115,4 @@ class Housekeeping:
         log.info("audit.retention", deleted=total)
 
 
-__all__ = ["Housekeeping", "revalidate_due_keys"]
+__all__ = ["Housekeeping"]
