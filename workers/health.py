@@ -281,7 +281,10 @@ class HealthSweeper:
             if not (t.should_run and t.machine is not None):
                 continue
             due = introspect_all or _slot_of(t.tenant.id, self.config.introspect_slots) == slot
-            watched = bool(t.watched & (REPORTED_KINDS | AGENT_KINDS | {BannerKind.key_invalid}))
+            # a banner up or under way, or a key refused lately but not (yet) broken: look again now
+            watched = bool(t.watched & (REPORTED_KINDS | AGENT_KINDS)) or any(
+                k.consecutive_failures and k.status is not KeyStatus.broken for k in t.keys.values()
+            )
             wrong = t.in_trouble or (t.readiness is not None and not t.readiness.ready)
             if t.restarted or wrong or watched or (t.started and due):
                 look.append((t, due))
