@@ -236,9 +236,8 @@ async def main(machines: int, sleeping_share: float) -> None:
     print(
         f"{'exec calls / machine / hour':44}{per_machine_hour:>14.0f}  (Fly: 1/s, burst 3 per machine = 3600)"
     )
-    print(
-        f"{'drift marks / banners raised':44}{first.drift_marked:>7}/{first.banners_raised:<6}{'0 / 0':>22}"
-    )
+    marks = f"{first.drift_marked} / {first.banners_raised}"
+    print(f"{'drift marks / banners raised':44}{marks:>14}{'0 / 0':>22}")
 
 
 if __name__ == "__main__":
