@@ -64,6 +64,7 @@ from controlplane.secrets_store import GATEWAY_TOKEN_SECRET
 from controlplane.settings import Settings
 from controlplane.vault import Vault, VaultError
 from workers import agent_report as report_of
+from workers.metrics import BANNER_CHANGES, DRIFT_MARKS, HEALTH_CALLS, HEALTH_SWEEP_SECONDS
 from workers.resync import drift_reason
 
 log = structlog.get_logger(__name__)
@@ -292,6 +293,15 @@ class HealthSweeper:
         await self._recheck_keys(targets, report)
         await self._record(targets, now, report)
         report.seconds = time.perf_counter() - started
+        HEALTH_SWEEP_SECONDS.observe(report.seconds)
+        for kind, count in (
+            ("list", report.fly_list_calls),
+            ("events", report.fly_event_calls),
+            ("exec", report.fly_exec_calls),
+            ("probe", report.probes_sent),
+            ("probe_failed", report.probes_failed),
+        ):
+            HEALTH_CALLS.labels(kind).inc(count)
         log.info("health.sweep", **report.to_dict())
         return report
 
@@ -353,6 +363,7 @@ class HealthSweeper:
                     rng=random.Random(),
                 )
                 report.drift_marked += len(ids)
+                DRIFT_MARKS.labels(f"health: {reason}").inc(len(ids))
 
     # -- 3. probes -----------------------------------------------------------------------------
     async def _gateway_tokens(self, tenant_ids: list[str]) -> dict[str, str]:
@@ -557,6 +568,7 @@ class HealthSweeper:
                     for day, rows in (t.usage or {}).items():
                         report.usage_rows += await record_daily_usage(s, t.tenant.id, day, rows, now=now)
             for change in changes:
+                BANNER_CHANGES.labels(change.kind.value, "raised" if change.raised else "cleared").inc()
                 if change.raised:
                     report.banners_raised += 1
                 else:

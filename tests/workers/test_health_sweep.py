@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from prometheus_client import generate_latest
 from sqlalchemy import select
 
 from controlplane.byok.service import KeyService
@@ -20,6 +21,7 @@ from controlplane.db.session import Database
 from controlplane.enums import KeyStatus
 from tests.support.fleet import Fleet, add_key, fake_key, running_fleet, seed_tenant
 from workers.health import HealthSweeper, SweepReport
+from workers.metrics import REGISTRY
 
 EVERY_SWEEP = {"health_sweep_interval_seconds": 1, "health_introspect_interval_seconds": 1}
 
@@ -295,6 +297,8 @@ async def test_a_sweep_lists_the_fleet_in_pages_then_asks_only_for_changes(db, e
         assert first.fly_list_calls == 1 and second.fly_list_calls == 1
         assert first.machines_known == second.machines_known == 3
         assert first.probes_sent == second.probes_sent == 3
+        metrics = generate_latest(REGISTRY).decode()
+        assert "cp_health_sweep_seconds_count" in metrics and 'cp_health_calls_total{kind="probe"}' in metrics
 
         # A machine deleted behind our back shows up as deleted in the next "changes only" listing.
         ids = await fleet_tenants(db)
