@@ -212,6 +212,12 @@ class Settings(BaseSettings):
     health_exec_concurrency: int = Field(
         default=16, ge=1, le=256, description="Agents introspected (exec) at once during a sweep."
     )
+    health_max_inspect_per_sweep: int = Field(
+        default=1000,
+        ge=1,
+        description="Most agents whose events are read or who are asked (exec) in one sweep; trouble "
+        "first, the rest next sweep.",
+    )
     health_list_overlap_seconds: float = Field(
         default=120.0,
         ge=0,

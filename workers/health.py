@@ -95,6 +95,7 @@ class HealthConfig:
     full_list_every: int = 60
     crash_window_seconds: float = 600.0
     crash_exits: int = 3
+    max_inspect_per_sweep: int = 1000
     gateway_url_template: str = "https://{app}.fly.dev"
     thresholds: dict[BannerKind, int] = field(default_factory=banners.thresholds)
 
@@ -110,6 +111,7 @@ class HealthConfig:
             full_list_every=settings.health_full_list_every,
             crash_window_seconds=settings.health_crash_window_seconds,
             crash_exits=settings.health_crash_exits,
+            max_inspect_per_sweep=settings.health_max_inspect_per_sweep,
             gateway_url_template=settings.gateway_url_template,
             thresholds=banners.thresholds(settings.banner_thresholds),
         )
@@ -132,6 +134,7 @@ class SweepReport:
     probes_sent: int = 0
     probes_failed: int = 0
     introspected: int = 0
+    inspect_deferred: int = 0  # agents past CP_HEALTH_MAX_INSPECT_PER_SWEEP: looked at next sweep
     usage_rows: int = 0
     keys_rechecked: int = 0
     drift_marked: int = 0
@@ -289,7 +292,11 @@ class HealthSweeper:
             wrong = t.in_trouble or (t.readiness is not None and not t.readiness.ready)
             if t.restarted or wrong or watched or (t.started and due):
                 look.append((t, due))
-        await self._inspect_all(look, report)
+        # Trouble and observations under way first; beyond the cap, the next sweep looks (a fleet-wide
+        # outage must not turn one sweep into thousands of Fly calls).
+        look.sort(key=lambda item: (not (item[0].watched or item[0].in_trouble), not item[0].restarted))
+        report.inspect_deferred = max(0, len(look) - self.config.max_inspect_per_sweep)
+        await self._inspect_all(look[: self.config.max_inspect_per_sweep], report)
         await self._recheck_keys(targets, report)
         await self._record(targets, now, report)
         report.seconds = time.perf_counter() - started

@@ -321,3 +321,17 @@ async def test_a_sweep_lists_the_fleet_in_pages_then_asks_only_for_changes(db, e
 async def fleet_tenants(db: Database) -> list[str]:
     async with db.read() as s:
         return sorted((await s.scalars(select(FlyResources.tenant_id))).all())
+
+
+async def test_trouble_is_inspected_first_and_a_sweep_never_inspects_more_than_its_cap(
+    db, empty_database, vault
+) -> None:
+    ids = [await seed_tenant(db, vault, f"cap{n}@x", plan="pro") for n in range(3)]
+    async with fleet_of(db, empty_database["url"], health_max_inspect_per_sweep=1) as fleet:
+        await fleet.converge()
+        broken = await machine_of(db, ids[2])
+        fleet.emu.crash_loop(broken, restarts=0)
+        [report] = await sweeps(fleet, 1)
+        assert (report.introspected, report.inspect_deferred) == (1, 2)
+        assert report.fly_event_calls == 1  # the agent in trouble was the one looked at
+        assert (await banners_of(db, ids[2]))[("agent_down", "")][1] == 1
