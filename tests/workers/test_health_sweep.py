@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import structlog.testing
 from prometheus_client import generate_latest
 from sqlalchemy import select
 
@@ -111,7 +112,8 @@ async def test_credit_running_out_raises_key_no_credit_after_the_threshold_witho
         assert active(await banners_of(db, tenant)) == set()
 
         fleet.emu.fail_credential(machine, "anthropic", "billing")
-        await sweeps(fleet, 2)  # threshold 3: two bad observations raise nothing
+        with structlog.testing.capture_logs() as logged:
+            await sweeps(fleet, 2)  # threshold 3: two bad observations raise nothing
         state = await banners_of(db, tenant)
         assert active(state) == set() and state[("key_no_credit", "anthropic")][1] == 2
         [third] = await sweeps(fleet, 1)
@@ -128,6 +130,9 @@ async def test_credit_running_out_raises_key_no_credit_after_the_threshold_witho
             ("banner.raised", "key_no_credit", "anthropic", "poller"),
             ("banner.cleared", "key_no_credit", "anthropic", "poller"),
         ]
+        # The CLI's output (the real one prints 16 characters of each key) is parsed, never logged.
+        assert any(e["event"] == "health.sweep" for e in logged)
+        assert "inline-api-key" not in repr(logged) and "unusableProfiles" not in repr(logged)
 
 
 async def test_a_revoked_key_raises_key_invalid_after_the_policys_refusals_and_replacing_it_clears_it(
