@@ -4,7 +4,8 @@ test and the end-to-end tests all run THIS (one path, no demo-only copy).
 :meth:`WorkerProcess.open` builds the parts from the settings (database, vault, Fly client with
 call counting, plan catalog, reconciler, queue, worker, scheduler); :meth:`WorkerProcess.run` runs
 the worker loop, the periodic jobs (the listing resync every ``CP_RESYNC_INTERVAL_SECONDS``, the full
-resync every ``CP_FULL_RESYNC_HOURS``), the PostgreSQL wake-up listener and the ``/metrics`` +
+resync every ``CP_FULL_RESYNC_HOURS``, billing's where Stripe is configured, and the health sweep, key
+re-validation, re-encryption, pruning and audit retention of :mod:`workers.jobs`), the PostgreSQL wake-up listener and the ``/metrics`` +
 ``/healthz`` endpoint until stopped (SIGTERM/SIGINT in :func:`run_until_signalled`) or idle.
 """
 
