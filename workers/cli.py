@@ -186,7 +186,10 @@ def health_sweep(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
             while not stop.is_set():
-                show(await sweeper.sweep())
+                try:
+                    show(await sweeper.sweep())
+                except Exception as exc:  # the database or Fly unreachable: try again next interval
+                    console.print(f"sweep failed: {type(exc).__name__}")
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=sweeper.config.sweep_interval_seconds)
                 except TimeoutError:
