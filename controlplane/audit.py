@@ -8,8 +8,10 @@ in by mistake never reaches the table.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from controlplane.db.models import AuditLog, utcnow
@@ -50,4 +52,12 @@ def record(
     return row
 
 
-__all__ = ["ACTOR", "check_actor", "record"]
+async def delete_older_than(session: AsyncSession, before: datetime, *, batch: int = 5000) -> int:
+    """Audit retention: delete up to ``batch`` rows written before ``before`` (the periodic job
+    calls it until it returns less than ``batch``)."""
+    ids = select(AuditLog.id).where(AuditLog.at < before).order_by(AuditLog.at).limit(batch)
+    result = await session.execute(delete(AuditLog).where(AuditLog.id.in_(ids)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+__all__ = ["ACTOR", "check_actor", "delete_older_than", "record"]

@@ -78,6 +78,7 @@ class BannerKind(str, enum.Enum):
     key_missing = "key_missing"
     agent_down = "agent_down"
     agent_crashlooping = "agent_crashlooping"
+    channel_down = "channel_down"
     grace_period_ending = "grace_period_ending"
     payment_failed = "payment_failed"
 

@@ -197,6 +197,66 @@ class Settings(BaseSettings):
     tenant_retention_days: float = Field(
         default=7.0, ge=0, description="Days a cancelled or deleted tenant's resources are kept (stopped)."
     )
+    # --- health: the sweep, banners, periodic housekeeping (workers/health.py) ----------------
+    health_sweep_interval_seconds: float = Field(
+        default=60.0, ge=1, description="How often the health sweep reads the fleet and probes agents."
+    )
+    health_introspect_interval_seconds: float = Field(
+        default=3600.0,
+        ge=1,
+        description="How often each running agent is asked (exec) about its keys, channels and usage; "
+        "at once when a probe or an observation looks wrong.",
+    )
+    health_probe_concurrency: int = Field(
+        default=64, ge=1, le=1024, description="/readyz probes in flight at once during a sweep."
+    )
+    health_probe_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=30, description="Timeout of one /readyz probe."
+    )
+    health_exec_concurrency: int = Field(
+        default=16, ge=1, le=256, description="Agents introspected (exec) at once during a sweep."
+    )
+    health_max_inspect_per_sweep: int = Field(
+        default=1000,
+        ge=1,
+        description="Most agents whose events are read or who are asked (exec) in one sweep; trouble "
+        "first, the rest next sweep.",
+    )
+    health_list_overlap_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="How far back each listing reaches before the last one (Fly's listing is "
+        "eventually consistent).",
+    )
+    health_full_list_every: int = Field(
+        default=60, ge=1, description="Every Nth sweep of a process lists the whole fleet again."
+    )
+    health_crash_window_seconds: float = Field(
+        default=600.0, gt=0, description="Window in which exits of a machine count as a crash loop."
+    )
+    health_crash_exits: int = Field(
+        default=3, ge=1, description="Exits within the window that make a crash loop."
+    )
+    banner_thresholds: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict,
+        description="Consecutive bad observations before a banner rises, per kind: "
+        "'agent_down=3,channel_down=3' (defaults in controlplane/banners.py).",
+    )
+    key_revalidation_interval_seconds: float = Field(
+        default=300.0, ge=1, description="How often keys due for a re-check are re-validated."
+    )
+    key_revalidation_batch: int = Field(
+        default=200, ge=1, le=10_000, description="Most keys re-validated by one run of that job."
+    )
+    audit_retention_days: float = Field(
+        default=400.0, ge=0, description="Audit rows older than this are deleted daily (0 = kept forever)."
+    )
+    job_runs_retention_days: float = Field(
+        default=14.0, gt=0, description="Finished periodic-job periods kept this long."
+    )
+    reencrypt_batch: int = Field(
+        default=500, ge=1, le=10_000, description="Secrets re-encrypted per run after a vault key rotation."
+    )
     platform_keys: SecretStr | None = Field(
         default=None,
         description="The operator's platform (operator-paid) keys: 'provider=key,provider=key'.",
@@ -321,6 +381,34 @@ class Settings(BaseSettings):
         for position, region in enumerate(value, start=1):
             if not (len(region) == 3 and region.isascii() and region.isalpha() and region.islower()):
                 raise ValueError(f"entry {position} is not a Fly region code (three lower-case letters)")
+        return value
+
+    @field_validator("banner_thresholds", mode="before")
+    @classmethod
+    def _parse_thresholds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parsed: dict[str, Any] = {}
+            for part in (p.strip() for p in value.split(",")):
+                if not part:
+                    continue
+                kind, sep, count = part.partition("=")
+                if not sep:
+                    raise ValueError(f"{part!r} is not kind=count")
+                parsed[kind.strip()] = count.strip()
+            return parsed
+        return value
+
+    @field_validator("banner_thresholds")
+    @classmethod
+    def _check_thresholds(cls, value: dict[str, int]) -> dict[str, int]:
+        from controlplane.enums import BannerKind
+
+        kinds = {k.value for k in BannerKind}
+        for kind, count in value.items():
+            if kind not in kinds:
+                raise ValueError(f"unknown banner kind {kind!r}")
+            if count < 1:
+                raise ValueError(f"{kind}: the threshold must be at least 1")
         return value
 
     @field_validator("gateway_url_template")

@@ -142,10 +142,68 @@ def demo(
     raise typer.Exit(run(run_demo(out, speed=speed)))
 
 
+health_app = typer.Typer(help="Fleet health: the sweep that raises and clears banners.", no_args_is_help=True)
+
+
+@health_app.command("sweep")
+def health_sweep(
+    once: bool = typer.Option(False, "--once", help="One sweep, then exit (default: every interval)."),
+    as_json: bool = typer.Option(False, "--json", help="Print each sweep's report as one JSON line."),
+) -> None:
+    """Read the fleet's machine states (org-wide listing), probe running agents' /readyz, read the
+    agents' own view of their keys and channels (exec), mark drift to reconcile and raise or clear
+    banners. Changes nothing on Fly and never wakes a sleeping agent. Without --once it sweeps every
+    CP_HEALTH_SWEEP_INTERVAL_SECONDS until SIGTERM/SIGINT. (The worker process also runs the sweep
+    as a periodic job, exactly once per period across workers.)"""
+    import signal
+
+    from workers.process import WorkerProcess
+
+    s = settings()
+
+    def show(report: Any) -> None:
+        data = report.to_dict()
+        if as_json:
+            typer.echo(json.dumps(data, sort_keys=True))
+        else:
+            console.print(
+                f"sweep: {data['machines_known']} machines, {data['tenants']} tenants, "
+                f"{data['fly_api_calls']} Fly API calls ({data['fly_list_calls']} listing), "
+                f"{data['probes_sent']} probes ({data['probes_failed']} failed), "
+                f"{data['introspected']} introspected, {data['drift_marked']} marked to reconcile, "
+                f"banners +{data['banners_raised']} -{data['banners_cleared']} in {data['seconds']} s"
+            )
+
+    async def go() -> int:
+        async with WorkerProcess.open(s) as process:
+            assert process.housekeeping is not None
+            sweeper = process.housekeeping.sweeper
+            if once:
+                show(await sweeper.sweep())
+                return 0
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            while not stop.is_set():
+                try:
+                    show(await sweeper.sweep())
+                except Exception as exc:  # the database or Fly unreachable: try again next interval
+                    console.print(f"sweep failed: {type(exc).__name__}")
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=sweeper.config.sweep_interval_seconds)
+                except TimeoutError:
+                    pass
+            return 0
+
+    raise typer.Exit(run(go()))
+
+
 def register(app: typer.Typer) -> None:
     app.command("worker")(worker)
     app.command("reconcile")(reconcile)
     app.command("demo")(demo)
+    app.add_typer(health_app, name="health")
 
 
 __all__ = ["register"]

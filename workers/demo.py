@@ -18,7 +18,10 @@ scenario:
 4. one subscription is cancelled: stopped with autostart off, then (retention shortened to seconds)
    its machine, volume and app are destroyed;
 5. one machine is deleted behind the worker's back: the resync notices, the worker recreates it;
-6. the final fleet.
+6. health: Anthropic stops accepting one tenant's key for billing; the agent reports it (exec'd
+   ``openclaw models status --json``), the ``key_no_credit`` banner rises after its threshold of
+   consecutive sweeps, the user saves a new key and the banner clears;
+7. the final fleet.
 
 The emulated Fly is saved to ``fly-emulator.json`` beside the database, so running the demo again
 adopts the same fleet (the first convergence creates nothing; users who subscribed before do not
@@ -45,6 +48,7 @@ from rich.table import Table
 from sqlalchemy import func, select
 
 from controlplane.api.app import create_app
+from controlplane.banners import thresholds as banner_thresholds
 from controlplane.billing.deliveries import (
     DEMO_API_KEY,
     WebhookDelivery,
@@ -57,10 +61,11 @@ from controlplane.billing.fake_stripe.fake import FakeStripe
 from controlplane.billing.webhook_route import PATH as WEBHOOK_PATH
 from controlplane.byok.validate import KeyValidator
 from controlplane.db import migrate
-from controlplane.db.models import AuditLog, FlyResources, Tenant
+from controlplane.db.models import AuditLog, Banner, FlyResources, Tenant
 from controlplane.db.session import Database
 from controlplane.desired import change_plan
 from controlplane.devkeys import ensure_vault_keys
+from controlplane.enums import BannerKind
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
 from controlplane.loopback import serve_asgi
 from controlplane.settings import Settings, load_settings
@@ -73,6 +78,7 @@ SNAPSHOT_FILE = "fly-emulator.json"
 FLEET_SIZE = 30
 GRACE_SECONDS = 6.0  # the demo's billing grace (production: CP_BILLING_GRACE_DAYS, default 3 days)
 RETENTION_SECONDS = 6.0  # the demo's retention (production: CP_TENANT_RETENTION_DAYS, default 7)
+HEALTH_SWEEP_SECONDS = 2.0  # the demo's sweep interval (production: CP_HEALTH_SWEEP_INTERVAL_SECONDS, 60)
 PROVIDER_SETS = (("openai",), ("anthropic",), ("anthropic", "google"), ("anthropic", "groq", "openai"))
 
 
@@ -479,6 +485,62 @@ async def hand_deletion(stage: Stage, tenant_id: str) -> bool:
     return ok
 
 
+async def key_out_of_credit(stage: Stage, tenant_id: str) -> bool:
+    stage.console.rule(
+        "[bold]9. health: a provider stops accepting a key for billing; the agent says so; a banner; a new key"
+    )
+    tenant, fly = await stage.tenant_by_id(tenant_id), await stage.fly(tenant_id)
+    assert tenant is not None and fly is not None and fly.machine_id
+    threshold = banner_thresholds(stage.process.settings.banner_thresholds)[BannerKind.key_no_credit]
+    stage.emulator.fail_credential(fly.machine_id, "anthropic", "billing")
+    stage.console.print(
+        f"{tenant.external_id}: Anthropic now refuses the agent's key for billing (emulated); the health "
+        f"sweep asks the agent itself (Fly exec: openclaw models status --json), no provider is called"
+    )
+    seen = 0
+
+    async def raised() -> bool:
+        nonlocal seen
+        async with stage.db.read() as s:
+            row = await s.scalar(
+                select(Banner).where(
+                    Banner.tenant_id == tenant_id,
+                    Banner.kind == BannerKind.key_no_credit,
+                    Banner.subject == "anthropic",
+                )
+            )
+            count, up = (row.consecutive_bad, row.active) if row is not None else (0, False)
+        if count > seen and not up:
+            seen = count
+            stage.console.print(
+                f"  sweep: the agent reports 'billing' ({count} of {threshold}): no banner yet"
+            )
+        return up
+
+    ok = await stage.until(raised, 90)
+    stage.console.print(
+        f"banner after {threshold} observations in a row: {await stage.banners(tenant.external_id)}"
+    )
+    base = f"/v1/tenants/{tenant.external_id}/keys/anthropic"
+    (await stage.api.put(base, json={"key": FAKE_KEYS["anthropic"]()})).raise_for_status()
+    stage.emulator.restore_credential(fly.machine_id, "anthropic")  # the new key has credit
+    stage.console.print(
+        f"the user saves a new key (dashboard API): banners now {await stage.banners(tenant.external_id)}"
+    )
+
+    async def new_key_applied() -> bool:
+        now_t, now_f = await stage.tenant_by_id(tenant_id), await stage.fly(tenant_id)
+        return bool(now_t and now_f and now_f.observed_rev == now_t.desired_rev)
+
+    ok = await stage.until(new_key_applied) and ok
+    await asyncio.sleep(2 * stage.process.settings.health_sweep_interval_seconds)
+    still_clear = "key_no_credit" not in await stage.banners(tenant.external_id)
+    stage.console.print(
+        f"the new key reached the agent; later sweeps: banner {'stays cleared' if still_clear else 'BACK UP'}"
+    )
+    return ok and still_clear
+
+
 async def run_demo(console: Console, *, speed: float = SPEED, fleet_size: int = FLEET_SIZE) -> int:
     """The walk-through; ``fleet_size`` (at least 3) shrinks the fleet for tests."""
     settings = ensure_vault_keys(console)
@@ -519,6 +581,8 @@ async def run_demo(console: Console, *, speed: float = SPEED, fleet_size: int = 
                     "stripe_webhook_secret": webhook_secret,
                     "api_tokens": [api_token],
                     "billing_grace_days": GRACE_SECONDS / 86400,
+                    "health_sweep_interval_seconds": HEALTH_SWEEP_SECONDS,
+                    "health_introspect_interval_seconds": 5 * HEALTH_SWEEP_SECONDS,
                     "tenant_retention_days": RETENTION_SECONDS / 86400,
                 }
             )
@@ -558,11 +622,12 @@ async def run_demo(console: Console, *, speed: float = SPEED, fleet_size: int = 
                     ok &= await payment_failure(stage)
                     ok &= await cancellation(stage)
                     ok &= await hand_deletion(stage, ids[2])
+                    ok &= await key_out_of_credit(stage, ids[0])
                 finally:
                     stop.set()
                     await runner
 
-                console.rule("[bold]9. the fleet")
+                console.rule("[bold]10. the fleet")
                 async with db.read() as s:
                     rows = (
                         await s.execute(

@@ -60,6 +60,24 @@ FLY_CALLS = PromCounter(
 DRIFT_MARKS = PromCounter(
     "cp_resync_marks_total", "Tenants the resync marked, by reason.", ["reason"], registry=REGISTRY
 )
+HEALTH_SWEEP_SECONDS = Histogram(
+    "cp_health_sweep_seconds",
+    "Duration of one health sweep.",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
+    registry=REGISTRY,
+)
+HEALTH_CALLS = PromCounter(
+    "cp_health_calls_total",
+    "What health sweeps sent: Fly listing pages, machine event reads, execs, /readyz probes, failed probes.",
+    ["kind"],
+    registry=REGISTRY,
+)
+BANNER_CHANGES = PromCounter(
+    "cp_banner_changes_total",
+    "Banners raised or cleared by the health sweep, by kind.",
+    ["kind", "change"],
+    registry=REGISTRY,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -4,7 +4,8 @@ test and the end-to-end tests all run THIS (one path, no demo-only copy).
 :meth:`WorkerProcess.open` builds the parts from the settings (database, vault, Fly client with
 call counting, plan catalog, reconciler, queue, worker, scheduler); :meth:`WorkerProcess.run` runs
 the worker loop, the periodic jobs (the listing resync every ``CP_RESYNC_INTERVAL_SECONDS``, the full
-resync every ``CP_FULL_RESYNC_HOURS``), the PostgreSQL wake-up listener and the ``/metrics`` +
+resync every ``CP_FULL_RESYNC_HOURS``, billing's where Stripe is configured, and the health sweep, key
+re-validation, re-encryption, pruning and audit retention of :mod:`workers.jobs`), the PostgreSQL wake-up listener and the ``/metrics`` +
 ``/healthz`` endpoint until stopped (SIGTERM/SIGINT in :func:`run_until_signalled`) or idle.
 """
 
@@ -25,6 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from agents_config import PlanCatalog, load_catalog
 from controlplane.billing.runner import BillingRunner
+from controlplane.byok.service import KeyService
+from controlplane.byok.validate import KeyValidator
 from controlplane.clock import Clock, SystemClock
 from controlplane.db.queue import ReconcileQueue
 from controlplane.db.session import Database
@@ -32,6 +35,8 @@ from controlplane.fly import FlyClient
 from controlplane.settings import Settings, SettingsError
 from controlplane.vault import Vault
 from workers.handler import Handled
+from workers.health import HealthConfig, HealthSweeper
+from workers.jobs import Housekeeping
 from workers.metrics import REGISTRY, CountingTransport
 from workers.notify import listen_for_marks
 from workers.reconciler import ReconcilerConfig, TenantReconciler
@@ -58,6 +63,7 @@ class WorkerProcess:
     clock: Clock
     billing: BillingRunner | None = None
     last_resync: ResyncReport | None = None
+    housekeeping: Housekeeping | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -77,6 +83,7 @@ class WorkerProcess:
         on_handled: Callable[[Handled], None] | None = None,
         poll_seconds: float = 1.0,
         stripe_transport: httpx.AsyncBaseTransport | None = None,
+        provider_transport: httpx.AsyncBaseTransport | None = None,
     ) -> AsyncIterator[WorkerProcess]:
         clock = clock or SystemClock()
         owner = owner or worker_id()
@@ -127,6 +134,14 @@ class WorkerProcess:
             scheduler=Scheduler(db, [], owner=owner, clock=clock),
             clock=clock,
         )
+        keys = KeyService(db, vault, KeyValidator(settings, transport=provider_transport), clock=clock.now)
+        sweeper = HealthSweeper(
+            db, vault, fly, catalog, probes, HealthConfig.from_settings(settings), clock=clock
+        )
+        process.housekeeping = Housekeeping(
+            settings, db, vault, keys, queue, process.scheduler, sweeper, clock
+        )
+        sweeper.recheck = process.housekeeping.recheck
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if settings.stripe_secret_key is not None:  # billing runs where Stripe is configured
@@ -150,6 +165,8 @@ class WorkerProcess:
             jobs.append(Job("full_resync", hours * 3600, self._full_resync))
         if self.billing is not None:
             jobs += [Job(name, interval, run) for name, interval, run in self.billing.periodic()]
+        if self.housekeeping is not None:
+            jobs += self.housekeeping.jobs()
         return jobs
 
     async def _resync(self, _period: Any) -> None:

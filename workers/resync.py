@@ -59,7 +59,7 @@ class ResyncReport:
         return sum(self.marked.values())
 
 
-def _drift(
+def drift_reason(
     row: tuple[Tenant, FlyResources | None],
     machine: OrgMachine | None,
     *,
@@ -150,7 +150,7 @@ async def resync_once(
             except UnknownPlanError:
                 plan = None
             listed = machines.get(fly_row.machine_id) if fly_row and fly_row.machine_id else None
-            reason = _drift(
+            reason = drift_reason(
                 (tenant, fly_row), listed, plan=plan, listing_complete=not report.partial, now=now
             )
             if reason is not None:
@@ -187,4 +187,4 @@ async def full_resync(queue: ReconcileQueue, *, spread_seconds: float) -> int:
     return await queue.mark_all("full resync", explicit=False, spread_seconds=spread_seconds)
 
 
-__all__ = ["ResyncReport", "full_resync", "resync_once"]
+__all__ = ["ResyncReport", "drift_reason", "full_resync", "resync_once"]

@@ -170,6 +170,18 @@ class Scheduler:
         ]
         return max(0.0, (min(ends) - now).total_seconds()) if ends else 3600.0
 
+    async def prune(self, *, older_than: datetime) -> int:
+        """Delete finished periods that started before ``older_than`` (a periodic job keeps the table
+        small; an unfinished period is never deleted, so it is still retried)."""
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                RUNS.delete().where(
+                    RUNS.c.finished_at.is_not(None),
+                    RUNS.c.started_at < literal(older_than, type_=UTCDateTime()),
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def run_forever(self, stop: asyncio.Event, *, retry_seconds: float = 15.0) -> None:
         """Tick at each period boundary (and every ``retry_seconds``, so a crashed run is retried
         within its period) until ``stop`` is set."""

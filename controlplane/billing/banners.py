@@ -1,8 +1,8 @@
 """Billing's dashboard banners: ``payment_failed``, ``grace_period_ending`` and ``key_missing``.
 
-Every banner write of billing goes through :func:`set_banner` (one row per tenant and kind, reused;
-an audit row for each raise and each clear), so it can be redirected to a generic banner module
-later without touching the callers.
+Every banner write of billing goes through :func:`set_banner`, which hands it to the generic
+:mod:`controlplane.banners` (one row per tenant and kind, reused; an audit row for each raise and
+each clear).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from controlplane import audit
+from controlplane import banners
 from controlplane.billing import entitlement
-from controlplane.billing._sql import insert_for, table_of
-from controlplane.db.models import Banner, Tenant, new_id
+from controlplane.db.models import Banner, Tenant
 from controlplane.enums import BannerKind
 
 MESSAGES = {
@@ -39,48 +38,18 @@ async def set_banner(
     reason: str,
     message: str | None = None,
 ) -> bool:
-    """Raise (``active``) or clear the tenant's ``kind`` banner. ``True`` if it changed."""
-    row = await _row(session, tenant_id, kind)
-    if row is None:
-        if not active:
-            return False
-        # Two processes may raise the same banner at once: the unique (tenant, kind) row decides.
-        insert = insert_for(session, table_of(Banner)).values(
-            id=new_id(),
-            tenant_id=tenant_id,
-            kind=kind.value,
-            message="",
-            consecutive_bad=0,
-            active=False,
-            updated_at=now,
-        )
-        await session.execute(insert.on_conflict_do_nothing())
-        row = await _row(session, tenant_id, kind)
-        assert row is not None
-    text = message or MESSAGES.get(kind, "")
-    if active == row.active:
-        if active and row.message != text:
-            row.message = text
-            row.updated_at = now
-        return False
-    row.active = active
-    row.updated_at = now
-    if active:
-        row.message = text
-        row.raised_at = now
-        row.cleared_at = None
-    else:
-        row.cleared_at = now
-    audit.record(
+    """Raise (``active``) or clear the tenant's ``kind`` banner. ``True`` if it changed (the generic
+    :func:`controlplane.banners.set_banner`, with billing's sentences)."""
+    return await banners.set_banner(
         session,
+        tenant_id,
+        kind,
+        active=active,
+        now=now,
         actor=actor,
-        action="banner.raised" if active else "banner.cleared",
-        tenant_id=tenant_id,
         reason=reason,
-        before={"banner": kind.value, "active": not active},
-        after={"banner": kind.value, "active": active},
+        message=message or MESSAGES.get(kind),
     )
-    return True
 
 
 async def sync_billing_banners(
@@ -102,10 +71,6 @@ async def sync_billing_banners(
             await set_banner(
                 session, tenant.id, kind, active=active, now=now, actor=actor, reason=reason, message=message
             )
-
-
-async def _row(session: AsyncSession, tenant_id: str, kind: BannerKind) -> Banner | None:
-    return await session.scalar(select(Banner).where(Banner.tenant_id == tenant_id, Banner.kind == kind))
 
 
 __all__ = ["BILLING_GRACE_ENDING", "KEY_GRACE_ENDING", "MESSAGES", "set_banner", "sync_billing_banners"]

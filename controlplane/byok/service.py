@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from agents_config.inputs import name_or_given
+from controlplane.banners import clear_banners
 from controlplane.billing.keygrace import USABLE_KEY_STATUSES, end_key_grace
 from controlplane.byok.catalog import get_spec
 from controlplane.byok.errors import (
@@ -50,7 +51,7 @@ from controlplane.byok.verdicts import (
 from controlplane.db.models import ProviderKey, Tenant, utcnow
 from controlplane.db.session import Database
 from controlplane.desired import desired_state_changed
-from controlplane.enums import KeyStatus, KeyVerdict, RoutingStrategy
+from controlplane.enums import BannerKind, KeyStatus, KeyVerdict, RoutingStrategy
 from controlplane.redaction import registered_secret
 from controlplane.secrets_store import (
     delete_secret,
@@ -259,6 +260,17 @@ class KeyService:
                 reason=f"{spec.id} key {verdict.verdict.value}",
                 before=before,
                 after=_audit_view(row),
+            )
+            # A new key starts from zero: what was seen of the old one (banners, bad observations
+            # counted toward them) is cleared; the health sweep judges the new key afresh.
+            await clear_banners(
+                session,
+                tenant_id,
+                (BannerKind.key_invalid, BannerKind.key_no_credit),
+                subject=spec.id,
+                now=now,
+                actor=actor,
+                reason=f"{spec.id} key replaced",
             )
             if row.status in USABLE_KEY_STATUSES:  # a migrated user's key grace ends with their own key
                 await end_key_grace(session, tenant, now, actor=actor, reason=f"{spec.id} key saved")

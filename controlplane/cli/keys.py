@@ -11,7 +11,9 @@ from rich.table import Table
 from controlplane.cli._common import console, run, settings
 from controlplane.vault import Vault, format_key_ring_entry, generate_key, valid_key_id
 
-keys_app = typer.Typer(help="Vault key ring: generate keys, see usage, rotate.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Vault key ring: generate keys, see usage, rotate; provider keys: revalidate.", no_args_is_help=True
+)
 
 
 @keys_app.command("generate")
@@ -120,6 +122,72 @@ def rotate(
         for row_id in view["failed"]:  # type: ignore[attr-defined]
             console.print(f"  could not decrypt secret row {row_id} (unknown key id or tampered)")
     raise typer.Exit(1 if view["remaining"] else 0)
+
+
+@keys_app.command("revalidate")
+def revalidate(
+    tenant: str | None = typer.Option(
+        None, "--tenant", metavar="EXTERNAL_ID", help="Every key of this tenant (default: the keys due)."
+    ),
+    limit: int = typer.Option(1000, "--limit", min=1, max=100_000, help="Most keys re-checked (due keys)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON document instead of a table."),
+) -> None:
+    """Re-validate provider keys now through the key service's policy (free checks first; a key is
+    broken only after the policy's consecutive refusals): the keys due for a check, or every key of
+    one tenant. The keys themselves are never shown."""
+    import json
+
+    from sqlalchemy import select
+
+    from controlplane.byok.revalidate import revalidate_keys
+    from controlplane.byok.service import KeyService
+    from controlplane.byok.validate import KeyValidator
+    from controlplane.cli._common import cli_actor, open_database
+    from controlplane.db.models import Tenant, utcnow
+    from controlplane.desired import find_tenant
+
+    s = settings()
+    vault = Vault.from_settings(s)
+    actor = cli_actor()
+
+    async def go() -> list[dict[str, object]]:
+        async with open_database(s) as db:
+            tenant_id = None
+            if tenant is not None:
+                async with db.read() as session:
+                    tenant_id = (await find_tenant(session, tenant)).id
+            service = KeyService(db, vault, KeyValidator(s))
+            done = await revalidate_keys(service, now=utcnow(), limit=limit, actor=actor, tenant_id=tenant_id)
+            async with db.read() as session:
+                names = {
+                    t.id: t.external_id
+                    for t in await session.scalars(
+                        select(Tenant).where(Tenant.id.in_({d.tenant_id for d in done}))
+                    )
+                }
+            return [
+                {
+                    "tenant": names.get(d.tenant_id, d.tenant_id),
+                    "provider": d.provider,
+                    "verdict": d.verdict.value,
+                    "status": d.status.value,
+                    "consecutive_failures": d.consecutive_failures,
+                }
+                for d in done
+            ]
+
+    rows = run(go())
+    if as_json:
+        typer.echo(json.dumps({"rechecked": rows}, indent=2))
+        return
+    table = Table(title=f"Keys re-validated: {len(rows)}")
+    for column in ("tenant", "provider", "verdict", "status", "consecutive_failures"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(str(row[c]) for c in ("tenant", "provider", "verdict", "status", "consecutive_failures"))
+        )
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

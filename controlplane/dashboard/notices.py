@@ -35,6 +35,9 @@ DEFAULT_SENTENCES: dict[BannerKind, str] = {
     BannerKind.key_missing: "Your agent has no usable AI key. Add a key to start it again.",
     BannerKind.agent_down: "Your agent is not responding. We are bringing it back.",
     BannerKind.agent_crashlooping: "Your agent keeps restarting. We are looking into it.",
+    BannerKind.channel_down: (
+        "Your {subject} connection stopped working. Check its token or reconnect it in your settings."
+    ),
     BannerKind.grace_period_ending: (
         "Your agent runs on our AI key for a limited time. Add your own key to keep it running."
     ),
@@ -82,7 +85,9 @@ async def active_banners(session: AsyncSession, tenant_id: str) -> list[BannerVi
         .order_by(Banner.raised_at, Banner.kind)
     )
     return [
-        BannerView(r.kind, r.subject, banner_sentence(r.kind, r.subject, r.message), r.raised_at)
+        BannerView(
+            r.kind, r.subject or None, banner_sentence(r.kind, r.subject or None, r.message), r.raised_at
+        )
         for r in rows
     ]
 

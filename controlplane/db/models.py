@@ -441,15 +441,16 @@ class Banner(Base):
     kind: Mapped[BannerKind] = mapped_column(_enum(BannerKind, "banner_kind"))
     message: Mapped[str] = mapped_column(Text, default="")
     # What the banner is about when a kind can concern several things: a provider id (key_invalid,
-    # key_no_credit) or a channel kind; NULL for tenant-wide banners.
-    subject: Mapped[str | None] = mapped_column(String(64))
+    # key_no_credit) or a channel kind (channel_down); "" for tenant-wide banners (part of the
+    # unique key, so never NULL: NULLs would not collide).
+    subject: Mapped[str] = mapped_column(String(64), default="")
     consecutive_bad: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
     raised_at: Mapped[datetime | None]
     cleared_at: Mapped[datetime | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (UniqueConstraint("tenant_id", "kind"),)
+    __table_args__ = (UniqueConstraint("tenant_id", "kind", "subject"),)
 
 
 class Announcement(Base):

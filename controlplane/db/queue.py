@@ -541,6 +541,22 @@ class ReconcileQueue:
         async with self.db.transaction() as session:
             await session.execute(QUEUE.delete().where(QUEUE.c.tenant_id.in_(ids)))
 
+    async def prune_finished(self, *, older_than: datetime) -> int:
+        """Delete the finished rows of tenants that are gone (nothing due, no lease, last run before
+        ``older_than``): a periodic job, so the table does not grow with every tenant ever served."""
+        gone = select(Tenant.id).where(Tenant.lifecycle_state == "gone")
+        c = QUEUE.c
+        async with self.db.transaction() as session:
+            result = await session.execute(
+                QUEUE.delete().where(
+                    c.tenant_id.in_(gone),
+                    c.due_at.is_(None),
+                    c.lease_owner.is_(None),
+                    or_(c.last_run_at.is_(None), c.last_run_at < _utc(older_than)),
+                )
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
 
 __all__ = [
     "BACKGROUND",

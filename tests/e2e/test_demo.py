@@ -73,6 +73,8 @@ def test_demo_converges_the_fleet_then_adopts_it(demo_db: str, tmp_path: Path) -
     assert "invoice.payment_failed → banner" in out and "'payment_failed'" in out
     assert "Fly autostart [False]" in out and "invoice.paid → running again, banners now []" in out
     assert "gone from Fly" in out and "the resync noticed" in out
+    assert "banner after 3 observations in a row: ['key_no_credit']" in out
+    assert "the user saves a new key (dashboard API): banners now []" in out and "stays cleared" in out
     assert (tmp_path / ".env").read_text().count("CP_VAULT_KEYS=") == 1
 
     states = sorted(s for (s,) in _rows(demo_db, "SELECT lifecycle_state FROM tenants"))

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from controlplane.db.models import Channel, ProviderKey, Tenant
@@ -220,7 +221,13 @@ class Fleet:
 
 @asynccontextmanager
 async def running_fleet(
-    db: Database, database_url: str, emu: FlyEmulator | None = None, *, concurrency: int = 16, **settings: Any
+    db: Database,
+    database_url: str,
+    emu: FlyEmulator | None = None,
+    *,
+    concurrency: int = 16,
+    provider_transport: httpx.AsyncBaseTransport | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Fleet]:
     emu = emu or emulator()
     handled: list[Handled] = []
@@ -234,5 +241,6 @@ async def running_fleet(
         on_handled=handled.append,
         poll_seconds=0.2,
         reconciler_overrides={"look_again_seconds": 0.5},
+        provider_transport=provider_transport,
     ) as process:
         yield Fleet(process=process, emu=emu, handled=handled)
