@@ -47,6 +47,8 @@ from controlplane.fly.emulator.transport import EmulatorTransport
 log = structlog.get_logger(__name__)
 
 SNAPSHOT_FORMAT = 1
+#: The largest snapshot ``load`` reads (more is refused before parsing).
+SNAPSHOT_MAX_BYTES = 512 * 1024 * 1024
 
 
 class FlyEmulator:
@@ -387,13 +389,26 @@ class FlyEmulator:
 
     @classmethod
     def load(cls, path: str | Path, options: EmulatorOptions | None = None) -> FlyEmulator:
-        payload = json.loads(Path(path).read_text())
-        if payload.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"unsupported emulator snapshot format {payload.get('format')!r}")
-        state = EmulatorState.model_validate(payload["state"])
+        from pydantic import ValidationError
+
+        from controlplane.limits import InputRefused, Limits, load_json_file, name_or_given, path_part
+
+        where = str(path)
+        payload = load_json_file(path, Limits(max_bytes=SNAPSHOT_MAX_BYTES, max_depth=64))
+        if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
+            raise InputRefused(where, f"not an emulator snapshot of format {SNAPSHOT_FORMAT}")
+        try:
+            state = EmulatorState.model_validate(payload.get("state"))
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            field = ".".join(path_part(p) for p in first["loc"][:6]) or "the top"
+            raise InputRefused(where, f"the snapshot does not validate at {field}") from None
         opts = options or EmulatorOptions(org=state.org)
         if opts.org != state.org:
-            raise ValueError(f"snapshot is for org {state.org!r}, options say {opts.org!r}")
+            raise InputRefused(
+                where,
+                f"snapshot is for org {name_or_given(state.org)}, options say {name_or_given(opts.org)}",
+            )
         emulator = cls(opts, state=state)
         emulator.clock.rebase(state.saved_mono)
         return emulator

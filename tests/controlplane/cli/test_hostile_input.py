@@ -186,6 +186,25 @@ def test_a_non_utf8_env_file_exits_2() -> None:
     assert_clean(result)
 
 
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\xff", "not UTF-8 text"),
+        (b"[" * 100_000, "nested deeper than 64 levels"),
+        (b'{"format": 1, "state": {"org": ' + b"7" * 5000 + b"}}", "holds a number longer than 40 digits"),
+        (b'{"format": 99}', "not an emulator snapshot of format 1"),
+        (b'{"format": 1, "state": {"machines": 3}}', "the snapshot does not validate at"),
+    ],
+)
+def test_a_hostile_emulator_snapshot_is_refused_in_one_line(content: bytes, reason: str) -> None:
+    with _workdir() as tmp:
+        (tmp / "snap.json").write_bytes(content)
+        result = invoke(["fly-emulator", "--port", "0", "--snapshot", "snap.json"])
+    assert result.code == 2, result.output
+    assert f"error: snap.json: {reason}" in result.stderr
+    assert_clean(result)
+
+
 def test_endless_catalogs_and_env_files_are_refused_after_the_limit() -> None:
     result = invoke(["agent-config", "plans", "--catalog", "/dev/zero"])
     assert result.code == 2 and "error: /dev/zero: larger than the limit" in result.stderr
