@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Test processes (pytest-xdist); whole files go to one process so module fixtures start once.
+TEST_PROCS ?= 2
 
 .PHONY: demo test install bench lint clean db-upgrade constraints
 
@@ -19,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/controlplane demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_PROCS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff (format check + lint) over the whole tree, strict mypy over the three packages.
 lint: $(STAMP)

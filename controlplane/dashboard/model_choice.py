@@ -2,14 +2,15 @@
 
 Pure: the options and a routing preview are computed from the plan, the status of the tenant's
 stored keys and its preference, with :func:`agents_config.routing.route_models` (the same routing
-the generated config uses). The preview assumes the operator offers a platform key for every
-provider the plan names for its own key (a platform plan's providers, a BYOK plan's platform
-fallback); the agent's real chain is decided when its config is rendered.
+the generated config uses). Given the providers the operator offers platform keys for
+(``CP_PLATFORM_KEYS``), the preview routes exactly as the agent's config will; without that list it
+assumes every provider the plan names for the operator's key (a platform plan's providers, a BYOK
+plan's platform fallback) is offered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -91,9 +92,14 @@ def _key_state(plan: Plan, provider: str, keys: Mapping[str, KeyStatus]) -> KeyS
 
 
 def model_choice(
-    plan: Plan, keys: Mapping[str, KeyStatus], model: str | None, strategy: RoutingStrategy
+    plan: Plan,
+    keys: Mapping[str, KeyStatus],
+    model: str | None,
+    strategy: RoutingStrategy,
+    platform_keys: Collection[str] | None = None,
 ) -> ModelChoice:
-    """Options and routing preview for a tenant with ``keys`` (provider → stored key status)."""
+    """Options and routing preview for a tenant with ``keys`` (provider → stored key status);
+    ``platform_keys``: the providers the operator offers its own key for (None: assume the plan's)."""
     options = tuple(
         ModelOption(
             ref,
@@ -111,7 +117,7 @@ def model_choice(
         routing = route_models(
             plan,
             byok_providers=usable,
-            platform_keys=platform_providers(plan),
+            platform_keys=platform_providers(plan) if platform_keys is None else tuple(platform_keys),
             chosen_model=model if model in MODELS else None,
             strategy=_STRATEGY[strategy],
         )

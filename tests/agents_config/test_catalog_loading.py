@@ -125,19 +125,19 @@ def test_missing_field_names_plan_and_field() -> None:
             "plan 'power': field 'tools.profile'",
         ),
         (
-            'tools = { profile = "coding", also_allow = ["group:messaging"] }',
-            'models = { allowed_providers = ["acme"] }',
-            "plan 'power': field 'models.allowed_providers': unknown provider 'acme'",
+            'platform_fallback = "minimax/MiniMax-M2.1"',
+            'allowed_providers = ["acme"]',
+            "plan 'starter': field 'models.allowed_providers': unknown provider 'acme'",
         ),
         (
-            'tools = { profile = "coding", also_allow = ["group:messaging"] }',
-            'models = { default_model = "openai/gpt-2" }',
-            "plan 'power': field 'models.default_model': unknown model 'openai/gpt-2'",
+            'platform_fallback = "minimax/MiniMax-M2.1"',
+            'default_model = "openai/gpt-2"',
+            "plan 'starter': field 'models.default_model': unknown model 'openai/gpt-2'",
         ),
         (
-            'tools = { profile = "coding", also_allow = ["group:messaging"] }',
-            'models = { allowed_providers = ["openai"], default_model = "anthropic/claude-opus-4-6" }',
-            "plan 'power': field 'models.default_model': not among the allowed",
+            'platform_fallback = "minimax/MiniMax-M2.1"',
+            'allowed_providers = ["openai"]\ndefault_model = "anthropic/claude-opus-4-6"',
+            "plan 'starter': field 'models.default_model': not among the allowed",
         ),
         (
             'tools = { profile = "coding", also_allow = ["group:messaging"] }',

@@ -106,3 +106,16 @@ def test_a_platform_plan_runs_on_the_platform_key_and_stops_without_one() -> Non
     plan = PLATFORM_CATALOG.plan("starter")
     assert decide(t, plan, platform_providers=("moonshot", "minimax"), now=NOW).target is Target.running
     assert decide(t, plan, platform_providers=(), now=NOW).key_missing
+
+
+@pytest.mark.parametrize("plan_id", ["starter", "pro", "power"])
+def test_a_migrated_user_without_a_key_runs_on_the_platform_fallback_for_the_key_grace(plan_id: str) -> None:
+    # PRODUCT.md, plan migration: 30 days on the operator's key, then a stop with key_missing.
+    plan = CATALOG.plan(plan_id)
+    in_grace = tenant(plan=plan_id, keys=(), key_grace_until=NOW + timedelta(days=12))
+    running = decide(in_grace, plan, platform_providers=("minimax",), now=NOW)
+    assert running.target is Target.running and running.look_again_at == NOW + timedelta(days=12)
+    # No platform key offered for the fallback: nothing to run on, whatever the grace says.
+    assert decide(in_grace, plan, platform_providers=(), now=NOW).key_missing
+    over = tenant(plan=plan_id, keys=(), key_grace_until=NOW - timedelta(seconds=1))
+    assert decide(over, plan, platform_providers=("minimax",), now=NOW).key_missing

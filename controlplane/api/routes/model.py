@@ -23,7 +23,8 @@ async def _choice(ctx: Ctx, external_id: str) -> ModelChoice:
             select(ProviderKey.provider, ProviderKey.status).where(ProviderKey.tenant_id == tenant.id)
         )
         keys = {provider: status for provider, status in rows}
-        return model_choice(plan, keys, tenant.model_preference, tenant.routing_strategy)
+        offered = ctx.settings.platform_key_map().keys()
+        return model_choice(plan, keys, tenant.model_preference, tenant.routing_strategy, offered)
 
 
 @router.get(

@@ -120,10 +120,12 @@ def test_model_choice_follows_the_plans_policy() -> None:
         for o in model_choice(byok, {"openai": KeyStatus.broken}, None, RoutingStrategy.balanced).options
     ]
     assert byok.models.platform_fallback not in refs  # the operator's fallback is never the primary
-    broken = model_choice(
-        default_catalog().plan("pro"), {"openai": KeyStatus.broken}, None, RoutingStrategy.balanced
-    )
+    pro = default_catalog().plan("pro")
+    broken = model_choice(pro, {"openai": KeyStatus.broken}, None, RoutingStrategy.balanced, ())
     assert broken.routing is None and {o.key for o in broken.options if o.provider == "openai"} == {"broken"}
+    # With the operator's MiniMax key offered, a tenant whose keys all fail runs on the plan's fallback.
+    rescued = model_choice(pro, {"openai": KeyStatus.broken}, None, RoutingStrategy.balanced, ("minimax",))
+    assert rescued.routing is not None and rescued.routing.primary == pro.models.platform_fallback
 
 
 async def test_a_model_outside_the_plan_is_refused(api: ApiHarness) -> None:
