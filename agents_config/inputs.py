@@ -94,6 +94,8 @@ def read_file(path: Path | str, limits: Limits = DEFAULT_LIMITS, *, subject: str
         raise InputRefused(name, "is a directory, not a file") from None
     except OSError as exc:
         raise InputRefused(name, f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    except ValueError:  # a NUL byte in the path (possible in process, never from argv)
+        raise InputRefused(name, "not a usable path") from None
 
 
 def decode_text(data: bytes, subject: str) -> str:

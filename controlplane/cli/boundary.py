@@ -24,6 +24,7 @@ terminal: it is written, redacted, to the debug log (``CP_DEBUG_LOG``; default
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import os
 import socket
@@ -47,6 +48,10 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 _MAX_LINE = 2000
+#: The command line :func:`run` is running (what :func:`report` scrubs when a command reports).
+_ARGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "controlplane_cli_args", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,14 @@ def run(app: typer.Typer, args: Sequence[str] | None = None, *, prog_name: str =
     """Run ``app`` with ``args`` behind the boundary and return the exit code (never raises, except
     ``SystemExit`` codes a command chose, returned as codes too)."""
     given = list(args) if args is not None else sys.argv[1:]
+    token = _ARGS.set(given)
+    try:
+        return _run(app, given, prog_name)
+    finally:
+        _ARGS.reset(token)
+
+
+def _run(app: typer.Typer, given: list[str], prog_name: str) -> int:
     try:
         result = app(args=given, prog_name=prog_name, standalone_mode=False)
     except SystemExit as exc:
@@ -93,8 +106,11 @@ def _system_exit_code(exc: SystemExit) -> int:
 
 def report(line: str, args: Sequence[str] | None = None, *, suffix: str = "") -> None:
     """Print ``error: <line>`` on stderr: redacted, one line, bounded, the command line's non-plain
-    values scrubbed (``args``, default ``sys.argv``). Commands that print their own refusal use it too."""
-    text = one_line(scrub(line, sys.argv[1:] if args is None else args))
+    values scrubbed (``args``, default: the command line being run). Commands that print their own
+    refusal use it too."""
+    if args is None:
+        args = _ARGS.get() if _ARGS.get() is not None else sys.argv[1:]
+    text = one_line(scrub(line, args or []))
     typer.secho(f"error: {text}{suffix}", err=True, fg=typer.colors.RED)
 
 

@@ -638,3 +638,17 @@ def test_good_input_still_works_behind_the_boundary(migrated_url: str) -> None:
     shown = invoke(["tenant", "show", "acme-2", "--json"], env=env)
     assert shown.code == 0 and '"acme-2"' in shown.stdout
     assert_clean(shown, SECRET)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.text(min_size=1, max_size=60).filter(lambda p: not p.startswith("-")), secret=_secretish)
+def test_any_path_given_for_a_file_option(path: str, secret: str) -> None:
+    with _workdir():
+        for args in (
+            ["agent-config", "render", "--spec", path + secret],
+            ["agent-config", "plans", "--catalog", path + secret],
+            ["plans", "migrate", "--map", path + secret, "--dry-run"],
+        ):
+            result = invoke(args)
+            assert result.code == 2, (args, result.output)
+            assert_clean(result, secret)
