@@ -90,6 +90,8 @@ def read_file(path: Path | str, limits: Limits = DEFAULT_LIMITS, *, subject: str
             if os.fstat(stream.fileno()).st_size > limits.max_bytes:
                 raise TooLarge(name, f"larger than the limit of {limits.max_bytes:,} bytes")
             return read_stream(stream, name, limits)
+    except InputRefused:
+        raise
     except IsADirectoryError:
         raise InputRefused(name, "is a directory, not a file") from None
     except OSError as exc:

@@ -8,6 +8,7 @@ the boundary's table (2 bad input, 1 unreachable dependency, 0 success).
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import tempfile
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 from agents_config.providers import PROVIDER_IDS
 from controlplane.cli import app, boundary
+from controlplane.logging import configure_logging
 from controlplane.redaction import redact_text
 from controlplane.settings import reset_settings_cache
 from tests.support.db import POSTGRES_URL, TEST_VAULT_KEYS
@@ -64,14 +66,19 @@ def invoke(
 ) -> Outcome:
     """``controlplane <args>`` in process, behind the boundary, settings read afresh."""
     reset_settings_cache()
+    handlers = list(logging.getLogger().handlers)
     environment: dict[str, str | None] = {"CP_PLAN_CATALOG": None, "CP_LOG_LEVEL": "WARNING", **(env or {})}
     try:
         with CliRunner().isolation(input=stdin, env=environment) as (out, err, _):
+            # Log records written before the command configures logging (python-dotenv's warnings
+            # about a bad .env) go to this run's stderr, as they would in a fresh process.
+            configure_logging(level="WARNING", fmt="json")
             code = boundary.run(app, args)
             return Outcome(
                 code, out.getvalue().decode("utf-8", "replace"), err.getvalue().decode("utf-8", "replace")
             )
     finally:
+        logging.getLogger().handlers = handlers
         reset_settings_cache()
 
 
