@@ -124,10 +124,16 @@ def scrub(line: str, args: Sequence[str]) -> str:
     """``line`` with every command-line value that is not plain (a plain name, an option name, a
     number, an existing path) replaced by its description: a key pasted where a name or a number was
     expected never comes back, whatever library wrote the message."""
-    for arg in sorted(args, key=len, reverse=True):
+    hidden: set[str] = set()
+    for arg in args:
         value = arg.partition("=")[2] if arg.startswith("--") and "=" in arg else arg
-        if len(value) < 4 or value not in line or _plain_arg(value):
-            continue
+        if not _plain_arg(value):  # the value and its last part (messages often name a file by it)
+            hidden.update(
+                part
+                for part in (value, os.path.basename(value))
+                if len(part) >= 4 and not is_plain_name(part)
+            )
+    for value in sorted(hidden, key=len, reverse=True):
         line = line.replace(value, f"<{describe_given(value)}>")
     return line
 

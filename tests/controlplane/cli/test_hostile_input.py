@@ -655,6 +655,7 @@ def test_any_path_given_for_a_file_option(path: str, secret: str) -> None:
             ["agent-config", "render", "--spec", path + secret],
             ["agent-config", "plans", "--catalog", path + secret],
             ["plans", "migrate", "--map", path + secret, "--dry-run"],
+            ["plans", "migrate", "--map", f"{path}/{secret}.toml", "--dry-run"],  # named by its file name
         ):
             result = invoke(args)
             assert result.code == 2, (args, result.output)
