@@ -264,3 +264,9 @@ def test_the_fast_json_scan_agrees_with_a_plain_scan(value: object, depth: int, 
     except TooLarge as exc:
         got = "number" if "number" in exc.reason else "depth"
     assert (got is None) == (expected is None)
+
+
+def test_paths_from_settings_are_shown_only_when_plain() -> None:
+    assert limits.path_or_given("/etc/cp/plans.toml") == "/etc/cp/plans.toml"
+    assert limits.path_or_given("./plans/v2.toml") == "./plans/v2.toml"
+    assert limits.path_or_given("/tmp/Zr4kQ9wLm2Xv8TbN5cHy3JpD6fGs1aEu") == "a 37-character value"

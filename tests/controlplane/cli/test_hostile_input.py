@@ -377,6 +377,7 @@ def test_db_upgrade_with_any_revision_text_is_refused_or_known(revision: str, se
 
 
 _SETTING_NAMES = (
+    "CP_PLAN_CATALOG",
     "CP_DATABASE_URL",
     "CP_FLY_API_URL",
     "CP_OPENAI_BASE_URL",
