@@ -296,6 +296,8 @@ def _httpx_request(item: BaseException) -> Any:
 
 def _reason(item: BaseException) -> str | None:
     name = type(item).__name__
+    if isinstance(item, BrokenPipeError):  # our own output closed (``| head``): not a dependency
+        return None
     if isinstance(item, ConnectionRefusedError):
         return "connection refused"
     if isinstance(item, socket.gaierror):
