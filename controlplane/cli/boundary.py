@@ -365,7 +365,10 @@ def write_debug_log(exc: BaseException) -> Path | None:
     entry = f"--- {stamp} controlplane {_command_words()}\n{redact_text(text)}\n"
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        # Created 0600 from the first byte; never through a symlink; an older, wider file tightened.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
         with os.fdopen(fd, "a", encoding="utf-8") as handle:
             handle.write(entry)
     except OSError:

@@ -661,3 +661,20 @@ def test_any_path_given_for_a_file_option(path: str, secret: str) -> None:
             result = invoke(args)
             assert result.code == 2, (args, result.output)
             assert_clean(result, secret)
+
+
+def test_the_debug_log_is_never_written_through_a_symlink_and_an_old_one_is_tightened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("")
+    link = tmp_path / "debug.log"
+    link.symlink_to(target)
+    monkeypatch.setenv("CP_DEBUG_LOG", str(link))
+    assert boundary.write_debug_log(RuntimeError("x")) is None
+    assert target.read_text() == ""
+    link.unlink()
+    link.write_text("old\n")
+    link.chmod(0o644)
+    assert boundary.write_debug_log(RuntimeError("y")) == link
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600 and "RuntimeError: y" in link.read_text()
