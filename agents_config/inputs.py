@@ -90,10 +90,14 @@ def read_file(path: Path | str, limits: Limits = DEFAULT_LIMITS, *, subject: str
             if os.fstat(stream.fileno()).st_size > limits.max_bytes:
                 raise TooLarge(name, f"larger than the limit of {limits.max_bytes:,} bytes")
             return read_stream(stream, name, limits)
+    except InputRefused:
+        raise
     except IsADirectoryError:
         raise InputRefused(name, "is a directory, not a file") from None
     except OSError as exc:
         raise InputRefused(name, f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    except ValueError:  # a NUL byte in the path (possible in process, never from argv)
+        raise InputRefused(name, "not a usable path") from None
 
 
 def decode_text(data: bytes, subject: str) -> str:
@@ -332,6 +336,14 @@ def name_or_given(value: object) -> str:
     return repr(value) if is_plain_name(value) else describe_given(value)
 
 
+def path_or_given(value: object) -> str:
+    """A path from a setting or a file fit to print: itself when every part is a plain name
+    (``/etc/cp/plans.toml``), else only :func:`describe_given` (it may be a pasted secret)."""
+    text = str(value)
+    parts = [p for p in text.split("/") if p not in ("", ".", "..")]
+    return text if parts and all(is_plain_name(p) for p in parts) else describe_given(text)
+
+
 def path_part(value: object) -> str:
     """One part of a field path (``plans.<id>.<field>``) fit to print: the name itself when plain,
     else ``<`` :func:`describe_given` ``>``."""
@@ -355,6 +367,7 @@ __all__ = [
     "load_toml_file",
     "is_plain_name",
     "name_or_given",
+    "path_or_given",
     "path_part",
     "parse_json_bytes",
     "parse_toml_bytes",

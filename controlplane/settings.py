@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from agents_config.inputs import InputRefused, Limits, decode_text, read_file
+from agents_config.inputs import InputRefused, Limits, decode_text, path_or_given, read_file
 from agents_config.providers import PROVIDER_IDS
 from controlplane.redaction import VAULT_KEY_ID
 from controlplane.url_redaction import redact_url
@@ -452,7 +452,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_catalog(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():
-            raise ValueError(f"no such file: {value}")
+            raise ValueError(f"no such file: {path_or_given(value)}")
         return value
 
     # ----------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ terminal: it is written, redacted, to the debug log (``CP_DEBUG_LOG``; default
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import os
 import socket
@@ -48,6 +49,10 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 _MAX_LINE = 2000
+#: The command line :func:`run` is running (what :func:`report` scrubs when a command reports).
+_ARGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "controlplane_cli_args", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,14 @@ def run(app: typer.Typer, args: Sequence[str] | None = None, *, prog_name: str =
     """Run ``app`` with ``args`` behind the boundary and return the exit code (never raises, except
     ``SystemExit`` codes a command chose, returned as codes too)."""
     given = list(args) if args is not None else sys.argv[1:]
+    token = _ARGS.set(given)
+    try:
+        return _run(app, given, prog_name)
+    finally:
+        _ARGS.reset(token)
+
+
+def _run(app: typer.Typer, given: list[str], prog_name: str) -> int:
     try:
         result = app(args=given, prog_name=prog_name, standalone_mode=False)
     except SystemExit as exc:
@@ -94,8 +107,11 @@ def _system_exit_code(exc: SystemExit) -> int:
 
 def report(line: str, args: Sequence[str] | None = None, *, suffix: str = "") -> None:
     """Print ``error: <line>`` on stderr: redacted, one line, bounded, the command line's non-plain
-    values scrubbed (``args``, default ``sys.argv``). Commands that print their own refusal use it too."""
-    text = one_line(scrub(line, sys.argv[1:] if args is None else args))
+    values scrubbed (``args``, default: the command line being run). Commands that print their own
+    refusal use it too."""
+    if args is None:
+        args = _ARGS.get() if _ARGS.get() is not None else sys.argv[1:]
+    text = one_line(scrub(line, args or []))
     typer.secho(f"error: {text}{suffix}", err=True, fg=typer.colors.RED)
 
 
@@ -109,10 +125,16 @@ def scrub(line: str, args: Sequence[str]) -> str:
     """``line`` with every command-line value that is not plain (a plain name, an option name, a
     number, an existing path) replaced by its description: a key pasted where a name or a number was
     expected never comes back, whatever library wrote the message."""
-    for arg in sorted(args, key=len, reverse=True):
+    hidden: set[str] = set()
+    for arg in args:
         value = arg.partition("=")[2] if arg.startswith("--") and "=" in arg else arg
-        if len(value) < 4 or value not in line or _plain_arg(value):
-            continue
+        if not _plain_arg(value):  # the value and its last part (messages often name a file by it)
+            hidden.update(
+                part
+                for part in (value, os.path.basename(value))
+                if len(part) >= 4 and not is_plain_name(part)
+            )
+    for value in sorted(hidden, key=len, reverse=True):
         line = line.replace(value, f"<{describe_given(value)}>")
     return line
 
@@ -275,6 +297,8 @@ def _httpx_request(item: BaseException) -> Any:
 
 def _reason(item: BaseException) -> str | None:
     name = type(item).__name__
+    if isinstance(item, BrokenPipeError):  # our own output closed (``| head``): not a dependency
+        return None
     if isinstance(item, ConnectionRefusedError):
         return "connection refused"
     if isinstance(item, socket.gaierror):

@@ -69,19 +69,19 @@ def migrate(
     from agents_config.catalog import CatalogError, load_catalog
     from controlplane.billing.migration import Migrator, load_plan_map
     from controlplane.billing.stripe_client import StripeClient
+    from controlplane.cli.boundary import report as report_error
     from controlplane.db.session import Database
     from controlplane.errors import BadInput, ControlPlaneError
-    from controlplane.redaction import redact_text
 
     s = settings()
     try:
         catalog = load_catalog(s.plan_catalog)
         plan_map = load_plan_map(map_file, catalog)
     except CatalogError as exc:
-        err_console.print(f"error: CP_PLAN_CATALOG: {exc}", markup=False)
+        report_error(f"CP_PLAN_CATALOG: {exc}")
         raise typer.Exit(2) from None
     except BadInput as exc:
-        err_console.print(f"error: {exc}", markup=False)
+        report_error(str(exc))
         raise typer.Exit(exc.exit_code) from None
 
     async def go() -> int:
@@ -127,17 +127,17 @@ def migrate(
                         )
                 return 1 if report.failed else 0
         except ControlPlaneError as exc:
-            err_console.print(f"error: {exc}", markup=False)
+            report_error(str(exc))
             return exc.exit_code
         except ExceptionGroup as group:  # a batch's task failed outside Stripe (the database ...)
             first = _leaves(group)[0]
             if isinstance(first, ControlPlaneError):
-                err_console.print(f"error: {first}", markup=False)
+                report_error(str(first))
                 return first.exit_code
-            err_console.print(f"error: {type(first).__name__}: {redact_text(str(first))[:300]}", markup=False)
+            report_error(f"{type(first).__name__}: {str(first)[:300]}")
             return 1
         except (OSError, ConnectionError) as exc:
-            err_console.print(f"error: database: {type(exc).__name__}", markup=False)
+            report_error(f"database: {type(exc).__name__}")
             return 1
         finally:
             await db.dispose()

@@ -264,3 +264,51 @@ def test_the_fast_json_scan_agrees_with_a_plain_scan(value: object, depth: int, 
     except TooLarge as exc:
         got = "number" if "number" in exc.reason else "depth"
     assert (got is None) == (expected is None)
+
+
+def test_paths_from_settings_are_shown_only_when_plain() -> None:
+    assert limits.path_or_given("/etc/cp/plans.toml") == "/etc/cp/plans.toml"
+    assert limits.path_or_given("./plans/v2.toml") == "./plans/v2.toml"
+    assert limits.path_or_given("/tmp/Zr4kQ9wLm2Xv8TbN5cHy3JpD6fGs1aEu") == "a 37-character value"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    body=st.binary(max_size=600) | st.text(alphabet='[]{}"\\0123456789:,ab ', max_size=600).map(str.encode),
+    length=st.none()
+    | st.sampled_from(["", "-1", "12x", "99999999999999999999", "٣"])
+    | st.integers(0, 5000).map(str),
+    content_type=st.sampled_from(["application/json", "text/plain", "application/merge-patch+json"]),
+)
+def test_the_api_middleware_answers_any_body_with_200_413_or_422(
+    body: bytes, length: str | None, content_type: str
+) -> None:
+    from controlplane.api.limits import BodyLimit
+
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    headers = [(b"content-type", content_type.encode())]
+    if length is not None:
+        headers.append((b"content-length", length.encode()))
+    scope = {"type": "http", "method": "POST", "path": "/", "query_string": b"", "headers": headers}
+    chunks = [body[i : i + 128] for i in range(0, len(body), 128)] or [b""]
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(BodyLimit(app, max_bytes=512, max_depth=8)(scope, receive, send))
+    status = sent[0]["status"]
+    assert status in (200, 413, 422)
+    if len(body) > 512 or (length and length.isdigit() and int(length) > 512):
+        assert status in (413, 422)

@@ -43,7 +43,7 @@ from controlplane.fly.emulator.timeline import (
     touch,
 )
 from controlplane.fly.emulator.transport import EmulatorTransport
-from controlplane.limits import body_limits, load_json_file
+from controlplane.limits import load_json_file
 from controlplane.private_files import write_private
 
 log = structlog.get_logger(__name__)
@@ -391,17 +391,29 @@ class FlyEmulator:
 
     @classmethod
     def load(cls, path: str | Path, options: EmulatorOptions | None = None) -> FlyEmulator:
-        """The world saved by :meth:`snapshot_to`. A file that is not one raises ``ValueError``
-        (:class:`controlplane.limits.InputRefused` for size, encoding, depth or JSON syntax)."""
-        payload = load_json_file(path, body_limits(SNAPSHOT_MAX_BYTES), subject=str(path))
-        if not isinstance(payload, dict):
-            raise ValueError("not an emulator snapshot (expected a JSON object)")
-        if payload.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"unsupported emulator snapshot format {payload.get('format')!r}")
-        state = EmulatorState.model_validate(payload["state"])
+        """The world saved by :meth:`snapshot_to`. A file that is not one raises
+        :class:`controlplane.limits.InputRefused` (a ``ValueError``) naming the file, never quoting it:
+        size, encoding, depth, JSON syntax, format or a state that does not validate."""
+        from pydantic import ValidationError
+
+        from controlplane.limits import InputRefused, Limits, name_or_given, path_part
+
+        where = str(path)
+        payload = load_json_file(path, Limits(max_bytes=SNAPSHOT_MAX_BYTES, max_depth=64))
+        if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
+            raise InputRefused(where, f"not an emulator snapshot of format {SNAPSHOT_FORMAT}")
+        try:
+            state = EmulatorState.model_validate(payload.get("state"))
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            field = ".".join(path_part(p) for p in first["loc"][:6]) or "the top"
+            raise InputRefused(where, f"the snapshot does not validate at {field}") from None
         opts = options or EmulatorOptions(org=state.org)
         if opts.org != state.org:
-            raise ValueError(f"snapshot is for org {state.org!r}, options say {opts.org!r}")
+            raise InputRefused(
+                where,
+                f"snapshot is for org {name_or_given(state.org)}, options say {name_or_given(opts.org)}",
+            )
         emulator = cls(opts, state=state)
         emulator.clock.rebase(state.saved_mono)
         return emulator

@@ -8,6 +8,7 @@ the boundary's table (2 bad input, 1 unreachable dependency, 0 success).
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import tempfile
@@ -23,6 +24,7 @@ from typer.testing import CliRunner
 
 from agents_config.providers import PROVIDER_IDS
 from controlplane.cli import app, boundary
+from controlplane.logging import configure_logging
 from controlplane.redaction import redact_text
 from controlplane.settings import reset_settings_cache
 from tests.support.db import POSTGRES_URL, TEST_VAULT_KEYS
@@ -64,14 +66,19 @@ def invoke(
 ) -> Outcome:
     """``controlplane <args>`` in process, behind the boundary, settings read afresh."""
     reset_settings_cache()
+    handlers = list(logging.getLogger().handlers)
     environment: dict[str, str | None] = {"CP_PLAN_CATALOG": None, "CP_LOG_LEVEL": "WARNING", **(env or {})}
     try:
         with CliRunner().isolation(input=stdin, env=environment) as (out, err, _):
+            # Log records written before the command configures logging (python-dotenv's warnings
+            # about a bad .env) go to this run's stderr, as they would in a fresh process.
+            configure_logging(level="WARNING", fmt="json")
             code = boundary.run(app, args)
             return Outcome(
                 code, out.getvalue().decode("utf-8", "replace"), err.getvalue().decode("utf-8", "replace")
             )
     finally:
+        logging.getLogger().handlers = handlers
         reset_settings_cache()
 
 
@@ -183,6 +190,25 @@ def test_a_non_utf8_env_file_exits_2() -> None:
         (tmp / ".env").write_bytes(b"CP_LOG_LEVEL=\xff\n")
         result = invoke(["settings", "show"])
     assert result.code == 2 and result.stderr.startswith("error: .env: not UTF-8 text")
+    assert_clean(result)
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"\xff", "not UTF-8 text"),
+        (b"[" * 100_000, "nested deeper than 64 levels"),
+        (b'{"format": 1, "state": {"org": ' + b"7" * 5000 + b"}}", "holds a number longer than 40 digits"),
+        (b'{"format": 99}', "not an emulator snapshot of format 1"),
+        (b'{"format": 1, "state": {"machines": 3}}', "the snapshot does not validate at"),
+    ],
+)
+def test_a_hostile_emulator_snapshot_is_refused_in_one_line(content: bytes, reason: str) -> None:
+    with _workdir() as tmp:
+        (tmp / "snap.json").write_bytes(content)
+        result = invoke(["fly-emulator", "--port", "0", "--snapshot", "snap.json"])
+    assert result.code == 2, result.output
+    assert f"error: snap.json: {reason}" in result.stderr
     assert_clean(result)
 
 
@@ -351,6 +377,7 @@ def test_db_upgrade_with_any_revision_text_is_refused_or_known(revision: str, se
 
 
 _SETTING_NAMES = (
+    "CP_PLAN_CATALOG",
     "CP_DATABASE_URL",
     "CP_FLY_API_URL",
     "CP_OPENAI_BASE_URL",
@@ -619,3 +646,35 @@ def test_good_input_still_works_behind_the_boundary(migrated_url: str) -> None:
     shown = invoke(["tenant", "show", "acme-2", "--json"], env=env)
     assert shown.code == 0 and '"acme-2"' in shown.stdout
     assert_clean(shown, SECRET)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(path=st.text(min_size=1, max_size=60).filter(lambda p: not p.startswith("-")), secret=_secretish)
+def test_any_path_given_for_a_file_option(path: str, secret: str) -> None:
+    with _workdir():
+        for args in (
+            ["agent-config", "render", "--spec", path + secret],
+            ["agent-config", "plans", "--catalog", path + secret],
+            ["plans", "migrate", "--map", path + secret, "--dry-run"],
+            ["plans", "migrate", "--map", f"{path}/{secret}.toml", "--dry-run"],  # named by its file name
+        ):
+            result = invoke(args)
+            assert result.code == 2, (args, result.output)
+            assert_clean(result, secret)
+
+
+def test_the_debug_log_is_never_written_through_a_symlink_and_an_old_one_is_tightened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("")
+    link = tmp_path / "debug.log"
+    link.symlink_to(target)
+    monkeypatch.setenv("CP_DEBUG_LOG", str(link))
+    assert boundary.write_debug_log(RuntimeError("x")) is None
+    assert target.read_text() == ""
+    link.unlink()
+    link.write_text("old\n")
+    link.chmod(0o644)
+    assert boundary.write_debug_log(RuntimeError("y")) == link
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600 and "RuntimeError: y" in link.read_text()
