@@ -40,8 +40,11 @@ def create_private(path: str | os.PathLike[str]) -> bool:
 
 
 def append_private(path: str | os.PathLike[str], text: str) -> None:
-    """Append ``text`` (UTF-8) to ``path``, creating it private if it does not exist."""
+    """Append ``text`` (UTF-8) to ``path``, creating it private if it does not exist; a file left
+    readable by others (an older version's) is tightened before anything is written to it."""
     fd = open_private(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    if os.fstat(fd).st_mode & 0o077:
+        os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
 

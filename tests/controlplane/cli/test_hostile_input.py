@@ -208,7 +208,7 @@ def test_a_hostile_emulator_snapshot_is_refused_in_one_line(content: bytes, reas
         (tmp / "snap.json").write_bytes(content)
         result = invoke(["fly-emulator", "--port", "0", "--snapshot", "snap.json"])
     assert result.code == 2, result.output
-    assert f"error: snap.json: {reason}" in result.stderr
+    assert f"error: --snapshot: snap.json: {reason}" in result.stderr
     assert_clean(result)
 
 
