@@ -200,6 +200,18 @@ class VolumeRecord(BaseModel):
     destroyed: bool = False
 
 
+class UpdateRecord(BaseModel):
+    """One machine update as the emulator saw it: in flight from the request until the machine is
+    back (replaced, and, when it restarts, its gateway booted)."""
+
+    machine_id: str
+    app: str
+    image_before: str
+    image_after: str
+    started_mono: float
+    ends_mono: float
+
+
 class EmulatorState(BaseModel):
     org: str
     secret_salt: str = Field(default_factory=lambda: pysecrets.token_hex(16))
@@ -209,6 +221,8 @@ class EmulatorState(BaseModel):
     foreign_apps: dict[str, str] = Field(default_factory=dict)  # app name -> other org
     error_regions: list[str] = Field(default_factory=list)  # org listing answers these as failed
     saved_mono: float = 0.0
+    updates: list[UpdateRecord] = Field(default_factory=list)  # every machine update, in order
+    failing_images: dict[str, list[str]] = Field(default_factory=dict)  # image -> apps ([] = all)
 
     def secret_mac(self, value: str) -> str:
         return hmac.new(self.secret_salt.encode(), value.encode(), hashlib.sha256).hexdigest()
