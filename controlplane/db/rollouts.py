@@ -253,8 +253,10 @@ async def _create(
         raise Refused(
             "rollout", "another rollout is running or paused: finish, resume or abort it first"
         ) from None
-    for item in items:
+    for item in items:  # every row names every column: an executemany takes its columns from the first
         item["rollout_id"] = rollout.id
+        item.setdefault("note", None)
+        item.setdefault("finished_at", None)
     for start in range(0, len(items), 1000):
         await session.execute(insert(ITEMS), items[start : start + 1000])
     audit.record(
@@ -705,6 +707,10 @@ async def record_applied(db: Database, rollout_id: str, tenant_id: str, now: dat
 async def finish_item(
     db: Database, rollout_id: str, tenant_id: str, state: RolloutItemState, note: str | None, now: datetime
 ) -> None:
+    """A moving item is finished; ``note`` is added to what it said (a failure's reason stays)."""
+    values: dict[str, Any] = {"state": state.value, "finished_at": now}
+    if note is not None:
+        values["note"] = func.coalesce(ITEMS.c.note + "; ", "") + note
     async with db.transaction() as s:
         await s.execute(
             update(ITEMS)
@@ -713,7 +719,7 @@ async def finish_item(
                 ITEMS.c.tenant_id == tenant_id,
                 ITEMS.c.state.in_([m.value for m in MOVING]),
             )
-            .values(state=state.value, note=note, finished_at=now)
+            .values(**values)
         )
 
 
@@ -740,6 +746,7 @@ async def fail_item(
                 before={"desired_image": item.target_image},
                 after={"desired_image": item.previous_desired, "image": item.previous_image},
             )
+            item.desired_rev, item.started_at = tenant.desired_rev, now
         if rollout.state is RolloutState.running:
             rollout.state = RolloutState.paused
             rollout.reason = f"{why} (tenant {tenant.external_id if tenant else tenant_id}; rolled back)"

@@ -36,8 +36,9 @@ def image_fails(world: World, app: str, image: str) -> bool:
 def max_concurrent(records: Iterable[UpdateRecord]) -> int:
     """The most updates in flight at any one moment (an update ending exactly when another starts
     does not overlap it)."""
+    spans = [(r.started_mono, r.ends_mono) for r in records]
     edges = sorted(
-        [(r.started_mono, 1) for r in records] + [(r.ends_mono, -1) for r in records],
+        [(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans],
         key=lambda edge: (edge[0], edge[1]),
     )
     peak = current = 0
