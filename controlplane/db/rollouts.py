@@ -350,6 +350,7 @@ async def start_rollout(
             reason=reason,
         )
         await s.flush()
+        await _finish_if_complete(s, rollout, now)  # nothing to move: done at once
         return await _view(s, rollout)
 
 
@@ -400,6 +401,10 @@ async def start_rollback(
                 item.update(batch=moving // batch_size, state=RolloutItemState.pending)
                 moving += 1
             items.append(item)
+        if moving == 0:
+            raise Refused(
+                "rollout", f"no tenant of rollout {old.id} is still on its image: nothing to roll back"
+            )
         rollout = await _create(
             s,
             image=None,
