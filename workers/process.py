@@ -130,7 +130,7 @@ class WorkerProcess:
             clock=clock,
         )
         process.rollouts = RolloutDriver(
-            db, fly, probes, RolloutConfig.from_settings(settings), owner=owner, clock=clock
+            db, fly, probes, RolloutConfig.from_settings(settings), owner=owner, clock=clock, wake=worker.wake
         )
         try:
             async with contextlib.AsyncExitStack() as stack:

@@ -103,8 +103,10 @@ class RolloutDriver:
         *,
         owner: str,
         clock: Clock | None = None,
+        wake: asyncio.Event | None = None,
     ) -> None:
         self.db = db
+        self.wake = wake  # the worker's wake-up: tenants just marked are claimed at once
         self.fly = fly
         self.probes = probes
         self.config = config
@@ -121,11 +123,15 @@ class RolloutDriver:
         moving = await store.in_flight(self.db, claim.id)
         outcomes = await asyncio.gather(*(self._watch(claim.id, item, now) for item in moving))
         still = sum(1 for outcome in outcomes if outcome == "moving")
+        if "failed" in outcomes and self.wake is not None:
+            self.wake.set()  # the rollbacks just marked
         started = 0
         if claim.state is RolloutState.running:
             ids = await store.next_pending(self.db, claim.id, claim.max_in_flight - still)
             if ids:
                 started = await store.begin_items(self.db, claim.id, ids, actor=ACTOR, now=now)
+                if started and self.wake is not None:
+                    self.wake.set()
                 log.info(
                     "rollout.started_tenants", rollout_id=claim.id, started=started, in_flight=still + started
                 )
