@@ -32,7 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from agents_config import TenantSpec, load_catalog, render_openclaw_config
 from agents_config.machine_config import VOLUME_NAME
@@ -41,17 +41,19 @@ from controlplane.db.models import (
     Base,
     FlyResources,
     ProviderKey,
+    Rollout,
     RolloutItem,
     Secret,
     Tenant,
     utcnow,
 )
 from controlplane.db.session import Database, create_engine
-from controlplane.enums import KeyStatus, KeyVerdict, LifecycleState
+from controlplane.enums import KeyStatus, KeyVerdict, LifecycleState, RolloutState
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
 from controlplane.fly.emulator import apps as app_ops
 from controlplane.fly.emulator import machines as machine_ops
 from controlplane.fly.emulator import volumes as volume_ops
+from controlplane.logging import configure_logging
 from controlplane.secrets_store import GATEWAY_TOKEN_SECRET, provider_secret_name
 from controlplane.settings import load_settings
 from controlplane.vault import Vault
@@ -181,9 +183,10 @@ async def roll(process: WorkerProcess, db: Database, cohort: str, batch: int, k:
     )
     started = time.perf_counter()
     while True:
-        await asyncio.sleep(0.25)
-        status = await store.read_status(db, view.id)
-        if status.state != "running":
+        await asyncio.sleep(0.5)
+        async with db.read() as s:
+            state = await s.scalar(select(Rollout.state).where(Rollout.id == view.id))
+        if state is not RolloutState.running:
             return time.perf_counter() - started, view.id
 
 
@@ -199,15 +202,26 @@ async def item_seconds(db: Database, rollout_id: str) -> list[float]:
     return [(done - began).total_seconds() for began, done in rows if began and done]
 
 
-async def bench(n: int, k: int, batch: int, speed: float, probes: int) -> dict[str, float]:
+async def bench(
+    n: int, k: int, batch: int, speed: float, probes: int, postgres: str | None
+) -> dict[str, float]:
+    configure_logging(level="WARNING", fmt="json")
     catalog = load_catalog()
     profile = LatencyProfile.realistic().with_(
         list_consistency=0.0, secrets_visibility=0.0, api_latency=0.0, destroyed_retention=1.0
     )
     emu = FlyEmulator(EmulatorOptions(latency=profile, seed=7, org=ORG, token=TOKEN, clock_speed=speed))
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        db = Database(create_engine(url))
+        schema = None
+        if postgres is not None:
+            url, schema = postgres, f"bench_{uuid.uuid4().hex[:10]}"
+            admin = create_engine(url)
+            async with admin.begin() as conn:
+                await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            await admin.dispose()
+        else:
+            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        db = Database(create_engine(url, pg_schema=schema))
         async with db.engine.begin() as conn:
             await conn.run_sync(Base.metadata.create_all)
         vault = Vault([("k1", bytes([1]) * 32)])
@@ -228,7 +242,7 @@ async def bench(n: int, k: int, batch: int, speed: float, probes: int) -> dict[s
             resync_interval_seconds=3600,
             full_resync_hours=0,
             fly_max_concurrency=256,
-            rollout_tick_seconds=0.1,
+            rollout_tick_seconds=0.25,
             rollout_health_timeout_seconds=600,
         )
         async with WorkerProcess.open(
@@ -238,7 +252,7 @@ async def bench(n: int, k: int, batch: int, speed: float, probes: int) -> dict[s
             fly_clock=emu.client_clock(jump=False),
             concurrency=k + 8,
             database=db,
-            poll_seconds=0.05,
+            poll_seconds=0.5,
             reconciler_overrides={"probe_interval_seconds": 0.5},
         ) as process:
             stop = asyncio.Event()
@@ -254,7 +268,9 @@ async def bench(n: int, k: int, batch: int, speed: float, probes: int) -> dict[s
                 print(f"U = {update:.2f} s wall per update alone (mean of {len(per_item)}, K=1)", flush=True)
                 since = emu.clock.now()
                 load_before = os.getloadavg()
+                cpu_before = time.process_time()
                 elapsed, fleet_id = await roll(process, db, "fleet", batch, k)
+                cpu = time.process_time() - cpu_before
                 load_after = os.getloadavg()
                 status = await store.read_status(db, fleet_id)
             finally:
@@ -262,6 +278,11 @@ async def bench(n: int, k: int, batch: int, speed: float, probes: int) -> dict[s
                 await asyncio.gather(*tasks)
         records = [r for r in emu.updates if r.started_mono >= since]
         await db.dispose()
+        if schema is not None:
+            admin = create_engine(url)
+            async with admin.begin() as conn:
+                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            await admin.dispose()
     touched = Counter(r.machine_id for r in records)
     return {
         "n": n,
@@ -273,6 +294,7 @@ async def bench(n: int, k: int, batch: int, speed: float, probes: int) -> dict[s
         "peak": emu.max_concurrent_updates(since_mono=since),
         "updates": len(records),
         "twice": sum(1 for c in touched.values() if c > 1),
+        "cpu": cpu,
         "load_before": load_before[0],
         "load_after": load_after[0],
     }
@@ -287,12 +309,23 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--speed", type=float, default=4.0, help="Emulated seconds per real second.")
     parser.add_argument("--probes", type=int, default=5, help="Machines rolled one at a time to measure U.")
+    parser.add_argument(
+        "--database",
+        choices=("postgresql", "sqlite"),
+        default="postgresql",
+        help="PostgreSQL (production; CP_TEST_POSTGRES_URL) or a temporary SQLite file.",
+    )
     args = parser.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
-    r = asyncio.run(bench(args.machines, args.k, args.batch, args.speed, args.probes))
+    postgres = (
+        os.environ.get("CP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+        if args.database == "postgresql"
+        else None
+    )
+    r = asyncio.run(bench(args.machines, args.k, args.batch, args.speed, args.probes, postgres))
     ratio = r["elapsed"] / r["ideal"]
     print(
-        f"\n{int(r['n']):,} machines, batches of {args.batch}, K={args.k}, emulator x{args.speed:g} "
+        f"\n{int(r['n']):,} machines on {args.database}, batches of {args.batch}, K={args.k}, emulator x{args.speed:g} "
         f"(realistic profile: replace 4 s + gateway boot 8 s emulated)"
     )
     print(f"  rolled          {int(r['done']):,} done, {int(r['failed'])} failed")
@@ -303,6 +336,12 @@ def main() -> None:
     print(
         f"  in flight       at most {int(r['peak'])} updates at once (emulator's record; K={args.k})   "
         f"{int(r['updates']):,} updates, {int(r['twice'])} machines updated twice"
+    )
+    per = r["cpu"] / max(1, r["n"])
+    print(
+        f"  CPU             {r['cpu']:,.0f} s for the worker and the in-process emulator together, "
+        f"{per * 1000:.0f} ms per machine: K={args.k} updates in flight need {args.k * per / r['update']:.2f} "
+        "of a core (when the process gets less, CPU and not the rollout sets the pace)"
     )
     print(f"  load average    {r['load_before']:.2f} at the start, {r['load_after']:.2f} at the end")
 

@@ -112,12 +112,26 @@ class RolloutDriver:
         self.config = config
         self.owner = owner
         self.clock: Clock = clock or SystemClock()
+        self._claimed: str | None = None
+        self._renew_at = 0.0
 
-    async def step(self) -> StepReport | None:
-        now = self.clock.now()
+    async def _claim(self, now: datetime) -> store.DriverClaim | None:
+        """Renew the lease every third of it; in between, only read the rollout (an operator may have
+        paused it). Keeps the driver's writes off the database between renewals."""
+        if self._claimed is not None and self.clock.monotonic() < self._renew_at:
+            claim = await store.driver_view(self.db, self._claimed, self.owner, now=now)
+            if claim is not None:
+                return claim
         claim = await store.claim_driver(
             self.db, self.owner, now=now, lease_seconds=self.config.lease_seconds
         )
+        self._claimed = claim.id if claim is not None else None
+        self._renew_at = self.clock.monotonic() + self.config.lease_seconds / 3
+        return claim
+
+    async def step(self) -> StepReport | None:
+        now = self.clock.now()
+        claim = await self._claim(now)
         if claim is None:
             return None
         moving = await store.in_flight(self.db, claim.id)
@@ -126,7 +140,7 @@ class RolloutDriver:
         if "failed" in outcomes and self.wake is not None:
             self.wake.set()  # the rollbacks just marked
         started = 0
-        if claim.state is RolloutState.running:
+        if claim.state is RolloutState.running and still < claim.max_in_flight:
             ids = await store.next_pending(self.db, claim.id, claim.max_in_flight - still)
             if ids:
                 started = await store.begin_items(self.db, claim.id, ids, actor=ACTOR, now=now)
@@ -135,8 +149,9 @@ class RolloutDriver:
                 log.info(
                     "rollout.started_tenants", rollout_id=claim.id, started=started, in_flight=still + started
                 )
-        if await store.finish_if_complete(self.db, claim.id, self.clock.now()):
+        if still + started == 0 and await store.finish_if_complete(self.db, claim.id, self.clock.now()):
             log.info("rollout.finished", rollout_id=claim.id)
+            self._claimed = None
         return StepReport(
             rollout_id=claim.id,
             state=claim.state,

@@ -543,6 +543,30 @@ async def claim_driver(
     return DriverClaim(id=row[0], state=RolloutState(row[1]), batch_size=row[2], max_in_flight=row[3])
 
 
+async def driver_view(db: Database, rollout_id: str, owner: str, *, now: datetime) -> DriverClaim | None:
+    """Between lease renewals: the rollout as the driver needs it (a read), or ``None`` when it is no
+    longer active or no longer ours."""
+    async with db.read() as s:
+        row = (
+            await s.execute(
+                select(
+                    Rollout.id,
+                    Rollout.state,
+                    Rollout.batch_size,
+                    Rollout.max_in_flight,
+                    Rollout.driver_owner,
+                    Rollout.driver_lease_until,
+                    Rollout.active,
+                ).where(Rollout.id == rollout_id)
+            )
+        ).first()
+    if row is None or row.active != 1 or row.driver_owner != owner:
+        return None
+    if row.driver_lease_until is None or row.driver_lease_until <= now:
+        return None
+    return DriverClaim(id=row.id, state=row.state, batch_size=row.batch_size, max_in_flight=row.max_in_flight)
+
+
 async def release_driver(db: Database, rollout_id: str, owner: str) -> None:
     async with db.transaction() as s:
         await s.execute(
@@ -810,6 +834,7 @@ __all__ = [
     "check_cohort",
     "check_image",
     "claim_driver",
+    "driver_view",
     "fail_item",
     "finish_if_complete",
     "finish_item",
