@@ -59,6 +59,7 @@ class RolloutConfig:
     lease_seconds: float = 30.0
     gateway_url_template: str = "https://{app}.fly.dev"
     probe_timeout_seconds: float = 5.0
+    default_image: str | None = None  # CP_OPENCLAW_IMAGE: what a tenant without its own image runs
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RolloutConfig:
@@ -68,6 +69,7 @@ class RolloutConfig:
             item_timeout_seconds=settings.rollout_item_timeout_seconds,
             lease_seconds=settings.rollout_lease_seconds,
             gateway_url_template=settings.gateway_url_template,
+            default_image=settings.openclaw_image,
         )
 
 
@@ -143,7 +145,9 @@ class RolloutDriver:
         if claim.state is RolloutState.running and still < claim.max_in_flight:
             ids = await store.next_pending(self.db, claim.id, claim.max_in_flight - still)
             if ids:
-                started = await store.begin_items(self.db, claim.id, ids, actor=ACTOR, now=now)
+                started = await store.begin_items(
+                    self.db, claim.id, ids, actor=ACTOR, now=now, default_image=self.config.default_image
+                )
                 if started and self.wake is not None:
                     self.wake.set()
                 log.info(
@@ -199,7 +203,7 @@ class RolloutDriver:
         started = item.started_at or now
         if applied_at is None and now >= started + timedelta(seconds=self.config.item_timeout_seconds):
             cause = item.parked_reason or item.last_error or "the reconciler has not applied it"
-            why = f"not updated within {self.config.item_timeout_seconds:g} s ({cause[:200]})"
+            why = f"not updated within {self.config.item_timeout_seconds:g} s ({redact_text(cause)[:200]})"
             return await self._failed(rollout_id, item, why, now)
         return "moving"
 

@@ -663,7 +663,13 @@ async def next_pending(db: Database, rollout_id: str, limit: int) -> list[str]:
 
 
 async def begin_items(
-    db: Database, rollout_id: str, tenant_ids: Iterable[str], *, actor: str, now: datetime
+    db: Database,
+    rollout_id: str,
+    tenant_ids: Iterable[str],
+    *,
+    actor: str,
+    now: datetime,
+    default_image: str | None = None,
 ) -> int:
     """Move these pending tenants to the rollout's image: desired image + revision + audit + mark
     and the item's ``in_flight`` in ONE transaction, only while the rollout is running. A tenant
@@ -701,6 +707,8 @@ async def begin_items(
                 item.state, item.note, item.finished_at = RolloutItemState.skipped, skip, now
                 continue
             item.previous_desired = tenant.desired_image
+            if tenant.desired_image is not None or default_image is not None:  # what it runs now
+                item.previous_image = tenant.desired_image or default_image
             before = tenant.desired_image
             tenant.desired_image = item.target_image
             await desired_state_changed(

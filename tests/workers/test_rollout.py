@@ -330,3 +330,46 @@ async def test_a_worker_killed_mid_rollout_is_replaced_and_no_machine_is_updated
 
 async def _done_at_least(db: Database, rollout_id: str, n: int) -> bool:
     return (await store.read_status(db, rollout_id)).done >= n
+
+
+async def test_a_tenant_the_reconciler_never_updates_fails_pauses_and_is_put_back(
+    db: Database, empty_database: dict[str, str], vault: Vault
+) -> None:
+    """No worker applies the image (the tenant is parked, say): after CP_ROLLOUT_ITEM_TIMEOUT_SECONDS
+    the item fails, the rollout pauses and the tenant's desired image goes back, in one transaction."""
+    ids = await seed_fleet(db, vault, "t", 3)
+    async with db.transaction() as s:
+        for n, tenant_id in enumerate(ids):
+            s.add(
+                FlyResources(
+                    tenant_id=tenant_id,
+                    app_name=f"oc-{tenant_id}",
+                    machine_id=f"m{n}",
+                    image_ref=OLD,
+                    observed_rev=1,
+                )
+            )
+    emu = emulator()
+    async with running_fleet(
+        db, empty_database["url"], emu, openclaw_image=OLD, rollout_item_timeout_seconds=0.01
+    ) as fleet:
+        driver = fleet.process.rollouts
+        assert driver is not None
+        view = await store.start_rollout(
+            db, image=NEW, default_image=OLD, batch_size=2, max_in_flight=2, actor="cli:ops"
+        )
+        first = await driver.step()
+        assert first is not None and first.started == 2 and first.moving == 2
+        await asyncio.sleep(0.05)
+        second = await driver.step()
+        assert second is not None and second.failed == 2 and second.started == 0
+        status = await store.read_status(db, view.id)
+        assert status.state == "paused" and "not updated within" in (status.reason or "")
+        assert status.counts == {"rolling_back": 2, "pending": 1}
+        async with db.read() as s:
+            revs = (
+                await s.execute(select(Tenant.desired_rev, Tenant.desired_image).where(Tenant.id.in_(ids)))
+            ).all()
+        assert sorted(rev for rev, _ in revs) == [2, 4, 4]  # created (2), moved (3) and back (4)
+        assert {image for _, image in revs} == {None}
+        assert (await driver.step()) is not None and (await store.read_status(db, view.id)).pending == 1
