@@ -9,7 +9,7 @@ import hmac
 import secrets as pysecrets
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from controlplane.fly.emulator.agent_state import AgentState
 
@@ -223,9 +223,18 @@ class EmulatorState(BaseModel):
     saved_mono: float = 0.0
     updates: list[UpdateRecord] = Field(default_factory=list)  # every machine update, in order
     failing_images: dict[str, list[str]] = Field(default_factory=dict)  # image -> apps ([] = all)
+    _by_app: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    _indexed: int = PrivateAttr(default=-1)
 
     def secret_mac(self, value: str) -> str:
         return hmac.new(self.secret_salt.encode(), value.encode(), hashlib.sha256).hexdigest()
 
     def machines_of(self, app: str) -> list[MachineRecord]:
-        return [m for m in self.machines.values() if m.app == app]
+        """The machines of ``app`` (an index by app, rebuilt when machines were added: records are
+        never removed, so a fleet of 10,000 is not scanned on every probe)."""
+        if self._indexed != len(self.machines):
+            by_app: dict[str, list[str]] = {}
+            for machine in self.machines.values():
+                by_app.setdefault(machine.app, []).append(machine.id)
+            self._by_app, self._indexed = by_app, len(self.machines)
+        return [self.machines[i] for i in self._by_app.get(app, ())]
