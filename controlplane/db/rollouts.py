@@ -43,6 +43,7 @@ MOVING = (RolloutItemState.in_flight, RolloutItemState.rolling_back)
 UNFINISHED = (RolloutItemState.pending, *MOVING)
 ACTIVE_STATES = (RolloutState.running, RolloutState.paused)
 MAX_LISTED = 50  # failed / skipped tenants shown by status
+ALREADY = "already on this image"  # the note of a tenant a rollout found on its image (not moved)
 
 
 def check_image(image: str, field_name: str = "--image") -> str:
@@ -217,6 +218,40 @@ class _Candidate:
     desired_image: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    tenant_id: str
+    target_image: str
+    previous_image: str | None
+    previous_desired: str | None
+    finished: tuple[RolloutItemState, str] | None  # skipped / done at once, with why
+
+
+def _items(plans: Sequence[_Plan], batch_size: int) -> list[dict[str, Any]]:
+    """Item rows: the tenants to move in batches of ``batch_size`` (in the given order), the others
+    finished at once. Every row names every column (an executemany takes them from the first)."""
+    now = utcnow()
+    items: list[dict[str, Any]] = []
+    moving = 0
+    for plan in plans:
+        item: dict[str, Any] = {
+            "tenant_id": plan.tenant_id,
+            "target_image": plan.target_image,
+            "previous_image": plan.previous_image,
+            "previous_desired": plan.previous_desired,
+            "batch": -1,
+            "note": None,
+            "finished_at": None,
+        }
+        if plan.finished is None:
+            item.update(batch=moving // batch_size, state=RolloutItemState.pending)
+            moving += 1
+        else:
+            item.update(state=plan.finished[0], note=plan.finished[1], finished_at=now)
+        items.append(item)
+    return items
+
+
 async def _create(
     session: AsyncSession,
     *,
@@ -253,10 +288,8 @@ async def _create(
         raise Refused(
             "rollout", "another rollout is running or paused: finish, resume or abort it first"
         ) from None
-    for item in items:  # every row names every column: an executemany takes its columns from the first
+    for item in items:
         item["rollout_id"] = rollout.id
-        item.setdefault("note", None)
-        item.setdefault("finished_at", None)
     for start in range(0, len(items), 1000):
         await session.execute(insert(ITEMS), items[start : start + 1000])
     audit.record(
@@ -316,29 +349,18 @@ async def start_rollout(
         if not candidates:
             raise Refused("rollout", "no tenant matches (check --cohort / --percent)")
         candidates.sort(key=lambda c: (bucket(c.id), c.id))
-        now = utcnow()
-        items: list[dict[str, Any]] = []
-        moving = 0
+        plans = []
         for c in candidates:
             current = c.image_pin or c.desired_image or default_image
-            item: dict[str, Any] = {
-                "tenant_id": c.id,
-                "target_image": image,
-                "previous_image": current,
-                "previous_desired": c.desired_image,
-            }
-            if c.image_pin is not None:
-                item.update(
-                    batch=-1, state=RolloutItemState.skipped, note=f"pinned to {c.image_pin}", finished_at=now
-                )
-            elif current == image:
-                item.update(
-                    batch=-1, state=RolloutItemState.done, note="already on this image", finished_at=now
-                )
-            else:
-                item.update(batch=moving // batch_size, state=RolloutItemState.pending)
-                moving += 1
-            items.append(item)
+            finished = (
+                (RolloutItemState.skipped, f"pinned to {c.image_pin}")
+                if c.image_pin is not None
+                else (RolloutItemState.done, ALREADY)
+                if current == image
+                else None
+            )
+            plans.append(_Plan(c.id, image, current, c.desired_image, finished))
+        items = _items(plans, batch_size)
         rollout = await _create(
             s,
             image=image,
@@ -350,7 +372,7 @@ async def start_rollout(
             reason=reason,
         )
         await s.flush()
-        await _finish_if_complete(s, rollout, now)  # nothing to move: done at once
+        await _finish_if_complete(s, rollout, utcnow())  # nothing to move: done at once
         return await _view(s, rollout)
 
 
@@ -372,7 +394,7 @@ async def start_rollback(
                 .where(
                     RolloutItem.rollout_id == old.id,
                     RolloutItem.state == RolloutItemState.done,
-                    RolloutItem.note.is_(None),  # "already on this image": nothing to undo
+                    or_(RolloutItem.note.is_(None), RolloutItem.note != ALREADY),  # nothing to undo
                     Tenant.lifecycle_state.not_in((LifecycleState.gone, LifecycleState.deprovisioning)),
                 )
             )
@@ -380,27 +402,20 @@ async def start_rollback(
         if not rows:
             raise Refused("rollout", f"rollout {old.id} moved no tenant: nothing to roll back")
         rows = sorted(rows, key=lambda r: (bucket(r[0]), r[0]))
-        now = utcnow()
-        items: list[dict[str, Any]] = []
-        moving = 0
+        plans = []
         for tenant_id, previous, pin, desired in rows:
-            item: dict[str, Any] = {
-                "tenant_id": tenant_id,
-                "target_image": previous,
-                "previous_image": pin or desired or old.image,
-                "previous_desired": desired,
-            }
-            if pin is not None:
-                item.update(
-                    batch=-1, state=RolloutItemState.skipped, note=f"pinned to {pin}", finished_at=now
-                )
-            elif desired != old.image:
-                note = "its image changed since the rollout"
-                item.update(batch=-1, state=RolloutItemState.skipped, note=note, finished_at=now)
-            else:
-                item.update(batch=moving // batch_size, state=RolloutItemState.pending)
-                moving += 1
-            items.append(item)
+            finished = (
+                (RolloutItemState.skipped, f"pinned to {pin}")
+                if pin is not None
+                else (RolloutItemState.skipped, "its image changed since the rollout")
+                if desired != old.image
+                else None
+            )
+            plans.append(
+                _Plan(tenant_id, previous or old.image, pin or desired or old.image, desired, finished)
+            )
+        items = _items(plans, batch_size)
+        moving = sum(1 for i in items if i["state"] is RolloutItemState.pending)
         if moving == 0:
             raise Refused(
                 "rollout", f"no tenant of rollout {old.id} is still on its image: nothing to roll back"
