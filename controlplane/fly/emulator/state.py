@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import itertools
 import secrets as pysecrets
 from typing import Any
 
@@ -225,16 +224,18 @@ class EmulatorState(BaseModel):
     updates: list[UpdateRecord] = Field(default_factory=list)  # every machine update, in order
     failing_images: dict[str, list[str]] = Field(default_factory=dict)  # image -> apps ([] = all)
     _by_app: dict[str, list[str]] = PrivateAttr(default_factory=dict)
-    _indexed: int = PrivateAttr(default=0)
+    _indexed: tuple[int, str | None] = PrivateAttr(default=(-1, None))
 
     def secret_mac(self, value: str) -> str:
         return hmac.new(self.secret_salt.encode(), value.encode(), hashlib.sha256).hexdigest()
 
     def machines_of(self, app: str) -> list[MachineRecord]:
-        """The machines of ``app`` (an index by app, rebuilt when machines were added: records are
-        never removed, so a fleet of 10,000 is not scanned on every probe)."""
-        if self._indexed != len(self.machines):  # records only ever get added, in insertion order
-            for machine in itertools.islice(self.machines.values(), max(self._indexed, 0), None):
-                self._by_app.setdefault(machine.app, []).append(machine.id)
-            self._indexed = len(self.machines)
+        """The machines of ``app``, from an index by app (a fleet of 10,000 is not scanned on every
+        probe). Rebuilt when a record was added or removed: the count or the newest id changed."""
+        key = (len(self.machines), next(reversed(self.machines), None))
+        if key != self._indexed:
+            by_app: dict[str, list[str]] = {}
+            for machine in self.machines.values():
+                by_app.setdefault(machine.app, []).append(machine.id)
+            self._by_app, self._indexed = by_app, key
         return [self.machines[i] for i in self._by_app.get(app, ())]
