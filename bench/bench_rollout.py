@@ -53,6 +53,7 @@ from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfi
 from controlplane.fly.emulator import apps as app_ops
 from controlplane.fly.emulator import machines as machine_ops
 from controlplane.fly.emulator import volumes as volume_ops
+from controlplane.fly.emulator.state import AppRecord
 from controlplane.logging import configure_logging
 from controlplane.secrets_store import GATEWAY_TOKEN_SECRET, provider_secret_name
 from controlplane.settings import load_settings
@@ -138,7 +139,15 @@ async def seed(db: Database, vault: Vault, emu: FlyEmulator, catalog: Any, n: in
                         "updated_at": now,
                     }
                 )
-        app_ops.create_app(world, {"app_name": app, "org_slug": ORG, "network": app})
+        world.state.apps[app] = AppRecord(  # as apps.create_app records it, without rendering the answer
+            name=app,
+            org=ORG,
+            network=app,
+            id=world.ids.app_id(),
+            internal_numeric_id=world.ids.numeric(),
+            created_wall=world.wall(),
+            created_mono=world.now(),
+        )
         pushed = app_ops.set_secrets(world, app, {"values": plain})
         volume = volume_ops.create_volume(world, app, {"name": VOLUME_NAME, "region": "iad", "size_gb": size})
         machine = machine_ops.create_machine(
