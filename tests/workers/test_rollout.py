@@ -166,7 +166,7 @@ async def rollout_with_a_bad_machine(
 
         worker = Running(fleet)
         try:
-            await until(lambda: _status_is(db, view.id, "paused", moving=0), 90, "paused, rollback done")
+            await until(lambda: _status_is(db, view.id, "paused", moving=0), 240, "paused, rollback done")
             paused = await store.read_status(db, view.id)
             progress = await items(db, view.id)
             rows = await fly_rows(db)
@@ -184,7 +184,7 @@ async def rollout_with_a_bad_machine(
             assert all(i.state is RolloutItemState.done for i in progress.values() if 0 <= i.batch < 2)
 
             await store.change_state(db, "resume", actor="cli:ops", reason="bad machine looked at")
-            await until(lambda: _status_is(db, view.id, "done", moving=0), 120, "the rollout finished")
+            await until(lambda: _status_is(db, view.id, "done", moving=0), 240, "the rollout finished")
         finally:
             await worker.close()
 
@@ -208,8 +208,8 @@ async def rollout_with_a_bad_machine(
         for tenant_id in asleep_ids:  # updated while stopped, never woken for it
             machine = emu.machines[rows[tenant_id].machine_id or ""]
             assert machine.state == "stopped" and starts(machine) == woke[tenant_id]
-        peak = emu.max_concurrent_updates(since_mono=since)
-        assert 2 <= peak <= k, peak
+        assert emu.max_concurrent_updates(since_mono=since) <= k  # the emulator's own record
+        assert 2 <= await driver_peak(db, view.id) <= k  # updates did run side by side, never above K
 
 
 @pytest.mark.slow
@@ -230,6 +230,24 @@ async def test_a_rollout_pauses_on_a_bad_machine_and_resumes_on_every_backend(
     await rollout_with_a_bad_machine(
         db, empty_database["url"], vault, always_on=12, sleepers=2, pinned=1, batch=4, k=2
     )
+
+
+async def driver_peak(db: Database, rollout_id: str) -> int:
+    """The most items the driver had moving at once (from each item's start to its finish)."""
+    async with db.read() as s:
+        spans = (
+            await s.execute(
+                select(RolloutItem.started_at, RolloutItem.finished_at).where(
+                    RolloutItem.rollout_id == rollout_id, RolloutItem.started_at.is_not(None)
+                )
+            )
+        ).all()
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans if b is not None])
+    peak = current = 0
+    for _, step in edges:
+        current += step
+        peak = max(peak, current)
+    return peak
 
 
 def starts(machine: MachineRecord) -> int:
@@ -304,7 +322,7 @@ async def test_a_worker_killed_mid_rollout_is_replaced_and_no_machine_is_updated
         async with emu.serve() as fly_url:
             first = await _worker(fresh_database_url, fly_url, log)
             try:
-                await until(lambda: _done_at_least(db, view.id, 10), 60, "a third of the rollout")
+                await until(lambda: _done_at_least(db, view.id, 10), 180, "a third of the rollout")
             finally:
                 first.send_signal(signal.SIGKILL)
                 await first.wait()
@@ -312,7 +330,7 @@ async def test_a_worker_killed_mid_rollout_is_replaced_and_no_machine_is_updated
             assert killed_at < TENANTS
             second = await _worker(fresh_database_url, fly_url, log)
             try:
-                await until(lambda: _status_is(db, view.id, "done", moving=0), 90, "the rollout finished")
+                await until(lambda: _status_is(db, view.id, "done", moving=0), 240, "the rollout finished")
             finally:
                 second.send_signal(signal.SIGTERM)
                 await asyncio.wait_for(second.wait(), 30)
