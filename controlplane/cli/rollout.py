@@ -13,7 +13,6 @@ import json
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from controlplane.cli._common import cli_actor, console, err_console, open_database, run, settings
@@ -51,6 +50,13 @@ REASON = typer.Option(..., "--reason", help="Why (recorded in the audit log).")
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
+def _bar(done: int, total: int, width: int = 40) -> str:
+    """A progress bar that reads the same on a terminal, in a pipe and in a log."""
+    filled = width if total <= 0 else round(width * min(done, total) / total)
+    percent = 100 if total <= 0 else 100 * min(done, total) // total
+    return f"[{'█' * filled}{'░' * (width - filled)}] {percent:3d}%"
+
+
 def _show(view: RolloutView, *, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(view.as_dict(), indent=2))
@@ -67,8 +73,7 @@ def _show(view: RolloutView, *, as_json: bool) -> None:
         + f" (size {view.batch_size}), at most {view.max_in_flight} in flight",
         markup=False,
     )
-    console.print(ProgressBar(total=max(moving, 1), completed=finished, width=50))
-    console.print(f"{finished} of {moving} finished", markup=False)
+    console.print(f"{_bar(finished, moving)} {finished} of {moving} finished", markup=False)
     table = Table(show_header=True)
     for column in ("done", "in flight", "failed (rolled back)", "skipped", "not started", "total"):
         table.add_column(column, justify="right")

@@ -154,7 +154,7 @@ async def test_cohorts_pins_start_status_pause_resume_abort_rollback(app: typer.
     assert result.exit_code == 0
     for word in ("done", "in flight", "failed", "skipped", "0 of 2 finished", "running"):
         assert word in result.output, result.output
-    assert "━" in result.output  # the progress bar
+    assert "[" + "░" * 40 + "]   0%" in result.output  # the progress bar
 
     assert (await invoke(app, "rollout", "pause")).exit_code == 2  # --reason required
     result = await invoke(app, "rollout", "pause", "--reason", "looking at metrics", "--json")
