@@ -47,6 +47,20 @@ _PROXY_URL = re.compile(
 _VERSION_TAG = re.compile(r"^v?\d+(?:\.\d+)+(?:[-+][A-Za-z0-9._-]+)?$")
 
 
+def pinned_image_problem(value: str) -> str | None:
+    """Why ``value`` is not a pinned image reference (exact version tag or digest), or ``None``."""
+    match = _IMAGE.match(value)
+    if not match:
+        return "not an image reference (registry/repository[:tag][@sha256:digest])"
+    tag, digest = match.group("tag"), match.group("digest")
+    if digest is None and (tag is None or not _VERSION_TAG.match(tag)):
+        return (
+            "image must be pinned: an exact version tag (e.g. 2026.9.6 or 2026.9.6-slim) or an "
+            "@sha256 digest; moving tags such as latest, main or stable are refused"
+        )
+    return None
+
+
 class ChannelSpec(BaseModel):
     """A chat channel the tenant wants connected (its token lives in a Fly app secret).
 
@@ -147,15 +161,9 @@ class TenantSpec(BaseModel):
     @field_validator("image")
     @classmethod
     def _pinned_image(cls, value: str) -> str:
-        match = _IMAGE.match(value)
-        if not match:
-            raise ValueError("not an image reference (registry/repository[:tag][@sha256:digest])")
-        tag, digest = match.group("tag"), match.group("digest")
-        if digest is None and (tag is None or not _VERSION_TAG.match(tag)):
-            raise ValueError(
-                "image must be pinned: an exact version tag (e.g. 2026.9.6 or 2026.9.6-slim) or an "
-                "@sha256 digest; moving tags such as latest, main or stable are refused"
-            )
+        problem = pinned_image_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @field_validator("channels")
@@ -170,6 +178,7 @@ class TenantSpec(BaseModel):
 
 __all__ = [
     "CHANNEL_KINDS",
+    "pinned_image_problem",
     "SENDER_ID_PATTERNS",
     "ChannelKind",
     "ChannelSpec",

@@ -100,6 +100,26 @@ class MigrationItemState(str, enum.Enum):
     reversed = "reversed"  # back on the old price and plan
 
 
+class RolloutState(str, enum.Enum):
+    """An image rollout (``controlplane rollout ...``)."""
+
+    running = "running"  # the worker's driver moves tenants batch by batch
+    paused = "paused"  # a machine failed its checks, or an operator paused it: nothing new starts
+    done = "done"  # every tenant handled
+    aborted = "aborted"  # stopped by an operator: tenants not started stay on their image
+
+
+class RolloutItemState(str, enum.Enum):
+    """Where one tenant stands in a rollout."""
+
+    pending = "pending"  # not started: still on its old image
+    in_flight = "in_flight"  # desired image changed; waiting for the machine on it, started and ready
+    done = "done"  # on the new image (started and /readyz 200, or asleep with it applied)
+    rolling_back = "rolling_back"  # failed its checks after the update: going back to its old image
+    rolled_back = "rolled_back"  # failed, and back on its old image
+    skipped = "skipped"  # pinned (image_pin), or nothing to do: reported, never touched
+
+
 __all__ = [
     "BannerKind",
     "BillingStatus",
@@ -108,6 +128,8 @@ __all__ = [
     "KeyVerdict",
     "LifecycleState",
     "MigrationItemState",
+    "RolloutItemState",
+    "RolloutState",
     "RoutingStrategy",
     "UsageService",
 ]

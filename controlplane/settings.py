@@ -194,6 +194,29 @@ class Settings(BaseSettings):
     reconcile_wait_seconds: float = Field(
         default=20.0, gt=0, le=60, description="Longest wait for a machine state inside one reconcile."
     )
+    rollout_tick_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="How often the worker's rollout driver looks at a rollout."
+    )
+    rollout_health_timeout_seconds: float = Field(
+        default=180.0,
+        gt=0,
+        le=3600,
+        description="After a rollout's update reached a machine: how long it may take to be started and "
+        "pass /readyz before it counts as failed (paused and rolled back).",
+    )
+    rollout_item_timeout_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        le=86400,
+        description="How long the reconciler may take to apply a rollout's image to one machine before it "
+        "counts as failed.",
+    )
+    rollout_lease_seconds: float = Field(
+        default=30.0,
+        ge=1,
+        le=3600,
+        description="Lease of the worker driving a rollout; another worker takes over when it expires.",
+    )
     tenant_retention_days: float = Field(
         default=7.0, ge=0, description="Days a cancelled or deleted tenant's resources are kept (stopped)."
     )

@@ -5,7 +5,8 @@ test and the end-to-end tests all run THIS (one path, no demo-only copy).
 call counting, plan catalog, reconciler, queue, worker, scheduler); :meth:`WorkerProcess.run` runs
 the worker loop, the periodic jobs (the listing resync every ``CP_RESYNC_INTERVAL_SECONDS``, the full
 resync every ``CP_FULL_RESYNC_HOURS``, billing's where Stripe is configured, and the health sweep, key
-re-validation, re-encryption, pruning and audit retention of :mod:`workers.jobs`), the PostgreSQL wake-up listener and the ``/metrics`` +
+re-validation, re-encryption, pruning and audit retention of :mod:`workers.jobs`), the image
+rollout driver (``workers/rollout.py``), the PostgreSQL wake-up listener and the ``/metrics`` +
 ``/healthz`` endpoint until stopped (SIGTERM/SIGINT in :func:`run_until_signalled`) or idle.
 """
 
@@ -41,6 +42,7 @@ from workers.metrics import REGISTRY, CountingTransport
 from workers.notify import listen_for_marks
 from workers.reconciler import ReconcilerConfig, TenantReconciler
 from workers.resync import ResyncReport, full_resync, resync_once
+from workers.rollout import RolloutConfig, RolloutDriver
 from workers.scheduler import Job, Scheduler
 from workers.worker import Worker, worker_id
 
@@ -62,6 +64,7 @@ class WorkerProcess:
     scheduler: Scheduler
     clock: Clock
     billing: BillingRunner | None = None
+    rollouts: RolloutDriver | None = None
     last_resync: ResyncReport | None = None
     housekeeping: Housekeeping | None = None
 
@@ -142,6 +145,9 @@ class WorkerProcess:
             settings, db, vault, keys, queue, process.scheduler, sweeper, clock
         )
         sweeper.recheck = process.housekeeping.recheck
+        process.rollouts = RolloutDriver(
+            db, fly, probes, RolloutConfig.from_settings(settings), owner=owner, clock=clock, wake=worker.wake
+        )
         try:
             async with contextlib.AsyncExitStack() as stack:
                 if settings.stripe_secret_key is not None:  # billing runs where Stripe is configured
@@ -196,6 +202,8 @@ class WorkerProcess:
         ]
         if self.billing is not None:
             companions.append(asyncio.create_task(self._billing_sync(companions_stop), name="billing-sync"))
+        if self.rollouts is not None:
+            companions.append(asyncio.create_task(self.rollouts.run(companions_stop), name="rollouts"))
         try:
             await self.worker.run(stop, until_idle=until_idle, idle_horizon_seconds=idle_horizon_seconds)
         finally:

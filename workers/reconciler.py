@@ -310,7 +310,7 @@ class TenantReconciler:
             chosen_model=tenant.model_preference,
             strategy=tenant.routing_strategy.value,
             region=tenant.region,
-            image=tenant.image_pin or self.config.default_image,
+            image=tenant.image(self.config.default_image),
             desired_rev=tenant.desired_rev,
             platform_proxy_url=self.config.platform_proxy_url,
         )

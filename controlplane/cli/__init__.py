@@ -11,7 +11,19 @@ from importlib.metadata import entry_points
 
 import typer
 
-from controlplane.cli import agent_config, byok, db, fly, keys, ops, plans, serve, settings_cmd, tenant
+from controlplane.cli import (
+    agent_config,
+    byok,
+    db,
+    fly,
+    keys,
+    ops,
+    plans,
+    rollout,
+    serve,
+    settings_cmd,
+    tenant,
+)
 
 app = typer.Typer(
     name="controlplane",
@@ -21,7 +33,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for _module in (settings_cmd, db, keys, byok, agent_config, fly, plans, tenant, serve, ops):
+for _module in (settings_cmd, db, keys, byok, agent_config, fly, plans, tenant, rollout, serve, ops):
     _module.register(app)
 
 # Commands of the layers above (the worker process, the demo, `reconcile --wait` live in `workers`,

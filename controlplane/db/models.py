@@ -43,6 +43,8 @@ from controlplane.enums import (
     KeyVerdict,
     LifecycleState,
     MigrationItemState,
+    RolloutItemState,
+    RolloutState,
     RoutingStrategy,
     UsageService,
 )
@@ -114,6 +116,9 @@ class Tenant(Base):
     desired_rev: Mapped[int] = mapped_column(Integer, default=1)
     region: Mapped[str] = mapped_column(String(16))
     image_pin: Mapped[str | None] = mapped_column(String(512))
+    # The image a rollout moved this tenant to (NULL: CP_OPENCLAW_IMAGE); image_pin wins over it.
+    desired_image: Mapped[str | None] = mapped_column(String(512))
+    cohort: Mapped[str | None] = mapped_column(String(64), index=True)  # rollout cohort label
     model_preference: Mapped[str | None] = mapped_column(String(255))
     routing_strategy: Mapped[RoutingStrategy] = mapped_column(
         _enum(RoutingStrategy, "routing_strategy"), default=RoutingStrategy.balanced
@@ -430,6 +435,54 @@ class PlanMigrationItem(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class Rollout(Base):
+    """An image rollout: the image, how tenants were chosen, batch size and in-flight cap, its state.
+    ``active`` is 1 while running or paused and NULL otherwise: its unique constraint keeps a second
+    active rollout out on every backend. The worker that drives it holds ``driver_owner`` until
+    ``driver_lease_until`` (renewed each step; taken over when it expires)."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    image: Mapped[str] = mapped_column(String(512))
+    selector: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    max_in_flight: Mapped[int] = mapped_column(Integer)
+    state: Mapped[RolloutState] = mapped_column(_enum(RolloutState, "rollout_state"))
+    active: Mapped[int | None] = mapped_column(SmallInteger, unique=True)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it is paused / aborted
+    rollback_of: Mapped[str | None] = mapped_column(String(32))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None]
+    driver_owner: Mapped[str | None] = mapped_column(String(128))
+    driver_lease_until: Mapped[datetime | None]
+
+
+class RolloutItem(Base):
+    """One tenant in a rollout: its batch, the image it moves to and the one it had (for a rollback),
+    the desired revision the change made, and where it stands."""
+
+    __tablename__ = "rollout_items"
+
+    rollout_id: Mapped[str] = mapped_column(ForeignKey("rollouts.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    batch: Mapped[int] = mapped_column(Integer)
+    state: Mapped[RolloutItemState] = mapped_column(_enum(RolloutItemState, "rollout_item_state"))
+    target_image: Mapped[str] = mapped_column(String(512))
+    previous_image: Mapped[str | None] = mapped_column(String(512))
+    previous_desired: Mapped[str | None] = mapped_column(String(512))  # tenants.desired_image before
+    desired_rev: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None]
+    applied_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_rollout_items_progress", "rollout_id", "state", "batch"),)
+
+
 class Banner(Base):
     """A dashboard banner for a tenant. Raised after several consecutive bad observations and
     cleared automatically once the cause is gone (``cleared_at`` set; the row is reused)."""
@@ -579,6 +632,8 @@ __all__ = [
     "PlanMigrationItem",
     "ProviderKey",
     "ReconcileItem",
+    "Rollout",
+    "RolloutItem",
     "RoutingStrategy",
     "Secret",
     "ServiceUsage",

@@ -87,6 +87,12 @@ class DesiredTenant:
     keys: tuple[KeyState, ...]
     channels: tuple[ChannelState, ...]
     fly: FlyState
+    desired_image: str | None = None  # set by image rollouts; image_pin wins over it
+
+    def image(self, default: str) -> str:
+        """The image the tenant's machine should run: its pin, else the image a rollout moved it to,
+        else the fleet default (``CP_OPENCLAW_IMAGE``)."""
+        return self.image_pin or self.desired_image or default
 
     @property
     def usable_providers(self) -> tuple[str, ...]:
@@ -154,6 +160,7 @@ async def load_desired(db: Database, tenant_id: str) -> DesiredTenant | None:
             keys=tuple(KeyState(provider=k.provider, status=k.status) for k in keys),
             channels=tuple(ChannelState(kind=c.kind, settings=dict(c.settings or {})) for c in channels),
             fly=_fly_state(fly),
+            desired_image=tenant.desired_image,
         )
 
 

@@ -33,7 +33,13 @@ from controlplane.fly.emulator.ids import IdFactory
 from controlplane.fly.emulator.options import EmulatorOptions
 from controlplane.fly.emulator.ratelimit import RateLimiter
 from controlplane.fly.emulator.server import serve
-from controlplane.fly.emulator.state import AppRecord, EmulatorState, MachineRecord, PlannedStep
+from controlplane.fly.emulator.state import (
+    AppRecord,
+    EmulatorState,
+    MachineRecord,
+    PlannedStep,
+    UpdateRecord,
+)
 from controlplane.fly.emulator.timeline import (
     add_event,
     add_exit_event,
@@ -43,6 +49,7 @@ from controlplane.fly.emulator.timeline import (
     touch,
 )
 from controlplane.fly.emulator.transport import EmulatorTransport
+from controlplane.fly.emulator.updates import max_concurrent
 from controlplane.limits import load_json_file
 from controlplane.private_files import write_private
 
@@ -119,6 +126,17 @@ class FlyEmulator:
 
     def render_machine(self, machine_id: str) -> dict[str, Any]:
         return machine_ops.render_machine(self.world, self.machine(machine_id))
+
+    @property
+    def updates(self) -> list[UpdateRecord]:
+        """Every machine update so far, oldest first (see ``controlplane/fly/emulator/updates.py``)."""
+        return list(self.world.state.updates)
+
+    def max_concurrent_updates(self, since_mono: float | None = None) -> int:
+        """The most machine updates that were in flight at once (from ``since_mono`` on)."""
+        return max_concurrent(
+            r for r in self.world.state.updates if since_mono is None or r.started_mono >= since_mono
+        )
 
     @property
     def faults_fired(self) -> list[tuple[str, str]]:
@@ -221,6 +239,16 @@ class FlyEmulator:
             health.next_crash_mono = None
             set_state(world, machine, "stopped", now)
         touch(world, machine)
+
+    def fail_image(self, image: str, *, apps: list[str] | None = None) -> None:
+        """A bad release: a machine of ``apps`` (``None``: any app) created or updated to ``image``
+        crash-loops (probes 502, the CLI cannot reach the gateway) until it is updated to another
+        image."""
+        self.world.state.failing_images[image] = list(apps or [])
+
+    def restore_image(self, image: str) -> None:
+        """``image`` boots fine again for machines created or updated to it from now on."""
+        self.world.state.failing_images.pop(image, None)
 
     def restore_gateway(self, machine_id: str) -> None:
         """The gateway stops crashing (the next restart boots fine). A machine flyd gave up on stays

@@ -42,6 +42,7 @@ from controlplane.fly.emulator.state import (
     PlannedStep,
 )
 from controlplane.fly.emulator.timeline import add_event, listed, record_view, set_state, settle, touch
+from controlplane.fly.emulator.updates import image_fails, record_update
 
 log = structlog.get_logger(__name__)
 
@@ -212,6 +213,7 @@ def create_machine(world: World, app_name: str, body: dict[str, Any]) -> Machine
             version=instance_id,
         )
         machine.nonce = machine.lease.nonce
+    machine.health.crash_looping = image_fails(world, app_name, str(config.get("image", "")))
     world.state.machines[machine.id] = machine
     record_view(world, machine, now)
     for volume_id in volume_ids:
@@ -262,6 +264,7 @@ def update_machine(
     skip_secrets = bool(body.get("skip_secrets"))
     secrets_version = _visible_secrets(world, app_name, body.get("min_secrets_version"))
     wall = world.wall()
+    image_before = str(machine.config.get("image", ""))
     machine.instance_id = world.ids.ulid(wall)
     machine.config = config
     machine.versions.append(
@@ -269,7 +272,7 @@ def update_machine(
     )
     machine.secrets_version = 0 if skip_secrets else secrets_version
     machine.skip_secrets = skip_secrets
-    machine.health.crash_looping = False
+    machine.health.crash_looping = image_fails(world, app_name, str(config.get("image", "")))
     # A lease keeps the version it was taken at (fly-machines.md §8): a holder compares it with its cache.
     profile = world.profile
     was_running = machine.state in ("started", "starting", "restarting")
@@ -281,6 +284,7 @@ def update_machine(
         final = "created" if machine.state == "created" else "stopped"
         steps = [(profile.replace, final, "update", final)]
     _plan(world, machine, "replacing", steps, ("update", "replacing"))
+    record_update(world, machine, image_before, restarts=steps[0][1] == "started")
     log.debug("fly_emulator.machine_updated", app=app_name, machine=machine.id, version=machine.instance_id)
     return machine
 

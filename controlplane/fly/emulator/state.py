@@ -9,7 +9,7 @@ import hmac
 import secrets as pysecrets
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from controlplane.fly.emulator.agent_state import AgentState
 
@@ -200,6 +200,18 @@ class VolumeRecord(BaseModel):
     destroyed: bool = False
 
 
+class UpdateRecord(BaseModel):
+    """One machine update as the emulator saw it: in flight from the request until the machine is
+    back (replaced, and, when it restarts, its gateway booted)."""
+
+    machine_id: str
+    app: str
+    image_before: str
+    image_after: str
+    started_mono: float
+    ends_mono: float
+
+
 class EmulatorState(BaseModel):
     org: str
     secret_salt: str = Field(default_factory=lambda: pysecrets.token_hex(16))
@@ -209,9 +221,21 @@ class EmulatorState(BaseModel):
     foreign_apps: dict[str, str] = Field(default_factory=dict)  # app name -> other org
     error_regions: list[str] = Field(default_factory=list)  # org listing answers these as failed
     saved_mono: float = 0.0
+    updates: list[UpdateRecord] = Field(default_factory=list)  # every machine update, in order
+    failing_images: dict[str, list[str]] = Field(default_factory=dict)  # image -> apps ([] = all)
+    _by_app: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    _indexed: tuple[int, str | None] = PrivateAttr(default=(-1, None))
 
     def secret_mac(self, value: str) -> str:
         return hmac.new(self.secret_salt.encode(), value.encode(), hashlib.sha256).hexdigest()
 
     def machines_of(self, app: str) -> list[MachineRecord]:
-        return [m for m in self.machines.values() if m.app == app]
+        """The machines of ``app``, from an index by app (a fleet of 10,000 is not scanned on every
+        probe). Rebuilt when a record was added or removed: the count or the newest id changed."""
+        key = (len(self.machines), next(reversed(self.machines), None))
+        if key != self._indexed:
+            by_app: dict[str, list[str]] = {}
+            for machine in self.machines.values():
+                by_app.setdefault(machine.app, []).append(machine.id)
+            self._by_app, self._indexed = by_app, key
+        return [self.machines[i] for i in self._by_app.get(app, ())]
