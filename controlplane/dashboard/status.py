@@ -71,6 +71,7 @@ _COLUMNS = (
     Tenant.billing_status,
     Tenant.region,
     Tenant.image_pin,
+    Tenant.desired_image,
     Tenant.desired_rev,
     FlyResources.app_name,
     FlyResources.machine_id,
@@ -114,7 +115,7 @@ async def tenant_status(db: Database, external_id: str, *, default_image: str, n
         desired_power=row.desired_power,
         billing_status=row.billing_status,
         region=row.region,
-        image=row.image_pin or default_image,
+        image=row.image_pin or row.desired_image or default_image,  # as DesiredTenant.image
         desired_rev=row.desired_rev,
         observed_rev=observed,
         drift=row.desired_rev != observed,

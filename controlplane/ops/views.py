@@ -50,6 +50,7 @@ async def fleet_view(
                 Tenant.plan,
                 Tenant.region,
                 Tenant.image_pin,
+                Tenant.desired_image,
                 Tenant.desired_rev,
                 FlyResources.observed_rev,
                 FlyResources.image_ref,
@@ -86,7 +87,7 @@ async def fleet_view(
             continue
         by_plan[r.plan] += 1
         by_region[r.region] += 1
-        by_desired_image[r.image_pin or default_image] += 1
+        by_desired_image[r.image_pin or r.desired_image or default_image] += 1
         if r.machine_id is not None:
             by_image[r.image_ref or "unknown"] += 1
         reasons: list[str] = []
@@ -172,8 +173,9 @@ async def tenant_view(
             "power": tenant.desired_power.value,
             "billing_status": tenant.billing_status.value,
             "region": tenant.region,
-            "image": tenant.image_pin or default_image,
+            "image": tenant.image_pin or tenant.desired_image or default_image,
             "image_pin": tenant.image_pin,
+            "rollout_image": tenant.desired_image,
             "model_preference": tenant.model_preference,
             "routing_strategy": tenant.routing_strategy.value,
             "desired_rev": tenant.desired_rev,
