@@ -147,6 +147,8 @@ def configure_logging(
     logging.getLogger("httpx").setLevel(logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    # Alembic announces each of its plugins at INFO whenever it is imported: noise on every command.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     set_sql_echo(sql_echo)
 
 
