@@ -53,6 +53,7 @@ from controlplane.banners import Finding, Observation
 from controlplane.clock import Clock, SystemClock
 from controlplane.dashboard.channels import record_channel_state
 from controlplane.dashboard.usage import record_daily_usage
+from controlplane.db import tenants as store
 from controlplane.db.models import Banner, FlyResources, ProviderKey, Secret, Tenant
 from controlplane.db.queue import mark_many
 from controlplane.db.session import Database
@@ -314,13 +315,7 @@ class HealthSweeper:
 
     async def _targets(self, restarted: set[str]) -> list[_Target]:
         async with self.db.read() as s:
-            rows = (
-                await s.execute(
-                    select(Tenant, FlyResources)
-                    .outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
-                    .where(Tenant.lifecycle_state != LifecycleState.gone)
-                )
-            ).all()
+            rows = await store.live_tenants_with_fly(s)
             watched = (
                 await s.execute(
                     select(Banner.tenant_id, Banner.kind).where(

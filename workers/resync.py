@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import structlog
-from sqlalchemy import select
 
 from agents_config import Plan, PlanCatalog, UnknownPlanError
 from agents_config.machine_config import META_TENANT_ID
+from controlplane.db import tenants as store
 from controlplane.db.models import FlyResources, Tenant
 from controlplane.db.queue import ReconcileQueue, mark_many
 from controlplane.db.session import Database
@@ -134,13 +134,7 @@ async def resync_once(
     report.partial = scan.partial
     report.fly_pages = scan.pages
     async with db.read() as s:
-        rows = (
-            await s.execute(
-                select(Tenant, FlyResources)
-                .outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
-                .where(Tenant.lifecycle_state != LifecycleState.gone)
-            )
-        ).all()
+        rows = await store.live_tenants_with_fly(s)
         known = {tenant.id for tenant, _ in rows}
         marks: dict[str, str] = {}
         for tenant, fly_row in rows:

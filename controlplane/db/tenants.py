@@ -168,6 +168,17 @@ async def tenant_id_by_external(session: AsyncSession, external_id: str) -> str 
     return await session.scalar(select(Tenant.id).where(Tenant.external_id == external_id))
 
 
+async def live_tenants_with_fly(session: AsyncSession) -> list[tuple[Tenant, FlyResources | None]]:
+    """Every tenant not yet gone, with its Fly ids (None before the first one is recorded): what the
+    resync and the health sweep compare Fly's listing with."""
+    rows = await session.execute(
+        select(Tenant, FlyResources)
+        .outerjoin(FlyResources, FlyResources.tenant_id == Tenant.id)
+        .where(Tenant.lifecycle_state != LifecycleState.gone)
+    )
+    return [(tenant, fly) for tenant, fly in rows.all()]
+
+
 # -- Fly ids and observations (each its own transaction: invariant 1) ----------------------------
 @dataclass(frozen=True, slots=True)
 class Step:
