@@ -63,6 +63,9 @@ def demo_db(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return fresh_database_url
 
 
+# The embedded default (SQLite) and the production database; libSQL runs every database test but
+# not this two-minute walk-through (the suite's time budget).
+@pytest.mark.parametrize("fresh_database_url", ["sqlite", "postgresql"], indirect=True)
 def test_demo_converges_the_fleet_then_adopts_it(demo_db: str, tmp_path: Path) -> None:
     runner = CliRunner()
     first = runner.invoke(app, FAST, catch_exceptions=False)
