@@ -3,8 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Test processes (pytest-xdist); an idle process takes tests queued for the other (worksteal), so the
-# long tests at the end of a file do not leave one core idle.
+# Test processes (pytest-xdist); whole files go to one process so module fixtures start once.
 TEST_PROCS ?= 2
 
 .PHONY: demo test install bench lint clean db-upgrade constraints
@@ -22,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/controlplane demo
 
 test: $(STAMP)
-	$(BIN)/pytest -q -n $(TEST_PROCS) --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_PROCS) --dist loadfile $(PYTEST_ARGS)
 
 # ruff (format check + lint) over the whole tree, strict mypy over the three packages.
 lint: $(STAMP)
