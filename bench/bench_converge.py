@@ -37,6 +37,7 @@ from controlplane.db.session import Database, create_engine
 from controlplane.enums import KeyStatus, KeyVerdict
 from controlplane.fly.emulator import EmulatorOptions, FlyEmulator, LatencyProfile
 from controlplane.fly.emulator.ratelimit import ACTION
+from controlplane.logging import configure_logging
 from controlplane.secrets_store import provider_secret_name
 from controlplane.settings import load_settings
 from controlplane.vault import Vault
@@ -189,6 +190,8 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=25.0, help="Emulated seconds per real second.")
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
+    # Warnings only: the worker's per-reconcile INFO/DEBUG lines would be measured as its work.
+    configure_logging("WARNING")
     one = asyncio.run(converge(1, args.speed, 1))
     critical = one["emulated_s"]
     print(
