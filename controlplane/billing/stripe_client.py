@@ -20,8 +20,9 @@ carries the API key.
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import quote
@@ -177,7 +178,13 @@ class _HttpxTransport(stripe.HTTPClient):
     async def request_stream_async(
         self, method: str, url: str, headers: Mapping[str, str], post_data: Any = None
     ) -> tuple[AsyncIterable[bytes], int, Mapping[str, str]]:
-        raise NotImplementedError("streaming is not used")
+        # No call of ours streams; if the SDK ever asks, answer with the whole body as one chunk.
+        content, status, response_headers = await self.request_async(method, url, headers, post_data)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            yield content
+
+        return chunks(), status, response_headers
 
     def request(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise NotImplementedError("the control plane calls Stripe asynchronously only")
@@ -192,7 +199,8 @@ class _HttpxTransport(stripe.HTTPClient):
         await self._client.aclose()
 
     async def sleep_async(self, secs: float) -> None:
-        raise NotImplementedError("the SDK's retries are off; StripeClient retries")
+        # The SDK's own retries are off (StripeClient retries), so this only runs if they are enabled.
+        await asyncio.sleep(secs)
 
 
 # -- the client ---------------------------------------------------------------------------------

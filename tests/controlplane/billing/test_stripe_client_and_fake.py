@@ -168,3 +168,19 @@ def test_stripe_form_encoding_decodes_to_nested_params() -> None:
     for bad in (b"[x]=1", b"a]=1", b"a=1&a[b]=2", b"\xff=1"):
         with pytest.raises(FormError):
             decode_form(bad)
+
+
+async def test_the_transport_streams_a_whole_body_and_sleeps_on_the_event_loop() -> None:
+    import httpx
+
+    from controlplane.billing.stripe_client import _HttpxTransport
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "cus_1"}, headers={"request-id": "req_1"})
+
+    transport = _HttpxTransport(httpx.AsyncClient(transport=httpx.MockTransport(answer)))
+    chunks, status, headers = await transport.request_stream_async("get", "https://api.stripe.com/v1/x", {})
+    assert status == 200 and headers["request-id"] == "req_1"
+    assert b"".join([c async for c in chunks]) == b'{"id":"cus_1"}'
+    await transport.sleep_async(0)
+    await transport.close_async()
