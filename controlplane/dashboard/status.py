@@ -18,6 +18,7 @@ from controlplane.db.models import FlyResources, Tenant
 from controlplane.db.queue import reconcile_status
 from controlplane.db.reads import autocommit_read
 from controlplane.db.session import Database
+from controlplane.db.tenants import image_of
 from controlplane.enums import BillingStatus, DesiredPower, LifecycleState
 from controlplane.errors import NotFound
 
@@ -115,7 +116,7 @@ async def tenant_status(db: Database, external_id: str, *, default_image: str, n
         desired_power=row.desired_power,
         billing_status=row.billing_status,
         region=row.region,
-        image=row.image_pin or row.desired_image or default_image,  # as DesiredTenant.image
+        image=image_of(row.image_pin, row.desired_image, default_image),
         desired_rev=row.desired_rev,
         observed_rev=observed,
         drift=row.desired_rev != observed,

@@ -33,6 +33,12 @@ FLY: Table = FlyResources.__table__  # type: ignore[assignment]
 TENANTS: Table = Tenant.__table__  # type: ignore[assignment]
 
 
+def image_of(pin: str | None, rollout_image: str | None, default: str) -> str:
+    """The image a tenant's machine should run: its pin, else the image a rollout moved it to, else
+    the fleet default (``CP_OPENCLAW_IMAGE``). The one place this precedence is written."""
+    return pin or rollout_image or default
+
+
 @dataclass(frozen=True, slots=True)
 class KeyState:
     provider: str
@@ -92,7 +98,7 @@ class DesiredTenant:
     def image(self, default: str) -> str:
         """The image the tenant's machine should run: its pin, else the image a rollout moved it to,
         else the fleet default (``CP_OPENCLAW_IMAGE``)."""
-        return self.image_pin or self.desired_image or default
+        return image_of(self.image_pin, self.desired_image, default)
 
     @property
     def usable_providers(self) -> tuple[str, ...]:

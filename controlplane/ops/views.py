@@ -25,6 +25,7 @@ from controlplane.db.models import (
     utcnow,
 )
 from controlplane.db.queue import ReconcileStatus, reconcile_status
+from controlplane.db.tenants import image_of
 from controlplane.enums import BannerKind, LifecycleState
 
 #: A tenant whose reconciles failed this many times in a row is listed as failing.
@@ -87,7 +88,7 @@ async def fleet_view(
             continue
         by_plan[r.plan] += 1
         by_region[r.region] += 1
-        by_desired_image[r.image_pin or r.desired_image or default_image] += 1
+        by_desired_image[image_of(r.image_pin, r.desired_image, default_image)] += 1
         if r.machine_id is not None:
             by_image[r.image_ref or "unknown"] += 1
         reasons: list[str] = []
@@ -173,7 +174,7 @@ async def tenant_view(
             "power": tenant.desired_power.value,
             "billing_status": tenant.billing_status.value,
             "region": tenant.region,
-            "image": tenant.image_pin or tenant.desired_image or default_image,
+            "image": image_of(tenant.image_pin, tenant.desired_image, default_image),
             "image_pin": tenant.image_pin,
             "rollout_image": tenant.desired_image,
             "model_preference": tenant.model_preference,
